@@ -1,0 +1,149 @@
+// Package catalog is the vocabulary every other package shares: streams (tables), their
+// replication method, keys and typed columns, and the catalog a source publishes.
+//
+// A source declares its streams as data; the engine, the destinations, the discover command and
+// the generated docs all read the same declarations, so they cannot disagree.
+package catalog
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Method is how a stream is replicated.
+type Method string
+
+const (
+	// FullTable reads every row on every sync and replaces the destination table atomically.
+	FullTable Method = "FULL_TABLE"
+	// Incremental (CDC) reads rows whose cursor is at or after the bookmark and upserts them by key.
+	Incremental Method = "INCREMENTAL"
+	// AppendOnly reads like Incremental but appends every version it reads; a version already
+	// stored (same key and VersionField value) is not stored twice, so re-reads are harmless.
+	AppendOnly Method = "APPEND_ONLY"
+)
+
+// Type is the logical type of a column. Destinations map it to their own types.
+type Type string
+
+const (
+	Integer   Type = "integer"
+	Number    Type = "number"
+	Boolean   Type = "boolean"
+	Timestamp Type = "timestamp" // ISO 8601 strings or unix seconds in the API; a UTC instant in the destination
+	String    Type = "string"
+	JSON      Type = "json" // nested objects and arrays
+)
+
+// Widen returns the narrowest type that holds values of both a and b without loss.
+// Types only ever widen: integer → number → string; anything mixed with JSON stays JSON
+// only when both are JSON, otherwise it becomes string (JSON text is a string).
+func Widen(a, b Type) Type {
+	if a == b {
+		return a
+	}
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	if (a == Integer && b == Number) || (a == Number && b == Integer) {
+		return Number
+	}
+	return String
+}
+
+// Column is one typed column of a stream.
+type Column struct {
+	Name        string `json:"name"`
+	Type        Type   `json:"type"`
+	Description string `json:"description,omitempty"`
+}
+
+// Stream is one table replicated from a source.
+type Stream struct {
+	Name       string
+	PrimaryKey []string
+	Method     Method
+	// CursorField is the replication key ("date_updated", "date_modified"); empty for FullTable.
+	CursorField string
+	// VersionField identifies one version of a row for AppendOnly streams (with the primary key).
+	VersionField string
+	// Lookback is the attribution window re-read before the bookmark on every sync.
+	Lookback time.Duration
+	// MaxHistory is how far back the API keeps data; zero means unlimited.
+	MaxHistory time.Duration
+	// Settle is how late the API may publish a row (Close's event log: up to 5 minutes). The
+	// bookmark stays this far behind the sync's start so a late row is read next time.
+	Settle time.Duration
+	// Columns are the documented fields. Fields the API sends beyond these are schema drift:
+	// they become extra columns with an inferred type.
+	Columns     []Column
+	Description string
+}
+
+// Column returns the named column and whether the stream declares it.
+func (s Stream) Column(name string) (Column, bool) {
+	for _, c := range s.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// Catalog is what a source publishes: its streams and the version of that table set.
+type Catalog struct {
+	Source        string
+	SchemaVersion int
+	Streams       []Stream
+}
+
+// Stream returns the named stream.
+func (c Catalog) Stream(name string) (Stream, bool) {
+	for _, s := range c.Streams {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
+// Select returns the streams named in names (all when names is empty), in catalog order,
+// or an error naming every unknown stream.
+func (c Catalog) Select(names []string) ([]Stream, error) {
+	if len(names) == 0 {
+		return c.Streams, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []Stream
+	for _, s := range c.Streams {
+		if want[s.Name] {
+			out = append(out, s)
+			delete(want, s.Name)
+		}
+	}
+	if len(want) > 0 {
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("unknown stream(s) %v for source %s; known: %v", unknown, c.Source, c.Names())
+	}
+	return out, nil
+}
+
+// Names lists the stream names in catalog order.
+func (c Catalog) Names() []string {
+	out := make([]string, len(c.Streams))
+	for i, s := range c.Streams {
+		out[i] = s.Name
+	}
+	return out
+}

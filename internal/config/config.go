@@ -1,0 +1,230 @@
+// Package config loads crmsync's settings from a YAML file, the environment and flags
+// (flags win over the file, the file over the environment), and validates them before any
+// request is made.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is every setting of a sync. The YAML keys are the field tags.
+type Config struct {
+	Source    string   `yaml:"source"`     // close | copper
+	APIKey    string   `yaml:"api_key"`    // better from CLOSE_API_KEY / COPPER_API_KEY
+	UserEmail string   `yaml:"user_email"` // Copper only
+	StartDate string   `yaml:"start_date"` // MM/DD/YYYY, YYYY-MM-DD or RFC 3339
+	BaseURL   string   `yaml:"base_url"`   // scheme and host only
+	Dest      string   `yaml:"dest"`       // sqlite:PATH or postgres://…
+	Schema    string   `yaml:"schema"`     // namespace in the destination
+	Streams   []string `yaml:"streams"`    // empty: all
+
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Concurrency       int     `yaml:"concurrency"`
+	BatchSize         int     `yaml:"batch_size"`
+	// AllowInsecureHTTP permits an http:// base URL that is not a loopback address.
+	AllowInsecureHTTP bool   `yaml:"allow_insecure_http"`
+	LogLevel          string `yaml:"log_level"`  // debug | info | warn | error
+	LogFormat         string `yaml:"log_format"` // text | json
+}
+
+// Sources are the known source names.
+var Sources = []string{"close", "copper"}
+
+// Load reads a YAML config file. Unknown keys and wrong types are errors naming the key.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config file: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes YAML config text; name is used in error messages.
+func Parse(data []byte, name string) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config file %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return c, nil
+}
+
+// FromEnv returns the settings the environment supplies for a source.
+func FromEnv(source string, getenv func(string) string) Config {
+	var c Config
+	switch source {
+	case "close":
+		c.APIKey = getenv("CLOSE_API_KEY")
+	case "copper":
+		c.APIKey = getenv("COPPER_API_KEY")
+		c.UserEmail = getenv("COPPER_USER_EMAIL")
+	}
+	c.Dest = getenv("CRMSYNC_DEST")
+	c.StartDate = getenv("CRMSYNC_START_DATE")
+	return c
+}
+
+// Overlay returns base with every non-zero field of top applied over it.
+func Overlay(base, top Config) Config {
+	if top.Source != "" {
+		base.Source = top.Source
+	}
+	if top.APIKey != "" {
+		base.APIKey = top.APIKey
+	}
+	if top.UserEmail != "" {
+		base.UserEmail = top.UserEmail
+	}
+	if top.StartDate != "" {
+		base.StartDate = top.StartDate
+	}
+	if top.BaseURL != "" {
+		base.BaseURL = top.BaseURL
+	}
+	if top.Dest != "" {
+		base.Dest = top.Dest
+	}
+	if top.Schema != "" {
+		base.Schema = top.Schema
+	}
+	if len(top.Streams) > 0 {
+		base.Streams = top.Streams
+	}
+	if top.RequestsPerSecond != 0 {
+		base.RequestsPerSecond = top.RequestsPerSecond
+	}
+	if top.Concurrency != 0 {
+		base.Concurrency = top.Concurrency
+	}
+	if top.BatchSize != 0 {
+		base.BatchSize = top.BatchSize
+	}
+	if top.AllowInsecureHTTP {
+		base.AllowInsecureHTTP = true
+	}
+	if top.LogLevel != "" {
+		base.LogLevel = top.LogLevel
+	}
+	if top.LogFormat != "" {
+		base.LogFormat = top.LogFormat
+	}
+	return base
+}
+
+// CheckSource validates the source name.
+func (c Config) CheckSource() error {
+	for _, s := range Sources {
+		if c.Source == s {
+			return nil
+		}
+	}
+	if c.Source == "" {
+		return errors.New("source: missing; set --source (close or copper) or source in the config file")
+	}
+	return fmt.Errorf("source: %q is not a known source (close or copper)", c.Source)
+}
+
+// CheckCredentials validates what a source needs to authenticate.
+func (c Config) CheckCredentials() error {
+	if err := c.CheckSource(); err != nil {
+		return err
+	}
+	env := strings.ToUpper(c.Source) + "_API_KEY"
+	if strings.TrimSpace(c.APIKey) == "" {
+		return fmt.Errorf("api_key: missing; set %s in the environment (or --api-key, or api_key in the config file)", env)
+	}
+	if c.Source == "copper" && strings.TrimSpace(c.UserEmail) == "" {
+		return errors.New("user_email: missing; Copper needs the email of the user who owns the API key: set COPPER_USER_EMAIL, --user-email, or user_email in the config file")
+	}
+	if c.BaseURL != "" {
+		if err := CheckBaseURL(c.BaseURL, c.AllowInsecureHTTP); err != nil {
+			return err
+		}
+	}
+	if c.RequestsPerSecond < 0 {
+		return errors.New("requests_per_second: must not be negative")
+	}
+	return nil
+}
+
+// CheckBaseURL accepts an absolute http(s) URL of scheme and host only. Plain http is allowed
+// for loopback addresses (simulators, local proxies) and otherwise only when allowInsecure.
+func CheckBaseURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("base_url: %q is not an absolute URL; write it with its scheme, e.g. https://api.example.com", raw)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return fmt.Errorf("base_url: %q has a path; give only scheme and host (the API paths are added by crmsync)", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecure && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("base_url: %q uses plain http to a non-loopback host; use https, or pass --allow-insecure-http", raw)
+		}
+	default:
+		return fmt.Errorf("base_url: scheme %q is not http or https", u.Scheme)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// StartTime parses and validates the start date.
+func (c Config) StartTime(now time.Time) (time.Time, error) {
+	if strings.TrimSpace(c.StartDate) == "" {
+		return time.Time{}, errors.New("start_date: missing; set --start-date (e.g. 2024-01-01 or 01/31/2024) or start_date in the config file")
+	}
+	return ParseStartDate(c.StartDate, now)
+}
+
+// ParseStartDate accepts MM/DD/YYYY (the vendor form), YYYY-MM-DD and RFC 3339. Dates are
+// midnight UTC. Anything else, or a date in the future, is an error.
+func ParseStartDate(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	var t time.Time
+	var err error
+	switch {
+	case strings.Contains(s, "/"):
+		t, err = time.Parse("01/02/2006", s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("start_date: %q is not a valid MM/DD/YYYY date (month first, four-digit year)", s)
+		}
+	case strings.Contains(s, "T"):
+		t, err = time.Parse(time.RFC3339, s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("start_date: %q is not a valid RFC 3339 time (e.g. 2024-01-31T00:00:00Z)", s)
+		}
+	default:
+		t, err = time.Parse("2006-01-02", s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("start_date: %q is not a date; use YYYY-MM-DD, MM/DD/YYYY or RFC 3339", s)
+		}
+	}
+	t = t.UTC()
+	if t.After(now) {
+		return time.Time{}, fmt.Errorf("start_date: %s is in the future", t.Format(time.RFC3339))
+	}
+	if t.Year() < 1970 {
+		return time.Time{}, fmt.Errorf("start_date: %s is before 1970", t.Format("2006-01-02"))
+	}
+	return t, nil
+}

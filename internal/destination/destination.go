@@ -1,0 +1,70 @@
+// Package destination defines what a destination must guarantee. Implementations live in
+// sub-packages (sqlite, postgres); contract_test-style checks every one of them runs live in
+// destinationtest.
+package destination
+
+import (
+	"context"
+	"errors"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// Metadata columns on every table.
+const (
+	ExtractedAtColumn = "_crmsync_extracted_at"
+	DeletedAtColumn   = "_crmsync_deleted_at"
+)
+
+// MetadataColumns are appended to every stream's columns.
+var MetadataColumns = []catalog.Column{
+	{Name: ExtractedAtColumn, Type: catalog.Timestamp, Description: "when the sync that wrote this row started (UTC)"},
+	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
+}
+
+// Table identifies one destination table: the stream of a source.
+type Table struct {
+	Source string
+	Stream catalog.Stream
+}
+
+// Batch is a set of rows for one table. Rows are aligned with Columns; each value is nil,
+// int64, float64, bool, time.Time or string (JSON columns carry JSON text).
+type Batch struct {
+	Table   Table
+	Columns []catalog.Column
+	Rows    [][]any
+}
+
+// Destination stores tables and their state. Every method is safe for concurrent use by the
+// streams of one sync.
+type Destination interface {
+	// Lock claims the source for this process so two syncs of one source never interleave.
+	// The returned func releases it. A second claim fails with ErrLocked.
+	Lock(ctx context.Context, source string) (release func(), err error)
+	// Prepare creates the table or evolves it so it holds cols (adding columns, widening
+	// types; never dropping or narrowing), and returns the table's columns afterwards.
+	Prepare(ctx context.Context, t Table, cols []catalog.Column) ([]catalog.Column, error)
+	// State returns the saved state of every stream of the source.
+	State(ctx context.Context, source string) (state.Source, error)
+	// Write stores b (upsert by primary key for Incremental, insert-if-new-version for
+	// AppendOnly) and the stream's state in one transaction: both or neither.
+	Write(ctx context.Context, b Batch, st state.Stream) error
+	// Replace starts an atomic replacement of a FullTable stream's rows.
+	Replace(ctx context.Context, t Table) (Replacement, error)
+	// Close releases the connection.
+	Close() error
+}
+
+// Replacement stages the new contents of a table. Readers keep seeing the old contents until
+// Commit swaps them in, in one transaction with the state.
+type Replacement interface {
+	Write(ctx context.Context, b Batch) error
+	Commit(ctx context.Context, st state.Stream) error
+	// Abort drops what was staged; the table keeps its old contents.
+	Abort(ctx context.Context) error
+}
+
+// ErrLocked is returned by Lock when another sync of the same source holds the lock.
+var ErrLocked = errors.New("another sync of this source is running against this destination")

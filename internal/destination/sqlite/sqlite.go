@@ -1,0 +1,580 @@
+// Package sqlite is the embedded default destination: one SQLite file (pure Go driver, no cgo).
+//
+// Naming: a table is named after its stream; with a schema (namespace) it is "<schema>_<stream>",
+// which lets several sources share one file. Column names are the API's field names, quoted.
+// Types: INTEGER, REAL, BOOLEAN (0/1), TIMESTAMP (UTC text "2006-01-02T15:04:05.000000Z", which
+// sorts in time order), TEXT and JSON (JSON text). The declared type is how the logical type is
+// read back, so no side table is needed; widening rebuilds the table in one transaction.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// TimeLayout is how timestamps are stored: fixed width, so text order is time order.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// metaVersion is the version of crmsync's own bookkeeping tables in the file.
+const metaVersion = 1
+
+// Destination writes to one SQLite file.
+type Destination struct {
+	path   string
+	schema string
+	db     *sql.DB
+	// mu serialises write transactions: SQLite has one writer, and holding the lock in Go
+	// avoids busy-retry storms between the streams of one sync.
+	mu sync.Mutex
+}
+
+// Open opens (creating with mode 0600 if needed) the SQLite file at path. Tables are prefixed
+// with "<schema>_" when schema is not empty.
+func Open(ctx context.Context, path, schema string) (*Destination, error) {
+	if path == "" {
+		return nil, errors.New("sqlite destination: empty file path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("sqlite destination: directory %s does not exist", dir)
+		}
+	}
+	// Create the file ourselves so its mode is 0600; SQLite gives its journal files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite destination: open %s: %w", path, err)
+	}
+	f.Close()
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(off)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite destination: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	d := &Destination{path: path, schema: schema, db: db}
+	if err := d.init(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Destination) init(ctx context.Context) error {
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS _crmsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS _crmsync_state (source TEXT NOT NULL, stream TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (source, stream))`,
+		`CREATE TABLE IF NOT EXISTS _crmsync_tables (table_name TEXT PRIMARY KEY, source TEXT NOT NULL, stream TEXT NOT NULL)`,
+	}
+	for _, s := range stmts {
+		if _, err := d.db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("sqlite destination: initialise %s: %w", d.path, err)
+		}
+	}
+	var v string
+	err := d.db.QueryRowContext(ctx, `SELECT value FROM _crmsync_meta WHERE key = 'format_version'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = d.db.ExecContext(ctx, `INSERT INTO _crmsync_meta (key, value) VALUES ('format_version', ?)`, fmt.Sprint(metaVersion))
+		if err != nil {
+			return fmt.Errorf("sqlite destination: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("sqlite destination: read format version: %w", err)
+	case v != fmt.Sprint(metaVersion):
+		return fmt.Errorf("sqlite destination: %s was written by a release with format version %s; this release reads version %d", d.path, v, metaVersion)
+	}
+	return nil
+}
+
+// DB exposes the connection for tests and tools that read the replica.
+func (d *Destination) DB() *sql.DB { return d.db }
+
+// Close closes the database.
+func (d *Destination) Close() error { return d.db.Close() }
+
+// TableName is the SQLite table a stream is written to.
+func (d *Destination) TableName(stream string) string {
+	if d.schema == "" {
+		return stream
+	}
+	return d.schema + "_" + stream
+}
+
+// Lock takes an exclusive OS lock on a file next to the database, released by the kernel if the
+// process dies, so a crashed sync never leaves a stale lock behind.
+func (d *Destination) Lock(ctx context.Context, source string) (func(), error) {
+	return lockFile(d.path + ".crmsync-" + source + ".lock")
+}
+
+// Prepare creates or evolves the table.
+func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []catalog.Column) ([]catalog.Column, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	name := d.TableName(t.Stream.Name)
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	if err := claim(ctx, tx, name, t); err != nil {
+		return nil, err
+	}
+	existing, err := tableColumns(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []catalog.Column
+	if existing == nil {
+		if _, err := tx.ExecContext(ctx, createTableSQL(name, t.Stream, cols)); err != nil {
+			return nil, fmt.Errorf("create table %s: %w", name, err)
+		}
+		for _, s := range indexSQL(name, t.Stream) {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return nil, fmt.Errorf("create index on %s: %w", name, err)
+			}
+		}
+		out = cols
+	} else {
+		merged, added, widened := merge(existing, cols)
+		for _, c := range added {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(name), quote(c.Name), sqlType(c.Type))); err != nil {
+				return nil, fmt.Errorf("add column %s.%s: %w", name, c.Name, err)
+			}
+		}
+		if widened {
+			if err := rebuild(ctx, tx, name, t.Stream, merged); err != nil {
+				return nil, err
+			}
+		}
+		out = merged
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// claim records which source owns a table, so two sources never write into one table.
+func claim(ctx context.Context, tx *sql.Tx, name string, t destination.Table) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT source FROM _crmsync_tables WHERE table_name = ?`, name).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.ExecContext(ctx, `INSERT INTO _crmsync_tables (table_name, source, stream) VALUES (?, ?, ?)`, name, t.Source, t.Stream.Name)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if owner != t.Source {
+		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", name, owner, t.Source)
+	}
+	return nil
+}
+
+func tableColumns(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, name string) ([]catalog.Column, error) {
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("PRAGMA table_info(%s)", quote(name)))
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var cols []catalog.Column
+	for rows.Next() {
+		var (
+			cid, notnull, pk int
+			colName, typ     string
+			dflt             sql.NullString
+		)
+		if err := rows.Scan(&cid, &colName, &typ, &notnull, &dflt, &pk); err != nil {
+			return nil, err
+		}
+		cols = append(cols, catalog.Column{Name: colName, Type: logicalType(typ)})
+	}
+	return cols, rows.Err()
+}
+
+// merge returns existing columns (types widened to hold want) plus the wanted ones missing.
+func merge(existing, want []catalog.Column) (merged, added []catalog.Column, widened bool) {
+	idx := map[string]int{}
+	merged = append(merged, existing...)
+	for i, c := range merged {
+		idx[c.Name] = i
+	}
+	for _, c := range want {
+		i, ok := idx[c.Name]
+		if !ok {
+			idx[c.Name] = len(merged)
+			merged = append(merged, c)
+			added = append(added, c)
+			continue
+		}
+		if w := catalog.Widen(merged[i].Type, c.Type); w != merged[i].Type {
+			merged[i].Type = w
+			widened = true
+		}
+	}
+	return merged, added, widened
+}
+
+// rebuild re-creates the table with wider column types and copies the rows over. SQLite cannot
+// alter a column's type, and storing text in an INTEGER column would turn "007" into 7.
+func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, cols []catalog.Column) error {
+	tmp := "_crmsync_rebuild_" + name
+	stmts := []string{
+		"DROP TABLE IF EXISTS " + quote(tmp),
+		createTableSQL(tmp, s, cols),
+		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), columnList(cols), columnList(cols), quote(name)),
+		"DROP TABLE " + quote(name),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(name)),
+	}
+	stmts = append(stmts, indexSQL(name, s)...)
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st); err != nil {
+			return fmt.Errorf("widen columns of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (", quote(name))
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quote(c.Name) + " " + sqlType(c.Type))
+	}
+	if s.Method != catalog.AppendOnly && len(s.PrimaryKey) > 0 {
+		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", quotedList(s.PrimaryKey))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func indexSQL(name string, s catalog.Stream) []string {
+	if s.Method != catalog.AppendOnly {
+		return nil
+	}
+	// Append-only tables keep every version; this index makes "is this version stored?" cheap.
+	cols := append(append([]string{}, s.PrimaryKey...), s.VersionField)
+	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ix_"+name+"_version"), quote(name), quotedList(cols))}
+}
+
+func sqlType(t catalog.Type) string {
+	switch t {
+	case catalog.Integer:
+		return "INTEGER"
+	case catalog.Number:
+		return "REAL"
+	case catalog.Boolean:
+		return "BOOLEAN"
+	case catalog.Timestamp:
+		return "TIMESTAMP"
+	case catalog.JSON:
+		return "JSON"
+	default:
+		return "TEXT"
+	}
+}
+
+func logicalType(sqlType string) catalog.Type {
+	switch strings.ToUpper(sqlType) {
+	case "INTEGER":
+		return catalog.Integer
+	case "REAL":
+		return catalog.Number
+	case "BOOLEAN":
+		return catalog.Boolean
+	case "TIMESTAMP":
+		return catalog.Timestamp
+	case "JSON":
+		return catalog.JSON
+	default:
+		return catalog.String
+	}
+}
+
+// State reads the saved state of a source's streams.
+func (d *Destination) State(ctx context.Context, source string) (state.Source, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT stream, state FROM _crmsync_state WHERE source = ?`, d.stateKey(source))
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer rows.Close()
+	out := state.Source{}
+	for rows.Next() {
+		var stream, raw string
+		if err := rows.Scan(&stream, &raw); err != nil {
+			return nil, err
+		}
+		st, err := state.Unmarshal([]byte(raw))
+		if err != nil {
+			return nil, fmt.Errorf("state of %s.%s: %w", source, stream, err)
+		}
+		out[stream] = st
+	}
+	return out, rows.Err()
+}
+
+// stateKey keeps the state of one source in different schemas apart.
+func (d *Destination) stateKey(source string) string {
+	if d.schema == "" {
+		return source
+	}
+	return d.schema + "/" + source
+}
+
+func (d *Destination) saveState(ctx context.Context, tx *sql.Tx, source, stream string, st state.Stream) error {
+	raw, err := state.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO _crmsync_state (source, stream, state, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (source, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+		d.stateKey(source), stream, string(raw), time.Now().UTC().Format(TimeLayout))
+	if err != nil {
+		return fmt.Errorf("save state of %s.%s: %w", source, stream, err)
+	}
+	return nil
+}
+
+// Write stores a batch and the stream state in one transaction.
+func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	name := d.TableName(b.Table.Stream.Name)
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	var query string
+	if b.Table.Stream.Method == catalog.AppendOnly {
+		query = appendSQL(name, b.Table.Stream, b.Columns)
+	} else {
+		query = upsertSQL(name, b.Table.Stream, b.Columns)
+	}
+	if err := insertRows(ctx, tx, query, b.Rows, b.Table.Stream.Method == catalog.AppendOnly, b.Columns, b.Table.Stream); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := d.saveState(ctx, tx, b.Table.Source, b.Table.Stream.Name, st); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit %s: %w", name, err)
+	}
+	return nil
+}
+
+func insertRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any, appendOnly bool, cols []catalog.Column, s catalog.Stream) error {
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	var keyIdx []int
+	if appendOnly {
+		keyIdx = columnIndexes(cols, append(append([]string{}, s.PrimaryKey...), s.VersionField))
+	}
+	args := make([]any, 0, len(cols)+len(keyIdx))
+	for _, row := range rows {
+		args = args[:0]
+		for _, v := range row {
+			args = append(args, sqlValue(v))
+		}
+		for _, i := range keyIdx {
+			args = append(args, sqlValue(row[i]))
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func columnIndexes(cols []catalog.Column, names []string) []int {
+	out := make([]int, len(names))
+	for i, n := range names {
+		out[i] = -1
+		for j, c := range cols {
+			if c.Name == n {
+				out[i] = j
+			}
+		}
+	}
+	return out
+}
+
+func sqlValue(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Format(TimeLayout)
+	case bool:
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return v
+}
+
+// upsertSQL replaces an existing row only with a version at least as new (by cursor), so a
+// batch that carries an older copy of a row (re-reads, descending listings) never regresses it.
+func upsertSQL(name string, s catalog.Stream, cols []catalog.Column) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s)", quote(name), columnList(cols), placeholders(len(cols)))
+	pk := map[string]bool{}
+	for _, k := range s.PrimaryKey {
+		pk[k] = true
+	}
+	var sets []string
+	for _, c := range cols {
+		if !pk[c.Name] {
+			sets = append(sets, fmt.Sprintf("%s = excluded.%s", quote(c.Name), quote(c.Name)))
+		}
+	}
+	if len(sets) == 0 {
+		fmt.Fprintf(&b, " ON CONFLICT (%s) DO NOTHING", quotedList(s.PrimaryKey))
+		return b.String()
+	}
+	fmt.Fprintf(&b, " ON CONFLICT (%s) DO UPDATE SET %s", quotedList(s.PrimaryKey), strings.Join(sets, ", "))
+	if s.CursorField != "" {
+		c := quote(s.CursorField)
+		fmt.Fprintf(&b, " WHERE excluded.%s IS NULL OR %s.%s IS NULL OR excluded.%s >= %s.%s", c, quote(name), c, c, quote(name), c)
+	}
+	return b.String()
+}
+
+// appendSQL inserts a row unless the same version (primary key + version field) is stored.
+func appendSQL(name string, s catalog.Stream, cols []catalog.Column) string {
+	keys := append(append([]string{}, s.PrimaryKey...), s.VersionField)
+	conds := make([]string, len(keys))
+	for i, k := range keys {
+		conds[i] = fmt.Sprintf("%s IS ?", quote(k))
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %s)",
+		quote(name), columnList(cols), placeholders(len(cols)), quote(name), strings.Join(conds, " AND "))
+}
+
+// Replace stages a full-table replacement.
+func (d *Destination) Replace(ctx context.Context, t destination.Table) (destination.Replacement, error) {
+	name := d.TableName(t.Stream.Name)
+	r := &replacement{d: d, table: t, name: name, stage: "_crmsync_stage_" + name}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// A stage left by a crashed sync is stale: start over.
+	if _, err := d.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(r.stage)); err != nil {
+		return nil, fmt.Errorf("replace %s: %w", name, err)
+	}
+	return r, nil
+}
+
+type replacement struct {
+	d      *Destination
+	table  destination.Table
+	name   string
+	stage  string
+	staged []catalog.Column // columns of the stage table, nil until the first write
+}
+
+func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	tx, err := r.d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", r.name, err)
+	}
+	defer tx.Rollback()
+	if r.staged == nil {
+		stream := r.table.Stream
+		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, stream, b.Columns)); err != nil {
+			return fmt.Errorf("stage %s: %w", r.name, err)
+		}
+		r.staged = b.Columns
+	} else {
+		merged, added, _ := merge(r.staged, b.Columns)
+		for _, c := range added {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(r.stage), quote(c.Name), sqlType(c.Type))); err != nil {
+				return fmt.Errorf("stage %s: %w", r.name, err)
+			}
+		}
+		r.staged = merged
+	}
+	if err := insertRows(ctx, tx, upsertSQL(r.stage, r.table.Stream, b.Columns), b.Rows, false, b.Columns, r.table.Stream); err != nil {
+		return fmt.Errorf("stage %s: %w", r.name, err)
+	}
+	return tx.Commit()
+}
+
+func (r *replacement) Commit(ctx context.Context, st state.Stream) error {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	tx, err := r.d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("replace %s: %w", r.name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+quote(r.name)); err != nil {
+		return fmt.Errorf("replace %s: %w", r.name, err)
+	}
+	if r.staged != nil {
+		cols := columnList(r.staged)
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", quote(r.name), cols, cols, quote(r.stage))); err != nil {
+			return fmt.Errorf("replace %s: %w", r.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "DROP TABLE "+quote(r.stage)); err != nil {
+			return fmt.Errorf("replace %s: %w", r.name, err)
+		}
+	}
+	if err := r.d.saveState(ctx, tx, r.table.Source, r.table.Stream.Name, st); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("replace %s: %w", r.name, err)
+	}
+	return nil
+}
+
+func (r *replacement) Abort(ctx context.Context) error {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	_, err := r.d.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(r.stage))
+	return err
+}
+
+func quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
+
+func quotedList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func columnList(cols []catalog.Column) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quote(c.Name)
+	}
+	return strings.Join(q, ", ")
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

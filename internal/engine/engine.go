@@ -1,0 +1,180 @@
+// Package engine runs a sync: it picks the streams, works out each stream's window from the
+// start date, bookmark, attribution window and history limit, reads the streams concurrently,
+// batches their records and hands each batch to the destination together with the bookmark
+// that batch justifies. It never moves a bookmark past data that is not written.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// Options tune a sync.
+type Options struct {
+	StartDate   time.Time // earliest data on a first sync
+	Streams     []string  // empty: all
+	BatchSize   int       // rows per destination transaction; zero: 5000
+	Concurrency int       // streams read at once; zero: 4
+	// FlushInterval bounds how long read rows wait before they are committed; zero: 5s.
+	FlushInterval time.Duration
+	Now           func() time.Time // zero: time.Now
+	Logger        *slog.Logger     // zero: discard
+	// Progress, when set, is called after every commit with the stream's running row count.
+	Progress func(stream string, rows int64)
+}
+
+// StreamReport says what happened to one stream.
+type StreamReport struct {
+	Stream   string
+	Method   catalog.Method
+	Rows     int64
+	From, To time.Time // window read (zero for full-table streams)
+	Bookmark time.Time // saved bookmark after the sync
+	Duration time.Duration
+	Notes    []string
+	Err      error
+}
+
+// Report says what happened in one sync.
+type Report struct {
+	Source    string
+	StartedAt time.Time
+	Duration  time.Duration
+	Streams   []StreamReport
+	Requests  source.RequestStats
+}
+
+// Failed lists the streams that did not finish.
+func (r Report) Failed() []StreamReport {
+	var out []StreamReport
+	for _, s := range r.Streams {
+		if s.Err != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Rows is the total number of rows written.
+func (r Report) Rows() int64 {
+	var n int64
+	for _, s := range r.Streams {
+		n += s.Rows
+	}
+	return n
+}
+
+// ErrStreamsFailed is returned (wrapped) when at least one stream failed; the others committed.
+var ErrStreamsFailed = errors.New("some streams failed")
+
+// Run syncs the selected streams of src into dst.
+func Run(ctx context.Context, src source.Source, dst destination.Destination, opts Options) (Report, error) {
+	opts = withDefaults(opts)
+	cat := src.Catalog()
+	streams, err := cat.Select(opts.Streams)
+	if err != nil {
+		return Report{}, err
+	}
+	release, err := dst.Lock(ctx, cat.Source)
+	if err != nil {
+		return Report{}, fmt.Errorf("lock %s: %w", cat.Source, err)
+	}
+	defer release()
+
+	saved, err := dst.State(ctx, cat.Source)
+	if err != nil {
+		return Report{}, err
+	}
+	started := opts.Now().UTC()
+	rep := Report{Source: cat.Source, StartedAt: started, Streams: make([]StreamReport, len(streams))}
+
+	sem := make(chan struct{}, opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				rep.Streams[i] = StreamReport{Stream: s.Name, Method: s.Method, Err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started}
+			rep.Streams[i] = r.run(ctx)
+		}()
+	}
+	wg.Wait()
+	rep.Duration = opts.Now().Sub(started)
+	rep.Requests = src.Stats()
+	if failed := rep.Failed(); len(failed) > 0 {
+		names := make([]string, len(failed))
+		for i, f := range failed {
+			names[i] = f.Stream
+		}
+		sort.Strings(names)
+		return rep, fmt.Errorf("%w: %v", ErrStreamsFailed, names)
+	}
+	return rep, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 5000
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Window computes the range a stream reads: from = max(start date, bookmark − lookback,
+// now − max history), to = the sync's start. It also says when the history limit clipped it.
+func Window(s catalog.Stream, startDate, bookmark, now time.Time) (w source.Window, clipped bool) {
+	from := startDate
+	if !bookmark.IsZero() {
+		if b := bookmark.Add(-s.Lookback); b.After(from) {
+			from = b
+		}
+	}
+	if s.MaxHistory > 0 {
+		if limit := now.Add(-s.MaxHistory); limit.After(from) {
+			from = limit
+			clipped = true
+		}
+	}
+	return source.Window{From: from.UTC(), To: now.UTC()}, clipped
+}
+
+// flushState is the state a batch commits: the newest justified bookmark, never older than
+// the saved one (rows before a saved bookmark were already durable), never past the sync start.
+func flushState(prev state.Stream, checkpoint, limit time.Time, schemaVersion int, started time.Time) state.Stream {
+	b := prev.Bookmark
+	if checkpoint.After(limit) {
+		checkpoint = limit
+	}
+	if checkpoint.After(b) {
+		b = checkpoint
+	}
+	return state.Stream{Bookmark: b, SchemaVersion: schemaVersion, LastSyncAt: started}
+}

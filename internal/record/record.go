@@ -1,0 +1,208 @@
+// Package record holds the in-flight form of an API record and the conversion of its values
+// to the typed values destinations store.
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+)
+
+// Record is one API object as decoded JSON. Numbers are json.Number so that integers beyond
+// 2^53 (Copper activity ids) and the integer/number distinction survive decoding.
+type Record map[string]any
+
+// Decode reads one JSON value with numbers kept exact.
+func Decode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("unexpected data after JSON value")
+	}
+	return nil
+}
+
+// Infer returns the logical type of a decoded JSON value, or "" for null (unknown yet).
+func Infer(v any) catalog.Type {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case bool:
+		return catalog.Boolean
+	case json.Number:
+		if _, err := x.Int64(); err == nil {
+			return catalog.Integer
+		}
+		if f, err := x.Float64(); err == nil && !math.IsInf(f, 0) && strings.ContainsAny(string(x), ".eE") {
+			return catalog.Number
+		}
+		return catalog.String // an integer beyond int64 is kept exact as text
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return catalog.Integer
+		}
+		return catalog.Number
+	case int, int64:
+		return catalog.Integer
+	case string:
+		return catalog.String
+	case map[string]any, []any:
+		return catalog.JSON
+	default:
+		return catalog.String
+	}
+}
+
+// Fits reports whether v can be stored in a column of type t without loss.
+func Fits(v any, t catalog.Type) bool {
+	if v == nil {
+		return true
+	}
+	switch t {
+	case catalog.String:
+		return true
+	case catalog.JSON:
+		_, obj := v.(map[string]any)
+		_, arr := v.([]any)
+		return obj || arr
+	case catalog.Timestamp:
+		_, err := ParseTime(v)
+		return err == nil
+	case catalog.Number:
+		it := Infer(v)
+		return it == catalog.Number || it == catalog.Integer
+	default:
+		return Infer(v) == t
+	}
+}
+
+// Convert turns a decoded JSON value into the Go value stored for a column of type t:
+// int64, float64, bool, time.Time (UTC), string (JSON text for catalog.JSON), or nil.
+// Callers check Fits first; Convert reports an error when the value does not fit.
+func Convert(v any, t catalog.Type) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch t {
+	case catalog.Integer:
+		switch x := v.(type) {
+		case json.Number:
+			return x.Int64()
+		case float64:
+			if x == math.Trunc(x) {
+				return int64(x), nil
+			}
+		case int64:
+			return x, nil
+		case int:
+			return int64(x), nil
+		}
+	case catalog.Number:
+		switch x := v.(type) {
+		case json.Number:
+			return x.Float64()
+		case float64:
+			return x, nil
+		case int64:
+			return float64(x), nil
+		case int:
+			return float64(x), nil
+		}
+	case catalog.Boolean:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case catalog.Timestamp:
+		return ParseTime(v)
+	case catalog.JSON:
+		switch v.(type) {
+		case map[string]any, []any:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			return string(b), nil
+		}
+	case catalog.String:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case json.Number:
+			return string(x), nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		case map[string]any, []any:
+			b, err := json.Marshal(x)
+			if err != nil {
+				return nil, err
+			}
+			return string(b), nil
+		default:
+			return fmt.Sprint(x), nil
+		}
+	}
+	return nil, fmt.Errorf("value %s does not fit a %s column", preview(v), t)
+}
+
+// ParseTime reads the instants both APIs send: ISO 8601 strings with or without offset or
+// fraction (naive means UTC, as Close's event log sends them) and unix seconds (Copper).
+func ParseTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return time.Unix(n, 0).UTC(), nil
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("not a timestamp: %s", preview(v))
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	case float64:
+		sec, frac := math.Modf(x)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	case int64:
+		return time.Unix(x, 0).UTC(), nil
+	case string:
+		return ParseISOTime(x)
+	}
+	return time.Time{}, fmt.Errorf("not a timestamp: %s", preview(v))
+}
+
+var isoLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04",
+}
+
+// ParseISOTime parses an ISO 8601 date-time; a value without offset is taken as UTC.
+func ParseISOTime(s string) (time.Time, error) {
+	for _, layout := range isoLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not an ISO 8601 date-time: %s", preview(s))
+}
+
+func preview(v any) string {
+	s := fmt.Sprintf("%v", v)
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strconv.Quote(s)
+}
