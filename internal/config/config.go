@@ -4,13 +4,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -49,15 +49,60 @@ func Load(path string) (Config, error) {
 	return Parse(data, path)
 }
 
-// Parse decodes YAML config text; name is used in error messages.
+// Parse decodes YAML config text; name is used in error messages. Each key is decoded on its
+// own so that an unknown key or a wrong type is reported with the key's name and line.
 func Parse(data []byte, name string) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return Config{}, fmt.Errorf("config file %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	if len(doc.Content) == 0 {
+		return c, nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return Config{}, fmt.Errorf("config file %s: line %d: expected a mapping of settings (key: value)", name, root.Line)
+	}
+	fields := map[string]reflect.Value{}
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		fields[v.Type().Field(i).Tag.Get("yaml")] = v.Field(i)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i], root.Content[i+1]
+		f, ok := fields[key.Value]
+		if !ok {
+			return Config{}, fmt.Errorf("config file %s: line %d: unknown setting %q (known: %s)", name, key.Line, key.Value, strings.Join(knownKeys(fields), ", "))
+		}
+		if err := val.Decode(f.Addr().Interface()); err != nil {
+			return Config{}, fmt.Errorf("config file %s: line %d: %s: expected %s, got %q", name, key.Line, key.Value, kindName(f.Kind()), val.Value)
+		}
+	}
 	return c, nil
+}
+
+func knownKeys(fields map[string]reflect.Value) []string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Int:
+		return "a whole number"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list"
+	}
+	return "a string"
 }
 
 // FromEnv returns the settings the environment supplies for a source.

@@ -1,0 +1,175 @@
+package apiclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// scripted answers the i-th request with steps[i] (the last step repeats).
+func scripted(t *testing.T, steps ...func(w http.ResponseWriter)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1)) - 1
+		if i >= len(steps) {
+			i = len(steps) - 1
+		}
+		steps[i](w)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func status(code int, header map[string]string, body string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(code)
+		w.Write([]byte(body))
+	}
+}
+
+var ok = status(200, nil, `{"data": [1, 2]}`)
+
+func decodeData(r Response) error {
+	var v struct {
+		Data *[]int `json:"data"`
+	}
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return err
+	}
+	if v.Data == nil {
+		return errors.New("no data")
+	}
+	return nil
+}
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name         string
+		steps        []func(http.ResponseWriter)
+		wantRequests int64
+		wantErr      string
+		minWait      time.Duration
+	}{
+		{"ok", []func(http.ResponseWriter){ok}, 1, "", 0},
+		{"429 RateLimit header", []func(http.ResponseWriter){status(429, map[string]string{"RateLimit": "limit=10, remaining=0, reset=0.3"}, ""), ok}, 2, "", 250 * time.Millisecond},
+		{"429 Retry-After", []func(http.ResponseWriter){status(429, map[string]string{"Retry-After": "1"}, ""), ok}, 2, "", 900 * time.Millisecond},
+		{"429 body error.rate_reset", []func(http.ResponseWriter){status(429, nil, `{"error": {"rate_reset": 0.3}}`), ok}, 2, "", 250 * time.Millisecond},
+		{"429 body top-level rate_reset", []func(http.ResponseWriter){status(429, nil, `{"rate_reset": 0.3}`), ok}, 2, "", 250 * time.Millisecond},
+		{"429 no hint", []func(http.ResponseWriter){status(429, nil, ""), status(429, nil, ""), ok}, 3, "", 0},
+		{"5xx then ok", []func(http.ResponseWriter){status(502, nil, "<html>bad gateway</html>"), status(503, nil, ""), ok}, 3, "", 0},
+		{"truncated JSON", []func(http.ResponseWriter){status(200, nil, `{"data": [1, 2`), ok}, 2, "", 0},
+		{"HTML with 200", []func(http.ResponseWriter){status(200, nil, `<html>maintenance</html>`), ok}, 2, "", 0},
+		{"empty 200", []func(http.ResponseWriter){status(200, nil, ``), ok}, 2, "", 0},
+		{"no data key", []func(http.ResponseWriter){status(200, nil, `{}`), ok}, 2, "", 0},
+		{"401 stops", []func(http.ResponseWriter){status(401, nil, `{"error": "bad key"}`), ok}, 1, "check the key setting", 0},
+		{"403 stops", []func(http.ResponseWriter){status(403, nil, `Forbidden`), ok}, 1, "refused access", 0},
+		{"400 stops with message", []func(http.ResponseWriter){status(400, nil, `{"error": "max_skip = 250000"}`), ok}, 1, "max_skip = 250000", 0},
+		{"always 500 gives up", []func(http.ResponseWriter){status(500, nil, "")}, 4, "giving up after 4 attempts", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := scripted(t, tt.steps...)
+			c, err := New(Config{BaseURL: srv.URL, MaxAttempts: 4, BaseBackoff: time.Millisecond, AuthHint: "check the key setting"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			err = c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Do error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if got := n.Load(); got != tt.wantRequests {
+				t.Fatalf("requests = %d, want %d", got, tt.wantRequests)
+			}
+			if el := time.Since(t0); el < tt.minWait {
+				t.Fatalf("retried after %s, want at least the hinted %s", el, tt.minWait)
+			}
+		})
+	}
+}
+
+func TestAuthErrorIsTyped(t *testing.T) {
+	srv, _ := scripted(t, status(401, nil, ""))
+	c, _ := New(Config{BaseURL: srv.URL})
+	err := c.Do(context.Background(), Request{Method: "GET", Path: "/me/"}, decodeData)
+	var ae *AuthError
+	if !errors.As(err, &ae) || ae.Status != 401 {
+		t.Fatalf("want *AuthError 401, got %T %v", err, err)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const secret = "api_SECRETSECRET.key"
+	// The server echoes what it received, as a careless proxy might.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		w.Write([]byte(`{"error": "bad request with key ` + r.Header.Get("X-Key") + `"}`))
+	}))
+	defer srv.Close()
+	c, _ := New(Config{BaseURL: srv.URL, Secrets: []string{secret},
+		Authorize: func(r *http.Request) { r.Header.Set("X-Key", secret) }})
+	err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Fatalf("error must be redacted: %v", err)
+	}
+}
+
+func TestPacing(t *testing.T) {
+	srv, n := scripted(t, ok)
+	c, _ := New(Config{BaseURL: srv.URL, RequestsPerSecond: 20, Burst: 1})
+	t0 := time.Now()
+	for range 11 {
+		if err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(t0); el < 450*time.Millisecond {
+		t.Fatalf("11 requests at 20/s took %s, want ≥ 500ms", el)
+	}
+	if n.Load() != 11 {
+		t.Fatalf("requests = %d", n.Load())
+	}
+}
+
+func TestRemainingZeroPauses(t *testing.T) {
+	srv, _ := scripted(t, status(200, map[string]string{"RateLimit": "limit=10, remaining=0, reset=0.4"}, `{"data": []}`), ok)
+	c, _ := New(Config{BaseURL: srv.URL})
+	c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+	t0 := time.Now()
+	c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+	if el := time.Since(t0); el < 350*time.Millisecond {
+		t.Fatalf("second request sent after %s; the server said the budget resets in 400ms", el)
+	}
+}
+
+func TestCancelStopsRetrying(t *testing.T) {
+	srv, _ := scripted(t, status(503, map[string]string{"Retry-After": "30"}, ""))
+	c, _ := New(Config{BaseURL: srv.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := c.Do(ctx, Request{Method: "GET", Path: "/x/"}, decodeData)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want deadline exceeded, got %v", err)
+	}
+}
+
+func TestBadBaseURL(t *testing.T) {
+	for _, u := range []string{"", "api.close.com", "://x"} {
+		if _, err := New(Config{BaseURL: u}); err == nil {
+			t.Errorf("New(%q) accepted a base URL without scheme and host", u)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Markdown renders the table reference of the given catalogs: the docs are generated from the
+// declarations the code runs on, so they cannot drift from it.
+func Markdown(cats ...Catalog) string {
+	var b strings.Builder
+	b.WriteString("# Tables\n\n")
+	b.WriteString("Generated from the stream declarations by `go run ./cmd/crmsync docs > docs/TABLES.md`; a test fails when this file is stale.\n\n")
+	b.WriteString("Every table also has `_crmsync_extracted_at` (when the sync that wrote the row started, UTC) and `_crmsync_deleted_at` (NULL while the row is live).\n")
+	b.WriteString("Fields the API sends beyond the columns listed here are kept too: they become extra columns (schema drift).\n")
+	for _, c := range cats {
+		fmt.Fprintf(&b, "\n## %s (schema version %d)\n\n", c.Source, c.SchemaVersion)
+		b.WriteString("| table | method | primary key | replication key | notes |\n|---|---|---|---|---|\n")
+		for _, s := range c.Streams {
+			var notes []string
+			if s.Lookback > 0 {
+				notes = append(notes, fmt.Sprintf("attribution window %s", s.Lookback))
+			}
+			if s.MaxHistory > 0 {
+				notes = append(notes, fmt.Sprintf("history limit %d days", int(s.MaxHistory.Hours()/24)))
+			}
+			if s.VersionField != "" {
+				notes = append(notes, "one row per version ("+strings.Join(s.PrimaryKey, ", ")+", "+s.VersionField+")")
+			}
+			fmt.Fprintf(&b, "| [%s](#%s-%s) | %s | %s | %s | %s |\n", s.Name, c.Source, s.Name, s.Method,
+				strings.Join(s.PrimaryKey, ", "), dash(s.CursorField), dash(strings.Join(notes, "; ")))
+		}
+		for _, s := range c.Streams {
+			fmt.Fprintf(&b, "\n### %s %s\n\n", c.Source, s.Name)
+			if s.Description != "" {
+				b.WriteString(s.Description + "\n\n")
+			}
+			b.WriteString("| column | type |\n|---|---|\n")
+			for _, col := range s.Columns {
+				fmt.Fprintf(&b, "| `%s` | %s |\n", col.Name, col.Type)
+			}
+		}
+	}
+	return b.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}

@@ -1,0 +1,96 @@
+package record
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+)
+
+func TestInferAndConvert(t *testing.T) {
+	var obj map[string]any
+	if err := Decode([]byte(`{"i": 5015299552, "big": 123456789012345678901234, "f": 1.5, "b": true, "s": "x", "o": {"a": 1}, "a": [1], "n": null}`), &obj); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		field string
+		infer catalog.Type
+		conv  any
+	}{
+		{"i", catalog.Integer, int64(5015299552)},
+		{"big", catalog.String, "123456789012345678901234"},
+		{"f", catalog.Number, 1.5},
+		{"b", catalog.Boolean, true},
+		{"s", catalog.String, "x"},
+		{"o", catalog.JSON, `{"a":1}`},
+		{"a", catalog.JSON, `[1]`},
+		{"n", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			v := obj[tt.field]
+			if got := Infer(v); got != tt.infer {
+				t.Fatalf("Infer = %q, want %q", got, tt.infer)
+			}
+			typ := tt.infer
+			if typ == "" {
+				typ = catalog.String
+			}
+			got, err := Convert(v, typ)
+			if err != nil || got != tt.conv {
+				t.Fatalf("Convert = %#v, %v; want %#v", got, err, tt.conv)
+			}
+		})
+	}
+}
+
+func TestFitsAndWiden(t *testing.T) {
+	tests := []struct {
+		v    any
+		t    catalog.Type
+		fits bool
+	}{
+		{json.Number("3"), catalog.Number, true},
+		{json.Number("3.5"), catalog.Integer, false},
+		{"abc", catalog.Integer, false},
+		{"2024-06-04T08:31:44.512000+00:00", catalog.Timestamp, true},
+		{json.Number("1759932175"), catalog.Timestamp, true},
+		{"soon", catalog.Timestamp, false},
+		{map[string]any{}, catalog.String, true},
+		{"x", catalog.JSON, false},
+		{nil, catalog.Integer, true},
+	}
+	for _, tt := range tests {
+		if got := Fits(tt.v, tt.t); got != tt.fits {
+			t.Errorf("Fits(%#v, %s) = %v, want %v", tt.v, tt.t, got, tt.fits)
+		}
+	}
+	if catalog.Widen(catalog.Integer, catalog.Number) != catalog.Number || catalog.Widen(catalog.Number, catalog.String) != catalog.String ||
+		catalog.Widen(catalog.Timestamp, catalog.String) != catalog.String || catalog.Widen("", catalog.JSON) != catalog.JSON {
+		t.Fatal("Widen must only widen: integer → number → string")
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2023, 4, 7, 10, 1, 14, 670000000, time.UTC)
+	tests := []struct {
+		in   any
+		want time.Time
+	}{
+		{"2023-04-07T10:01:14.670000+00:00", want},
+		{"2023-04-07T10:01:14.670000", want}, // Close event log: no offset means UTC
+		{"2023-04-07T12:01:14.67+02:00", want},
+		{"2021-09-17T21:29:12+00:00", time.Date(2021, 9, 17, 21, 29, 12, 0, time.UTC)},
+		{json.Number("1545168280"), time.Unix(1545168280, 0).UTC()},
+	}
+	for _, tt := range tests {
+		got, err := ParseTime(tt.in)
+		if err != nil || !got.Equal(tt.want) || got.Location() != time.UTC {
+			t.Errorf("ParseTime(%v) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := ParseTime("07/04/2023"); err == nil {
+		t.Error("ParseTime accepted a non-ISO date")
+	}
+}
