@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,6 +61,12 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	}
 
 	err := r.read(ctx, w)
+	var unavailable *source.Unavailable
+	if errors.As(err, &unavailable) {
+		rep.Notes = append(rep.Notes, "skipped: "+unavailable.Error())
+		log.Warn("stream skipped", "reason", unavailable.Reason)
+		err = nil
+	}
 	rep.Rows = r.rows
 	rep.Bookmark = r.saved.Bookmark
 	rep.Duration = time.Since(t0)

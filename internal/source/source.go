@@ -47,3 +47,10 @@ type RequestStats struct {
 	Retries     int64 // attempts that were retries of a failed one
 	RateLimited int64 // 429 answers
 }
+
+// Unavailable is returned by Read when the account does not offer a stream at all (Copper
+// answers 403 on lead statuses while Leads are disabled). The engine keeps the table as it
+// was, reports the reason, and does not count the stream as failed.
+type Unavailable struct{ Reason string }
+
+func (u *Unavailable) Error() string { return "not available on this account: " + u.Reason }

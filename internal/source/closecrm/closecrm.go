@@ -17,6 +17,7 @@ import (
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/source/keyset"
 )
 
 // DefaultBaseURL is the real API's scheme and host; API paths are appended to it.
@@ -213,51 +214,59 @@ func (s *Source) readEvents(ctx context.Context, w source.Window, out source.Emi
 	}
 }
 
+// offsetFetch adapts a _skip/_limit listing to keyset.Fetch.
+func (s *Source) offsetFetch(path string, limit int, query func(anchor time.Time) url.Values) func(context.Context, time.Time, int) (keyset.Page, error) {
+	return func(ctx context.Context, anchor time.Time, skip int) (keyset.Page, error) {
+		q := query(anchor)
+		q.Set("_skip", fmt.Sprint(skip))
+		q.Set("_limit", fmt.Sprint(limit))
+		p, err := s.list(ctx, path, q)
+		if err != nil {
+			return keyset.Page{}, err
+		}
+		return keyset.Page{Records: *p.Data, More: p.HasMore}, nil
+	}
+}
+
 func (s *Source) readLeads(ctx context.Context, w source.Window, out source.Emitter) error {
 	// The lead list has no date filters; its search query does, at minute precision (so the
 	// lower bound is rounded down and the upper bound includes the sync start's minute).
-	return s.readKeyset(ctx, keyset{
-		path:  "/lead/",
-		limit: leadPageSize,
-		query: func(lower time.Time) url.Values {
-			return url.Values{"query": {fmt.Sprintf(`date_updated>="%s" date_updated<="%s" sort:date_updated`,
-				lower.Format("2006-01-02T15:04"), w.To.Format("2006-01-02T15:04"))}}
-		},
-		key:        func(r record.Record) (time.Time, error) { return minuteKey(r["date_updated"]) },
-		precision:  time.Minute,
-		checkpoint: true,
-	}, w.From, out)
+	query := func(anchor time.Time) url.Values {
+		return url.Values{"query": {fmt.Sprintf(`date_updated>="%s" date_updated<="%s" sort:date_updated`,
+			anchor.Format("2006-01-02T15:04"), w.To.Format("2006-01-02T15:04"))}}
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch:      s.offsetFetch("/lead/", leadPageSize, query),
+		Key:        func(r record.Record) (time.Time, error) { return minuteKey(r["date_updated"]) },
+		Checkpoint: true,
+	}, w.From.Truncate(time.Minute), out)
 }
 
 func (s *Source) readActivities(ctx context.Context, w source.Window, out source.Emitter) error {
-	return s.readKeyset(ctx, keyset{
-		path:  "/activity/",
-		limit: activityPageSize,
-		query: func(lower time.Time) url.Values {
-			return url.Values{"date_created__gte": {apiTime(lower)}, "date_created__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
-		},
-		key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
-		precision:  time.Microsecond,
-		checkpoint: true,
+	query := func(anchor time.Time) url.Values {
+		return url.Values{"date_created__gte": {apiTime(anchor)}, "date_created__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch:      s.offsetFetch("/activity/", activityPageSize, query),
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
+		Checkpoint: true,
 	}, w.From, out)
 }
 
 func (s *Source) readTasks(ctx context.Context, w source.Window, out source.Emitter) error {
 	// Tasks filter on date_updated but sort only by date or date_created: walk date_created
-	// as the keyset (so pages cannot shift) and claim the bookmark only when the walk ends.
+	// as the key (so pages cannot shift) and claim the bookmark only when the walk ends.
 	// Without _type=all the API returns lead tasks only.
-	return s.readKeyset(ctx, keyset{
-		path:  "/task/",
-		limit: bigPageSize,
-		query: func(lower time.Time) url.Values {
-			q := url.Values{"_type": {"all"}, "date_updated__gte": {apiTime(w.From)}, "date_updated__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
-			if !lower.IsZero() {
-				q.Set("date_created__gte", apiTime(lower))
-			}
-			return q
-		},
-		key:       func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
-		precision: time.Microsecond,
+	query := func(anchor time.Time) url.Values {
+		q := url.Values{"_type": {"all"}, "date_updated__gte": {apiTime(w.From)}, "date_updated__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
+		if !anchor.IsZero() {
+			q.Set("date_created__gte", apiTime(anchor))
+		}
+		return q
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch: s.offsetFetch("/task/", bigPageSize, query),
+		Key:   func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
 	}, time.Time{}, out)
 }
 

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/engine"
+)
+
+// settingsFlags are the flags shared by check, discover and sync.
+type settingsFlags struct {
+	configPath string
+	cfg        config.Config
+	streams    string
+}
+
+func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.configPath, "config", "", "YAML config file (flags win over it, it wins over the environment)")
+	fl.StringVar(&f.cfg.Source, "source", "", "source CRM: close or copper")
+	fl.StringVar(&f.cfg.APIKey, "api-key", "", "API key (prefer CLOSE_API_KEY / COPPER_API_KEY in the environment: flags show up in process lists)")
+	fl.StringVar(&f.cfg.UserEmail, "user-email", "", "Copper: email of the user who owns the API key (or COPPER_USER_EMAIL)")
+	fl.StringVar(&f.cfg.BaseURL, "base-url", "", "replace the API's scheme and host (proxy, simulator); API paths stay")
+	fl.BoolVar(&f.cfg.AllowInsecureHTTP, "allow-insecure-http", false, "allow an http:// base URL that is not loopback")
+	fl.Float64Var(&f.cfg.RequestsPerSecond, "requests-per-second", 0, "pace API requests (default: the source's documented limit); negative: unlimited")
+	fl.StringVar(&f.cfg.LogLevel, "log-level", "", "debug, info, warn or error (default warn; info with --verbose)")
+	fl.StringVar(&f.cfg.LogFormat, "log-format", "", "text or json")
+	if withSync {
+		fl.StringVar(&f.cfg.StartDate, "start-date", "", "earliest data to replicate on a first sync: YYYY-MM-DD, MM/DD/YYYY or RFC 3339")
+		fl.StringVar(&f.cfg.Dest, "dest", "", "destination: sqlite:PATH (default sqlite:crmsync.db) or postgres://user@host:5432/db")
+		fl.StringVar(&f.cfg.Schema, "schema", "", "namespace in the destination (PostgreSQL schema; SQLite table prefix)")
+		fl.StringVar(&f.streams, "streams", "", "comma-separated tables to sync (default: all)")
+		fl.IntVar(&f.cfg.Concurrency, "concurrency", 0, "tables read at once (default 4)")
+		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 5000)")
+	}
+}
+
+// resolve merges environment, config file and flags, in rising precedence.
+func (f *settingsFlags) resolve(getenv func(string) string) (config.Config, error) {
+	flagCfg := f.cfg
+	if f.streams != "" {
+		for _, s := range strings.Split(f.streams, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				flagCfg.Streams = append(flagCfg.Streams, s)
+			}
+		}
+	}
+	var fileCfg config.Config
+	if f.configPath != "" {
+		var err error
+		if fileCfg, err = config.Load(f.configPath); err != nil {
+			return config.Config{}, usageError{err}
+		}
+	}
+	source := flagCfg.Source
+	if source == "" {
+		source = fileCfg.Source
+	}
+	cfg := config.Overlay(config.Overlay(config.FromEnv(source, getenv), fileCfg), flagCfg)
+	if err := cfg.CheckSource(); err != nil {
+		return config.Config{}, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config, a *app) (*slog.Logger, error) {
+	level := slog.LevelWarn
+	switch strings.ToLower(cfg.LogLevel) {
+	case "":
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, usageError{fmt.Errorf("log_level: %q is not debug, info, warn or error", cfg.LogLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.LogFormat) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("log_format: %q is not text or json", cfg.LogFormat)}
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "crmsync",
+		Short:         "Replicate Copper and Close CRM data into a database you own",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand())
+	return root
+}
+
+func (a *app) checkCommand() *cobra.Command {
+	var f settingsFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Verify the credentials with one cheap API call",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.resolve(a.getenv)
+			if err != nil {
+				return err
+			}
+			if err := cfg.CheckCredentials(); err != nil {
+				return usageError{err}
+			}
+			src, err := newSource(cfg, nil)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := src.Check(cmd.Context()); err != nil {
+				return fmt.Errorf("check %s: %w", cfg.Source, err)
+			}
+			fmt.Fprintf(a.stdout, "ok: the %s credentials work\n", cfg.Source)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func (a *app) discoverCommand() *cobra.Command {
+	var f settingsFlags
+	cmd := &cobra.Command{
+		Use:   "discover",
+		Short: "Print the catalog of a source as JSON (tables, keys, methods, schemas)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.resolve(a.getenv)
+			if err != nil {
+				return err
+			}
+			cat, err := catalogOf(cfg.Source)
+			if err != nil {
+				return usageError{err}
+			}
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(discoverJSON(cat))
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func (a *app) syncCommand() *cobra.Command {
+	var f settingsFlags
+	var progress, verbose bool
+	var reportJSON string
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Replicate the source's tables into the destination (incremental after the first run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.resolve(a.getenv)
+			if err != nil {
+				return err
+			}
+			if verbose && cfg.LogLevel == "" {
+				cfg.LogLevel = "info"
+			}
+			return a.runSync(cmd, cfg, syncOptions{progress: progress, reportJSON: reportJSON})
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&progress, "progress", false, "print progress lines even when stderr is not a terminal")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log each table's progress (log level info)")
+	cmd.Flags().StringVar(&reportJSON, "report-json", "", "also write the run report as JSON to this file")
+	return cmd
+}
+
+type syncOptions struct {
+	progress   bool
+	reportJSON string
+	// prepare runs after the settings are validated and before the sync (the demo uses it).
+	now func() time.Time
+}
+
+// engineOptions turns validated settings into engine options.
+func engineOptions(cfg config.Config, start time.Time, log *slog.Logger) engine.Options {
+	return engine.Options{
+		StartDate:   start,
+		Streams:     cfg.Streams,
+		BatchSize:   cfg.BatchSize,
+		Concurrency: cfg.Concurrency,
+		Logger:      log,
+	}
+}
+
+func (a *app) docsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "docs",
+		Short:  "Print the table reference (docs/TABLES.md) generated from the stream declarations",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprint(a.stdout, catalog.Markdown(allCatalogs()...))
+			return err
+		},
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/simulator/closesim"
+	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+)
+
+// demoSeed makes the demo data the same on every machine.
+const demoSeed = 42
+
+// demoKey is the simulator's API key; it is not a secret.
+const demoKey = "api_demo.sandboxkey"
+
+// simulator is one running in-process API simulator.
+type simulator struct {
+	source  string
+	baseURL string
+	apiKey  string
+	email   string
+	stop    func()
+}
+
+// serve starts h on a loopback port.
+func serve(h http.Handler, addr string) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// demoSize is the simulated account size of the demo.
+type demoSize struct {
+	closeLeads, closeActivities int
+	copperPeople, copperActivities int
+}
+
+// demoEmail is the Copper simulator's user email; not a secret.
+const demoEmail = "demo@crmsync.example"
+
+func startCopperSimulator(size demoSize, addr string) (*coppersim.Server, simulator, error) {
+	n := size.copperPeople
+	sim, err := coppersim.New(coppersim.Config{
+		Seed: demoSeed, APIKey: demoKey, UserEmail: demoEmail,
+		People: n, Companies: n / 2, Leads: n / 2, Opportunities: n / 2, Projects: n / 10, Tasks: n / 2,
+		Activities: size.copperActivities, Users: 12,
+	})
+	if err != nil {
+		return nil, simulator{}, err
+	}
+	base, stop, err := serve(sim, addr)
+	if err != nil {
+		return nil, simulator{}, err
+	}
+	return sim, simulator{source: "copper", baseURL: base, apiKey: demoKey, email: demoEmail, stop: stop}, nil
+}
+
+func startCloseSimulator(size demoSize, addr string) (*closesim.Server, simulator, error) {
+	sim, err := closesim.New(closesim.Config{
+		Seed: demoSeed, APIKey: demoKey,
+		Leads: size.closeLeads, Activities: size.closeActivities,
+		Tasks: size.closeLeads / 2, Users: 25, CustomFields: 24, Events: size.closeLeads * 2,
+	})
+	if err != nil {
+		return nil, simulator{}, err
+	}
+	base, stop, err := serve(sim, addr)
+	if err != nil {
+		return nil, simulator{}, err
+	}
+	return sim, simulator{source: "close", baseURL: base, apiKey: demoKey, stop: stop}, nil
+}
+
+func (a *app) demoCommand() *cobra.Command {
+	var dest string
+	var size demoSize
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Try crmsync without an account: sync simulated CRM accounts into a local database",
+		Long: "demo starts API simulators on loopback, serving a deterministic simulated account, and syncs every table into\n" +
+			"the destination (default sqlite:crmsync-demo.db). Run it again for an incremental sync: the simulators add\n" +
+			"and change a few records in between, as a live account would.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runDemo(cmd, dest, size)
+		},
+	}
+	cmd.Flags().StringVar(&dest, "dest", "sqlite:crmsync-demo.db", "destination (sqlite:PATH or postgres://…)")
+	cmd.Flags().IntVar(&size.closeLeads, "close-leads", 2000, "simulated Close leads")
+	cmd.Flags().IntVar(&size.closeActivities, "close-activities", 6000, "simulated Close activities")
+	cmd.Flags().IntVar(&size.copperPeople, "copper-people", 2000, "simulated Copper people")
+	cmd.Flags().IntVar(&size.copperActivities, "copper-activities", 6000, "simulated Copper activities")
+	return cmd
+}
+
+func (a *app) runDemo(cmd *cobra.Command, dest string, size demoSize) error {
+	closeSim, closeAPI, err := startCloseSimulator(size, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer closeAPI.stop()
+	copperSim, copperAPI, err := startCopperSimulator(size, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer copperAPI.stop()
+	// A live account changes between syncs: the second run has something to pick up.
+	now := time.Now().UTC().Add(-time.Second)
+	closeSim.UpdateRecords("leads", 25, now)
+	closeSim.AddRecords("activities", 40, now)
+	copperSim.UpdateRecords("people", 25, now)
+	copperSim.AddRecords("activities_search", 40, now)
+
+	start := time.Now().UTC().AddDate(-2, 0, -1).Format("2006-01-02")
+	fmt.Fprintf(a.stdout, "demo: Close simulator at %s, Copper simulator at %s\n", closeAPI.baseURL, copperAPI.baseURL)
+	var failed []error
+	for _, s := range []simulator{closeAPI, copperAPI} {
+		cfg := config.Config{Source: s.source, APIKey: s.apiKey, UserEmail: s.email, BaseURL: s.baseURL,
+			StartDate: start, Dest: dest, Schema: s.source, RequestsPerSecond: -1}
+		if err := a.runSync(cmd, cfg, syncOptions{}); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", s.source, err))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...)
+	}
+	fmt.Fprintf(a.stdout, "demo: done. Look inside with: sqlite3 %s '.tables'   (run the demo again for an incremental sync)\n", trimSQLite(dest))
+	return nil
+}
+
+func trimSQLite(dest string) string {
+	if len(dest) > 7 && dest[:7] == "sqlite:" {
+		return dest[7:]
+	}
+	return dest
+}
+
+func (a *app) sandboxCommand() *cobra.Command {
+	var addr, src string
+	var size demoSize
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Serve a simulated CRM API on loopback, to point crmsync (or anything else) at",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var sim simulator
+			var err error
+			switch src {
+			case "close":
+				_, sim, err = startCloseSimulator(size, addr)
+			case "copper":
+				_, sim, err = startCopperSimulator(size, addr)
+			default:
+				return usageError{fmt.Errorf("source: %q is not a known source (close or copper)", src)}
+			}
+			if err != nil {
+				return err
+			}
+			defer sim.stop()
+			fmt.Fprintf(a.stdout, "%s simulator listening at %s\n", src, sim.baseURL)
+			if src == "copper" {
+				fmt.Fprintf(a.stdout, "try: COPPER_API_KEY=%s COPPER_USER_EMAIL=%s crmsync sync --source copper --base-url %s --start-date 2020-01-01 --dest sqlite:sandbox.db\n", sim.apiKey, sim.email, sim.baseURL)
+			} else {
+				fmt.Fprintf(a.stdout, "try: CLOSE_API_KEY=%s crmsync sync --source close --base-url %s --start-date 2020-01-01 --dest sqlite:sandbox.db\n", sim.apiKey, sim.baseURL)
+			}
+			fmt.Fprintln(a.stdout, "stop with Ctrl-C")
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&src, "source", "close", "which API to simulate: close or copper")
+	cmd.Flags().StringVar(&addr, "listen", "127.0.0.1:8080", "address to listen on (keep it on loopback)")
+	cmd.Flags().IntVar(&size.closeLeads, "close-leads", 2000, "simulated Close leads")
+	cmd.Flags().IntVar(&size.closeActivities, "close-activities", 6000, "simulated Close activities")
+	cmd.Flags().IntVar(&size.copperPeople, "copper-people", 2000, "simulated Copper people")
+	cmd.Flags().IntVar(&size.copperActivities, "copper-activities", 6000, "simulated Copper activities")
+	return cmd
+}

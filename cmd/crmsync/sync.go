@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/source/closecrm"
+	"github.com/crmsync/crmsync/internal/source/copper"
+)
+
+const defaultDest = "sqlite:crmsync.db"
+
+// allCatalogs lists every source's catalog, in the order the docs show them.
+func allCatalogs() []catalog.Catalog {
+	return []catalog.Catalog{closecrm.Catalog(), copper.Catalog()}
+}
+
+func catalogOf(name string) (catalog.Catalog, error) {
+	for _, c := range allCatalogs() {
+		if c.Source == name {
+			return c, nil
+		}
+	}
+	return catalog.Catalog{}, fmt.Errorf("source: %q is not a known source", name)
+}
+
+// newSource builds the source named in cfg; transport overrides HTTP (nil: default).
+func newSource(cfg config.Config, transport http.RoundTripper) (source.Source, error) {
+	ua := "crmsync/" + version
+	switch cfg.Source {
+	case "close":
+		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua})
+	case "copper":
+		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua})
+	}
+	return nil, fmt.Errorf("source: %q is not a known source", cfg.Source)
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// openDestination opens the destination named by dest ("sqlite:PATH", a path ending in .db,
+// or a postgres:// URL).
+func openDestination(ctx context.Context, dest, schema, sourceName string) (destination.Destination, string, error) {
+	if dest == "" {
+		dest = defaultDest
+	}
+	switch {
+	case strings.HasPrefix(dest, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(dest, "sqlite:"), "//")
+		d, err := sqlite.Open(ctx, path, schema)
+		return d, "sqlite:" + path, err
+	case strings.HasPrefix(dest, "postgres://"), strings.HasPrefix(dest, "postgresql://"):
+		return openPostgres(ctx, dest, schema, sourceName)
+	case strings.HasSuffix(dest, ".db") || strings.HasSuffix(dest, ".sqlite"):
+		d, err := sqlite.Open(ctx, dest, schema)
+		return d, "sqlite:" + dest, err
+	}
+	return nil, "", usageError{fmt.Errorf("dest: %q is not a destination; use sqlite:PATH or postgres://user@host:5432/db", dest)}
+}
+
+func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {
+	ctx := cmd.Context()
+	log, err := newLogger(cfg, a)
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if opts.now != nil {
+		now = opts.now
+	}
+	if err := cfg.CheckCredentials(); err != nil {
+		return usageError{err}
+	}
+	start, err := cfg.StartTime(now())
+	if err != nil {
+		return usageError{err}
+	}
+	cat, err := catalogOf(cfg.Source)
+	if err != nil {
+		return usageError{err}
+	}
+	if _, err := cat.Select(cfg.Streams); err != nil {
+		return usageError{fmt.Errorf("streams: %w", err)}
+	}
+	if cfg.Concurrency < 0 || cfg.BatchSize < 0 {
+		return usageError{errors.New("concurrency and batch_size must not be negative")}
+	}
+	src, err := newSource(cfg, nil)
+	if err != nil {
+		return usageError{err}
+	}
+	dst, destName, err := openDestination(ctx, cfg.Dest, cfg.Schema, cfg.Source)
+	if err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			return err
+		}
+		return usageError{fmt.Errorf("dest: %w", err)}
+	}
+	defer dst.Close()
+
+	eopts := engineOptions(cfg, start, log)
+	eopts.Now = now
+	stopProgress := a.startProgress(&eopts, opts.progress)
+	rep, err := engine.Run(ctx, src, dst, eopts)
+	stopProgress()
+	if len(rep.Streams) > 0 {
+		a.printReport(rep, destName)
+		if opts.reportJSON != "" {
+			if werr := writeReportJSON(opts.reportJSON, rep, destName); werr != nil {
+				fmt.Fprintln(a.stderr, "crmsync: report:", werr)
+			}
+		}
+	}
+	if err != nil {
+		for _, f := range rep.Failed() {
+			fmt.Fprintf(a.stderr, "crmsync: %s.%s failed: %v\n", cfg.Source, f.Stream, f.Err)
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(a.stderr, "crmsync: stopped: every committed batch is kept; run the same command again to resume")
+			return context.Canceled
+		}
+		if errors.Is(err, destination.ErrLocked) {
+			return err
+		}
+		if len(rep.Failed()) > 0 {
+			return fmt.Errorf("%d of %d tables failed; the others are committed, and a rerun resumes the failed ones", len(rep.Failed()), len(rep.Streams))
+		}
+		return err
+	}
+	return nil
+}
+
+// startProgress prints per-table row counts every few seconds on stderr when it is a
+// terminal (or when forced), and returns a func that stops it.
+func (a *app) startProgress(o *engine.Options, force bool) func() {
+	if !force && !isTerminal(a.stderr) {
+		return func() {}
+	}
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	o.Progress = func(stream string, rows int64) {
+		mu.Lock()
+		counts[stream] = rows
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				mu.Lock()
+				names := make([]string, 0, len(counts))
+				for n := range counts {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				parts := make([]string, len(names))
+				for i, n := range names {
+					parts[i] = fmt.Sprintf("%s %d", n, counts[n])
+				}
+				mu.Unlock()
+				if len(parts) > 0 {
+					fmt.Fprintf(a.stderr, "progress: %s rows\n", strings.Join(parts, ", "))
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (a *app) printReport(rep engine.Report, dest string) {
+	w := a.stdout
+	fmt.Fprintf(w, "%s → %s: %d rows in %s\n", rep.Source, dest, rep.Rows(), rep.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "  %-26s %-12s %10s  %-27s %s\n", "TABLE", "METHOD", "ROWS", "BOOKMARK", "STATUS")
+	for _, s := range rep.Streams {
+		status := "ok"
+		if s.Err != nil {
+			status = "FAILED"
+		}
+		bm := "-"
+		if !s.Bookmark.IsZero() {
+			bm = s.Bookmark.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %s\n", s.Stream, s.Method, s.Rows, bm, status)
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "    note: %s\n", n)
+		}
+	}
+	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d\n", rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited)
+}
+
+type reportStreamJSON struct {
+	Table    string   `json:"table"`
+	Method   string   `json:"method"`
+	Rows     int64    `json:"rows"`
+	From     string   `json:"from,omitempty"`
+	To       string   `json:"to,omitempty"`
+	Bookmark string   `json:"bookmark,omitempty"`
+	Seconds  float64  `json:"seconds"`
+	Notes    []string `json:"notes,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+func writeReportJSON(path string, rep engine.Report, dest string) error {
+	out := struct {
+		Source      string             `json:"source"`
+		Destination string             `json:"destination"`
+		StartedAt   string             `json:"started_at"`
+		Seconds     float64            `json:"seconds"`
+		Rows        int64              `json:"rows"`
+		Requests    int64              `json:"requests"`
+		Retries     int64              `json:"retries"`
+		RateLimited int64              `json:"rate_limited"`
+		Tables      []reportStreamJSON `json:"tables"`
+	}{rep.Source, dest, rep.StartedAt.Format(time.RFC3339), rep.Duration.Seconds(), rep.Rows(),
+		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited, nil}
+	for _, s := range rep.Streams {
+		r := reportStreamJSON{Table: s.Stream, Method: string(s.Method), Rows: s.Rows, Seconds: s.Duration.Seconds(), Notes: s.Notes}
+		if !s.From.IsZero() {
+			r.From, r.To = s.From.Format(time.RFC3339), s.To.Format(time.RFC3339)
+		}
+		if !s.Bookmark.IsZero() {
+			r.Bookmark = s.Bookmark.Format(time.RFC3339Nano)
+		}
+		if s.Err != nil {
+			r.Error = s.Err.Error()
+		}
+		out.Tables = append(out.Tables, r)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// discoverJSON is the catalog as printed by discover.
+func discoverJSON(cat catalog.Catalog) any {
+	type streamJSON struct {
+		Name              string         `json:"name"`
+		Description       string         `json:"description,omitempty"`
+		PrimaryKey        []string       `json:"primary_key"`
+		ReplicationMethod string         `json:"replication_method"`
+		ReplicationKey    string         `json:"replication_key,omitempty"`
+		AttributionWindow string         `json:"attribution_window,omitempty"`
+		HistoryLimit      string         `json:"history_limit,omitempty"`
+		Schema            map[string]any `json:"schema"`
+	}
+	out := struct {
+		Source        string       `json:"source"`
+		SchemaVersion int          `json:"schema_version"`
+		Streams       []streamJSON `json:"streams"`
+	}{Source: cat.Source, SchemaVersion: cat.SchemaVersion}
+	for _, s := range cat.Streams {
+		sj := streamJSON{Name: s.Name, Description: s.Description, PrimaryKey: s.PrimaryKey, ReplicationMethod: string(s.Method),
+			ReplicationKey: s.CursorField, Schema: s.JSONSchema()}
+		if s.Lookback > 0 {
+			sj.AttributionWindow = s.Lookback.String()
+		}
+		if s.MaxHistory > 0 {
+			sj.HistoryLimit = fmt.Sprintf("%d days", int(s.MaxHistory.Hours()/24))
+		}
+		out.Streams = append(out.Streams, sj)
+	}
+	return out
+}

@@ -1,0 +1,262 @@
+// Package copper is the Copper source: 17 tables read from the Copper Developer API
+// (https://api.copper.com/developer_api/v1). See streams.go for the tables and
+// ../../../../shared/reference/copper-api.md for the endpoint facts.
+package copper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/record"
+	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/source/keyset"
+)
+
+// DefaultBaseURL is the real API's scheme and host.
+const DefaultBaseURL = "https://api.copper.com"
+
+const apiPrefix = "/developer_api/v1"
+
+// pageSize is the largest page the search endpoints allow.
+const pageSize = 200
+
+// Config connects to one Copper account.
+type Config struct {
+	APIKey    string
+	UserEmail string
+	BaseURL   string // scheme and host; empty: DefaultBaseURL
+	// RequestsPerSecond paces the client; zero: just under Copper's 180 requests a minute.
+	// Negative: unlimited.
+	RequestsPerSecond float64
+	Transport         http.RoundTripper
+	UserAgent         string
+	MaxAttempts       int
+	BaseBackoff       time.Duration
+	Timeout           time.Duration
+}
+
+// Source reads one Copper account.
+type Source struct {
+	client *apiclient.Client
+}
+
+// New validates the settings and builds the source. It makes no request.
+func New(cfg Config) (*Source, error) {
+	if strings.TrimSpace(cfg.APIKey) == "" {
+		return nil, errors.New("copper: the API key is missing: set COPPER_API_KEY, --api-key, or api_key in the config file")
+	}
+	if strings.TrimSpace(cfg.UserEmail) == "" {
+		return nil, errors.New("copper: the user email is missing: set COPPER_USER_EMAIL, --user-email, or user_email in the config file")
+	}
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	rps := cfg.RequestsPerSecond
+	switch {
+	case rps == 0:
+		rps = 2.95 // 180/min rolling; a burst of one keeps every 60 s window under it
+	case rps < 0:
+		rps = 0
+	}
+	key, email := cfg.APIKey, cfg.UserEmail
+	client, err := apiclient.New(apiclient.Config{
+		BaseURL: strings.TrimSuffix(base, "/") + apiPrefix,
+		Authorize: func(r *http.Request) {
+			r.Header.Set("X-PW-AccessToken", key)
+			r.Header.Set("X-PW-Application", "developer_api")
+			r.Header.Set("X-PW-UserEmail", email)
+		},
+		Secrets:           []string{key, email},
+		RequestsPerSecond: rps,
+		Burst:             1,
+		Transport:         cfg.Transport,
+		UserAgent:         cfg.UserAgent,
+		MaxAttempts:       cfg.MaxAttempts,
+		BaseBackoff:       cfg.BaseBackoff,
+		Timeout:           cfg.Timeout,
+		AuthHint:          "check the Copper API key (COPPER_API_KEY, --api-key) and the email of its owner (COPPER_USER_EMAIL, --user-email)",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("copper: %w", err)
+	}
+	return &Source{client: client}, nil
+}
+
+// Catalog implements source.Source.
+func (s *Source) Catalog() catalog.Catalog { return Catalog() }
+
+// Stats implements source.Source.
+func (s *Source) Stats() source.RequestStats { return s.client.Stats() }
+
+// Check calls GET /account, a cheap authenticated call.
+func (s *Source) Check(ctx context.Context) error {
+	_, err := s.getObject(ctx, "/account")
+	return err
+}
+
+// searchEntities maps CDC tables to their search endpoint.
+var searchEntities = map[string]string{
+	"companies": "companies", "leads": "leads", "opportunities": "opportunities",
+	"people": "people", "projects": "projects", "tasks": "tasks",
+}
+
+// lists maps full tables read with one GET to their path.
+var lists = map[string]string{
+	"contact_types": "/contact_types", "custom_field_definitions": "/custom_field_definitions",
+	"customer_sources": "/customer_sources", "lead_statuses": "/lead_statuses", "loss_reasons": "/loss_reasons",
+	"pipeline_stages": "/pipeline_stages", "pipelines": "/pipelines", "tags": "/tags",
+}
+
+// Read implements source.Source.
+func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, out source.Emitter) error {
+	if entity, ok := searchEntities[st.Name]; ok {
+		return s.readModified(ctx, entity, w, out)
+	}
+	if path, ok := lists[st.Name]; ok {
+		return s.readList(ctx, path, out)
+	}
+	switch st.Name {
+	case "account":
+		rec, err := s.getObject(ctx, "/account")
+		if err != nil {
+			return err
+		}
+		return out.Record(ctx, rec)
+	case "users":
+		return s.readUsers(ctx, out)
+	case "activities_search":
+		return s.readActivities(ctx, w, out)
+	}
+	return fmt.Errorf("copper: no reader for stream %q", st.Name)
+}
+
+func (s *Source) getObject(ctx context.Context, path string) (record.Record, error) {
+	var rec record.Record
+	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) error {
+		rec = nil
+		if err := record.Decode(r.Body, &rec); err != nil {
+			return err
+		}
+		if rec == nil {
+			return errors.New("the answer is not an object")
+		}
+		return nil
+	})
+	return rec, err
+}
+
+// records decodes a bare JSON array answer (Copper lists and searches have no envelope).
+func records(body []byte) ([]record.Record, error) {
+	var recs *[]record.Record
+	if err := record.Decode(body, &recs); err != nil {
+		return nil, err
+	}
+	if recs == nil {
+		return nil, errors.New("the answer is not a list")
+	}
+	return *recs, nil
+}
+
+func (s *Source) readList(ctx context.Context, path string, out source.Emitter) error {
+	var recs []record.Record
+	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) (err error) {
+		recs, err = records(r.Body)
+		return err
+	})
+	var ae *apiclient.AuthError
+	if path == "/lead_statuses" && errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+		return &source.Unavailable{Reason: "Copper answers 403 on lead statuses while Leads are disabled on the account"}
+	}
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := out.Record(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) search(ctx context.Context, entity string, body map[string]any) ([]record.Record, error) {
+	var recs []record.Record
+	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodPost, Path: "/" + entity + "/search", Body: body}, func(r apiclient.Response) (err error) {
+		recs, err = records(r.Body)
+		return err
+	})
+	return recs, err
+}
+
+// pageOf turns a keyset skip into Copper's page numbers: the page holding record skip+1. The
+// records of that page before skip are re-reads, which the keyset reader drops by id.
+func pageOf(skip int) int { return skip/pageSize + 1 }
+
+func (s *Source) readUsers(ctx context.Context, out source.Emitter) error {
+	for page := 1; ; page++ {
+		recs, err := s.search(ctx, "users", map[string]any{"page_number": page, "page_size": pageSize})
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if err := out.Record(ctx, rec); err != nil {
+				return err
+			}
+		}
+		if len(recs) < pageSize {
+			return nil
+		}
+	}
+}
+
+// readModified reads a search entity by modification time, ascending, from the bookmark
+// (inclusive) to the sync start, re-anchoring the lower bound as it goes (see package keyset):
+// that keeps every search under Copper's 100,000-result ceiling and pages from shifting.
+func (s *Source) readModified(ctx context.Context, entity string, w source.Window, out source.Emitter) error {
+	fetch := func(ctx context.Context, anchor time.Time, skip int) (keyset.Page, error) {
+		body := map[string]any{
+			"page_number": pageOf(skip), "page_size": pageSize,
+			"sort_by": "date_modified", "sort_direction": "asc",
+			"minimum_modified_date": anchor.Unix(), "maximum_modified_date": w.To.Unix(),
+		}
+		if entity == "leads" {
+			body["include_converted_leads"] = true // hidden from search by default
+		}
+		recs, err := s.search(ctx, entity, body)
+		return keyset.Page{Records: recs, More: len(recs) == pageSize}, err
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch:      fetch,
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_modified"]) },
+		Checkpoint: true,
+	}, w.From.Truncate(time.Second), out)
+}
+
+// readActivities reads activities by activity date, the only date Copper filters them on,
+// newest first (the order Copper returns them in), re-anchoring the upper bound as it goes.
+// No bookmark can be claimed before the walk ends; the engine commits the window end then.
+func (s *Source) readActivities(ctx context.Context, w source.Window, out source.Emitter) error {
+	fetch := func(ctx context.Context, anchor time.Time, skip int) (keyset.Page, error) {
+		upper := w.To
+		if !anchor.IsZero() {
+			upper = anchor
+		}
+		body := map[string]any{
+			"page_number": pageOf(skip), "page_size": pageSize,
+			"minimum_activity_date": w.From.Unix(), "maximum_activity_date": upper.Unix(),
+		}
+		recs, err := s.search(ctx, "activities", body)
+		return keyset.Page{Records: recs, More: len(recs) == pageSize}, err
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch:      fetch,
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["activity_date"]) },
+		Descending: true,
+	}, time.Time{}, out)
+}

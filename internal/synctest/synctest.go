@@ -1,0 +1,160 @@
+// Package synctest holds what end-to-end tests of every source share: a real SQLite
+// destination in a temporary directory, a sync through the real engine, and the comparison of
+// a replicated table with a simulator's ground truth.
+package synctest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/record"
+	"github.com/crmsync/crmsync/internal/source"
+)
+
+// Simulator is the ground truth a replica is compared with.
+type Simulator interface {
+	Snapshot(table string) []map[string]any
+}
+
+// OpenSQLite opens a fresh SQLite destination and returns it with its file path.
+func OpenSQLite(t testing.TB) (*sqlite.Destination, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "crm.db")
+	dst, err := sqlite.Open(context.Background(), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	return dst, path
+}
+
+// Sync runs a sync of the streams (all when none) from three years back and fails the test
+// when a stream fails.
+func Sync(t testing.TB, src source.Source, dst destination.Destination, streams ...string) engine.Report {
+	t.Helper()
+	rep, err := engine.Run(context.Background(), src, dst, engine.Options{
+		StartDate: time.Now().AddDate(-3, 0, 0), Streams: streams, BatchSize: 500,
+	})
+	if err != nil {
+		for _, s := range rep.Failed() {
+			t.Logf("%s: %v", s.Stream, s.Err)
+		}
+		t.Fatalf("sync: %v", err)
+	}
+	return rep
+}
+
+// Table names a replicated table and how to compare it.
+type Table struct {
+	Name       string
+	Key        string // primary key column
+	Version    string // column that identifies a row's version (date_updated, date_modified); empty: none
+	AppendOnly bool   // several versions of a key may be stored
+}
+
+// AssertReplica checks that the table holds exactly the simulator's rows: every key, each at
+// the simulator's current version, no key twice (unless append-only) and no extra keys.
+func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
+	t.Helper()
+	version := "NULL"
+	if tb.Version != "" {
+		// CAST: the driver would turn a TIMESTAMP column into time.Time; compare the stored text.
+		version = fmt.Sprintf("CAST(%q AS TEXT)", tb.Version)
+	}
+	rows, err := db.Query(fmt.Sprintf(`SELECT CAST(%q AS TEXT), %s FROM %q`, tb.Key, version, tb.Name))
+	if err != nil {
+		t.Fatalf("%s: %v", tb.Name, err)
+	}
+	defer rows.Close()
+	stored := map[string]map[string]bool{}
+	for rows.Next() {
+		var key string
+		var v sql.NullString
+		if err := rows.Scan(&key, &v); err != nil {
+			t.Fatal(err)
+		}
+		if stored[key] == nil {
+			stored[key] = map[string]bool{}
+		} else if !tb.AppendOnly {
+			t.Errorf("%s: key %s stored twice", tb.Name, key)
+		}
+		stored[key][v.String] = true
+	}
+	want := sim.Snapshot(tb.Name)
+	missing, stale := 0, 0
+	keys := map[string]bool{}
+	for _, rec := range want {
+		key := keyString(rec[tb.Key])
+		keys[key] = true
+		versions, ok := stored[key]
+		if !ok {
+			missing++
+			continue
+		}
+		if tb.Version == "" {
+			continue
+		}
+		vt, err := record.ParseTime(rec[tb.Version])
+		if err != nil {
+			t.Fatalf("%s %s: %v", tb.Name, key, err)
+		}
+		if !versions[vt.Format(sqlite.TimeLayout)] {
+			stale++
+			if stale <= 3 {
+				t.Errorf("%s %s: simulator has version %s, replica has %v", tb.Name, key, vt.Format(sqlite.TimeLayout), versions)
+			}
+		}
+	}
+	extra := 0
+	for k := range stored {
+		if !keys[k] {
+			extra++
+		}
+	}
+	if missing > 0 || stale > 0 || extra > 0 {
+		t.Errorf("%s: %d of %d simulator rows missing, %d stale, %d rows not in the simulator", tb.Name, missing, len(want), stale, extra)
+	}
+}
+
+// AssertNoSecrets fails when any file of the database (main file, WAL, locks) contains a
+// secret, or is readable by others than its owner.
+func AssertNoSecrets(t testing.TB, dbPath string, secrets ...string) {
+	t.Helper()
+	matches, _ := filepath.Glob(dbPath + "*")
+	if len(matches) == 0 {
+		t.Fatalf("no database files at %s", dbPath)
+	}
+	for _, f := range matches {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s contains a secret", f)
+			}
+		}
+		if st, _ := os.Stat(f); st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; database files must be private (0600)", f, st.Mode().Perm())
+		}
+	}
+}
+
+// keyString formats a key as SQLite's CAST(… AS TEXT) does; simulators decode numbers as float64.
+func keyString(v any) string {
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return fmt.Sprint(v)
+}
