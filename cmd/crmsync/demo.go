@@ -48,7 +48,7 @@ func serve(h http.Handler, addr string) (string, func(), error) {
 
 // demoSize is the simulated account size of the demo.
 type demoSize struct {
-	closeLeads, closeActivities int
+	closeLeads, closeActivities    int
 	copperPeople, copperActivities int
 }
 

@@ -197,9 +197,6 @@ func (c Config) CheckCredentials() error {
 			return err
 		}
 	}
-	if c.RequestsPerSecond < 0 {
-		return errors.New("requests_per_second: must not be negative")
-	}
 	return nil
 }
 

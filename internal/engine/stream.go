@@ -54,7 +54,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		w, clipped = Window(s, r.opts.StartDate, r.prev.Bookmark, r.started)
 		rep.From, rep.To = w.From, w.To
 		if clipped {
-			note := fmt.Sprintf("the API keeps only %s of history: reading from %s instead of the start date or bookmark", s.MaxHistory, w.From.Format(time.RFC3339))
+			note := fmt.Sprintf("the API keeps only %d days of history: reading from %s instead of the start date or bookmark", int(s.MaxHistory.Hours()/24), w.From.Format(time.RFC3339))
 			rep.Notes = append(rep.Notes, note)
 			log.Warn("history limit clips the window", "from", w.From)
 		}

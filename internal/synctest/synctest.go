@@ -95,7 +95,7 @@ func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
 	missing, stale := 0, 0
 	keys := map[string]bool{}
 	for _, rec := range want {
-		key := keyString(rec[tb.Key])
+		key := Key(rec[tb.Key])
 		keys[key] = true
 		versions, ok := stored[key]
 		if !ok {
@@ -151,8 +151,8 @@ func AssertNoSecrets(t testing.TB, dbPath string, secrets ...string) {
 	}
 }
 
-// keyString formats a key as SQLite's CAST(… AS TEXT) does; simulators decode numbers as float64.
-func keyString(v any) string {
+// Key formats a key as SQLite's CAST(… AS TEXT) does; simulators decode numbers as float64.
+func Key(v any) string {
 	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return strconv.FormatInt(int64(f), 10)
 	}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/crmsync/crmsync/internal/simulator/closesim"
+	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+)
+
+// binary is the real crmsync built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "crmsync-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "crmsync")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build crmsync: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCLI runs the command in-process with the given environment.
+func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
+
+func TestDocsAreGeneratedFromTheCode(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "docs")
+	if code != 0 {
+		t.Fatal("docs failed")
+	}
+	committed, err := os.ReadFile("../../docs/TABLES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(committed) != out {
+		t.Fatal("docs/TABLES.md is stale: run `go run ./cmd/crmsync docs > docs/TABLES.md`")
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	tests := []struct {
+		source  string
+		version int
+		streams int
+	}{{"close", 1, 6}, {"copper", 2, 17}}
+	for _, tt := range tests {
+		t.Run(tt.source, func(t *testing.T) {
+			code, out, errOut := runCLI(t, nil, "discover", "--source", tt.source)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var cat struct {
+				SchemaVersion int `json:"schema_version"`
+				Streams       []struct {
+					Name              string         `json:"name"`
+					PrimaryKey        []string       `json:"primary_key"`
+					ReplicationMethod string         `json:"replication_method"`
+					ReplicationKey    string         `json:"replication_key"`
+					AttributionWindow string         `json:"attribution_window"`
+					HistoryLimit      string         `json:"history_limit"`
+					Schema            map[string]any `json:"schema"`
+				} `json:"streams"`
+			}
+			if err := json.Unmarshal([]byte(out), &cat); err != nil {
+				t.Fatal(err)
+			}
+			if cat.SchemaVersion != tt.version || len(cat.Streams) != tt.streams {
+				t.Fatalf("schema version %d with %d streams, want %d with %d", cat.SchemaVersion, len(cat.Streams), tt.version, tt.streams)
+			}
+			for _, s := range cat.Streams {
+				if len(s.PrimaryKey) == 0 || s.ReplicationMethod == "" || s.Schema["properties"] == nil {
+					t.Errorf("%s: incomplete catalog entry %+v", s.Name, s)
+				}
+				if s.Name == "activities" && (s.AttributionWindow != "24h0m0s" || s.ReplicationMethod != "APPEND_ONLY") {
+					t.Errorf("close activities: %+v", s)
+				}
+				if s.Name == "event_log" && s.HistoryLimit != "30 days" {
+					t.Errorf("close event_log: %+v", s)
+				}
+				if s.Name == "tags" && s.PrimaryKey[0] != "name" {
+					t.Errorf("copper tags: primary key %v", s.PrimaryKey)
+				}
+			}
+		})
+	}
+}
+
+func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("source: close\nstart_dte: 2024-01-01\n"), 0o600)
+	env := map[string]string{"CLOSE_API_KEY": "k-123456", "COPPER_API_KEY": "k-123456"}
+	db := "sqlite:" + filepath.Join(dir, "x.db")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no source", []string{"sync", "--start-date", "2024-01-01"}, "source: missing"},
+		{"unknown source", []string{"sync", "--source", "hubspot"}, "not a known source"},
+		{"no start date", []string{"sync", "--source", "close", "--dest", db}, "start_date: missing"},
+		{"bad start date", []string{"sync", "--source", "close", "--start-date", "31/12/2024", "--dest", db}, "start_date"},
+		{"future start date", []string{"sync", "--source", "close", "--start-date", "2999-01-01", "--dest", db}, "in the future"},
+		{"unknown stream", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--streams", "leads,deals", "--dest", db}, "deals"},
+		{"bad dest", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "mysql://x"}, "dest:"},
+		{"dest dir missing", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/nonexistent/dir/x.db"}, "dest:"},
+		{"base url without scheme", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--base-url", "api.close.com", "--dest", db}, "base_url"},
+		{"plain http remote", []string{"check", "--source", "close", "--base-url", "http://api.close.com"}, "base_url"},
+		{"unknown config key", []string{"sync", "--config", badYAML}, "start_dte"},
+		{"missing config file", []string{"sync", "--config", filepath.Join(dir, "nope.yaml")}, "config file"},
+		{"copper without email", []string{"check", "--source", "copper"}, "user_email"},
+		{"unknown flag", []string{"sync", "--sorce", "close"}, "sorce"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, env, tt.args...)
+			if code != exitUsage || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d naming %q", code, errOut, exitUsage, tt.want)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+				t.Errorf("want one clear line, got:\n%s", errOut)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
+		t.Error("a rejected sync created the database file")
+	}
+}
+
+func newCloseSim(t *testing.T, cfg closesim.Config) (*closesim.Server, string) {
+	t.Helper()
+	cfg.APIKey = "api_cli.testkey0123456789"
+	sim, err := closesim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL
+}
+
+func TestCheck(t *testing.T) {
+	_, url := newCloseSim(t, closesim.Config{Users: 1})
+	code, out, errOut := runCLI(t, map[string]string{"CLOSE_API_KEY": "api_cli.testkey0123456789"}, "check", "--source", "close", "--base-url", url)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("check with the right key: exit %d, %s %s", code, out, errOut)
+	}
+	wrong := "api_wrong.wrongwrongwrong"
+	code, out, errOut = runCLI(t, map[string]string{"CLOSE_API_KEY": wrong}, "check", "--source", "close", "--base-url", url)
+	if code != exitFailed || !strings.Contains(errOut, "CLOSE_API_KEY") || strings.Contains(out+errOut, wrong) {
+		t.Fatalf("check with a wrong key: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestCopperCheck(t *testing.T) {
+	sim, err := coppersim.New(coppersim.Config{APIKey: "cu_key_123456", UserEmail: "me@example.com", Users: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	env := map[string]string{"COPPER_API_KEY": "cu_key_123456", "COPPER_USER_EMAIL": "me@example.com"}
+	if code, out, errOut := runCLI(t, env, "check", "--source", "copper", "--base-url", srv.URL); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	env["COPPER_USER_EMAIL"] = "other@example.com"
+	code, out, errOut := runCLI(t, env, "check", "--source", "copper", "--base-url", srv.URL)
+	if code != exitFailed || !strings.Contains(errOut, "COPPER_USER_EMAIL") || strings.Contains(out+errOut, "cu_key_123456") || strings.Contains(out+errOut, "other@example.com") {
+		t.Fatalf("wrong email: exit %d, %s %s", code, out, errOut)
+	}
+}
