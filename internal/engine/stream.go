@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -33,7 +34,13 @@ type streamRun struct {
 	checkpoint time.Time
 	limit      time.Time // bookmarks never pass this: sync start − settle time
 	lastFlush  time.Time
+	queued     time.Time // bookmark of the last queued batch
 	replace    destination.Replacement
+
+	// The writer goroutine owns cols, colIdx, rows and saved while it runs.
+	jobs       chan job
+	writerDone chan struct{}
+	writeErr   atomic.Pointer[error]
 	rows       int64
 	saved      state.Stream
 }
@@ -46,6 +53,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	r.table = destination.Table{Source: r.cat.Source, Stream: s}
 	r.limit = r.started.Add(-s.Settle)
 	r.saved = r.prev
+	r.queued = r.prev.Bookmark
 	r.lastFlush = time.Now()
 
 	var w source.Window
@@ -92,11 +100,15 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		if r.replace, err = r.dst.Replace(ctx, r.table); err != nil {
 			return err
 		}
-		if err := r.src.Read(ctx, s, w, r); err != nil {
-			r.replace.Abort(context.WithoutCancel(ctx))
-			return err
+		r.startWriter(ctx)
+		err := r.src.Read(ctx, s, w, r)
+		if err == nil {
+			err = r.flush(ctx)
 		}
-		if err := r.flush(ctx); err != nil {
+		if werr := r.stopWriter(); err == nil {
+			err = werr
+		}
+		if err != nil {
 			r.replace.Abort(context.WithoutCancel(ctx))
 			return err
 		}
@@ -107,22 +119,70 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 	if !w.From.Before(w.To) {
 		return nil // bookmark at the sync start: nothing can have changed since
 	}
+	// Rows read before a failure are real; they are committed with the last bookmark they
+	// justify. Those writes must survive the cancellation that may have caused the failure.
+	writeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	r.startWriter(writeCtx)
 	readErr := r.src.Read(ctx, s, w, r)
 	if readErr == nil {
 		// The whole window was read: every row before its end is handed over.
 		r.checkpoint = w.To
 	}
-	// Rows read before a failure are real; commit them with the last bookmark they justify.
-	// The write must survive the cancellation that may have caused the failure.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if err := r.flush(flushCtx); err != nil {
-		if readErr != nil {
-			return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, err)
-		}
-		return err
+	flushErr := r.flush(writeCtx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.stopWriter() }()
+	var writeErr error
+	select {
+	case writeErr = <-stopped:
+	case <-time.After(time.Minute):
+		cancel() // the destination hangs: give up on the rows in flight, never on the bookmark rule
+		writeErr = <-stopped
 	}
-	return readErr
+	if writeErr == nil {
+		writeErr = flushErr
+	}
+	switch {
+	case readErr != nil && writeErr != nil:
+		return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, writeErr)
+	case readErr != nil:
+		return readErr
+	}
+	return writeErr
+}
+
+// job is one batch on its way to the destination, with the state it justifies.
+type job struct {
+	records []record.Record
+	state   state.Stream
+}
+
+// startWriter runs the conversion and destination writes of the stream in their own
+// goroutine, so the next pages are fetched and decoded while a batch is being written.
+func (r *streamRun) startWriter(ctx context.Context) {
+	r.jobs = make(chan job, 1)
+	r.writerDone = make(chan struct{})
+	go func() {
+		defer close(r.writerDone)
+		for j := range r.jobs {
+			if r.writeErr.Load() != nil {
+				continue // drain: after a failure nothing more may be committed
+			}
+			if err := r.write(ctx, j); err != nil {
+				r.writeErr.Store(&err)
+			}
+		}
+	}()
+}
+
+// stopWriter waits for every queued batch and returns the first write error.
+func (r *streamRun) stopWriter() error {
+	close(r.jobs)
+	<-r.writerDone
+	if p := r.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Record implements source.Emitter.
@@ -145,29 +205,46 @@ func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
 	return nil
 }
 
+// flush queues the pending records with the bookmark the checkpoints so far justify. A write
+// error of an earlier batch stops the read here.
 func (r *streamRun) flush(ctx context.Context) error {
+	if p := r.writeErr.Load(); p != nil {
+		return *p
+	}
 	r.lastFlush = time.Now()
-	st := flushState(r.saved, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started)
-	if len(r.pending) == 0 && (r.replace != nil || st.Bookmark.Equal(r.saved.Bookmark)) {
+	// Checkpoints only grow, so every batch's bookmark is at least its predecessor's.
+	st := flushState(r.prev, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started)
+	if len(r.pending) == 0 && (r.replace != nil || st.Bookmark.Equal(r.queued)) {
 		return nil
 	}
-	b, err := r.batch(ctx)
+	r.queued = st.Bookmark
+	select {
+	case r.jobs <- job{records: r.pending, state: st}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.pending = make([]record.Record, 0, r.opts.BatchSize)
+	return nil
+}
+
+// write converts and stores one batch; it runs on the writer goroutine only.
+func (r *streamRun) write(ctx context.Context, j job) error {
+	b, err := r.batch(ctx, j.records)
 	if err != nil {
 		return err
 	}
 	if r.replace != nil {
 		err = r.replace.Write(ctx, b)
 	} else {
-		err = r.dst.Write(ctx, b, st)
+		err = r.dst.Write(ctx, b, j.state)
 	}
 	if err != nil {
 		return err
 	}
 	if r.replace == nil {
-		r.saved = st
+		r.saved = j.state
 	}
 	r.rows += int64(len(b.Rows))
-	r.pending = r.pending[:0]
 	if r.opts.Progress != nil {
 		r.opts.Progress(r.stream.Name, r.rows)
 	}
@@ -185,13 +262,13 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 // batch converts the pending records to typed rows. Fields the table lacks (schema drift) and
 // values that do not fit their column's type first evolve the table: columns are added and
 // types widened, never dropped or narrowed.
-func (r *streamRun) batch(ctx context.Context) (destination.Batch, error) {
-	if err := r.evolve(ctx); err != nil {
+func (r *streamRun) batch(ctx context.Context, recs []record.Record) (destination.Batch, error) {
+	if err := r.evolve(ctx, recs); err != nil {
 		return destination.Batch{}, err
 	}
-	rows := make([][]any, len(r.pending))
+	rows := make([][]any, len(recs))
 	extracted := r.started
-	for i, rec := range r.pending {
+	for i, rec := range recs {
 		row := make([]any, len(r.cols))
 		for j, c := range r.cols {
 			switch c.Name {
@@ -212,10 +289,10 @@ func (r *streamRun) batch(ctx context.Context) (destination.Batch, error) {
 	return destination.Batch{Table: r.table, Columns: r.cols, Rows: rows}, nil
 }
 
-func (r *streamRun) evolve(ctx context.Context) error {
+func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 	var want []catalog.Column
 	wantIdx := map[string]int{}
-	for _, rec := range r.pending {
+	for _, rec := range recs {
 		for k, v := range rec {
 			if v == nil {
 				continue // a null says nothing about the type

@@ -55,7 +55,7 @@ func Infer(v any) catalog.Type {
 		return catalog.Integer
 	case string:
 		return catalog.String
-	case map[string]any, []any:
+	case map[string]any, []any, json.RawMessage:
 		return catalog.JSON
 	default:
 		return catalog.String
@@ -71,9 +71,7 @@ func Fits(v any, t catalog.Type) bool {
 	case catalog.String:
 		return true
 	case catalog.JSON:
-		_, obj := v.(map[string]any)
-		_, arr := v.([]any)
-		return obj || arr
+		return Infer(v) == catalog.JSON
 	case catalog.Timestamp:
 		_, err := ParseTime(v)
 		return err == nil
@@ -124,7 +122,9 @@ func Convert(v any, t catalog.Type) (any, error) {
 	case catalog.Timestamp:
 		return ParseTime(v)
 	case catalog.JSON:
-		switch v.(type) {
+		switch x := v.(type) {
+		case json.RawMessage:
+			return string(x), nil
 		case map[string]any, []any:
 			b, err := json.Marshal(v)
 			if err != nil {
@@ -140,6 +140,8 @@ func Convert(v any, t catalog.Type) (any, error) {
 			return string(x), nil
 		case bool:
 			return strconv.FormatBool(x), nil
+		case json.RawMessage:
+			return string(x), nil
 		case map[string]any, []any:
 			b, err := json.Marshal(x)
 			if err != nil {

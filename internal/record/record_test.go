@@ -10,7 +10,7 @@ import (
 
 func TestInferAndConvert(t *testing.T) {
 	var obj map[string]any
-	if err := Decode([]byte(`{"i": 5015299552, "big": 123456789012345678901234, "f": 1.5, "b": true, "s": "x", "o": {"a": 1}, "a": [1], "n": null}`), &obj); err != nil {
+	if err := Decode([]byte(`{"i": 5015299552, "big": 123456789012345678901234, "f": 1.5, "b": true, "s": "x", "o": {"a":1}, "a": [1], "n": null}`), &obj); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

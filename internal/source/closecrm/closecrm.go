@@ -124,10 +124,10 @@ func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, o
 
 // page is one list answer. Data is a pointer so a body without it is an error, not an empty page.
 type page struct {
-	Data         *[]record.Record `json:"data"`
-	HasMore      bool             `json:"has_more"`
-	TotalResults *int64           `json:"total_results"`
-	CursorNext   *string          `json:"cursor_next"`
+	Data         *record.Records `json:"data"`
+	HasMore      bool            `json:"has_more"`
+	TotalResults *int64          `json:"total_results"`
+	CursorNext   *string         `json:"cursor_next"`
 }
 
 func (s *Source) list(ctx context.Context, path string, q url.Values) (page, error) {

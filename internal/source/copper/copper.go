@@ -140,28 +140,16 @@ func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, o
 func (s *Source) getObject(ctx context.Context, path string) (record.Record, error) {
 	var rec record.Record
 	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) error {
-		rec = nil
-		if err := record.Decode(r.Body, &rec); err != nil {
-			return err
-		}
-		if rec == nil {
-			return errors.New("the answer is not an object")
-		}
-		return nil
+		var err error
+		rec, err = record.DecodeObject(r.Body)
+		return err
 	})
 	return rec, err
 }
 
 // records decodes a bare JSON array answer (Copper lists and searches have no envelope).
 func records(body []byte) ([]record.Record, error) {
-	var recs *[]record.Record
-	if err := record.Decode(body, &recs); err != nil {
-		return nil, err
-	}
-	if recs == nil {
-		return nil, errors.New("the answer is not a list")
-	}
-	return *recs, nil
+	return record.DecodeArray(body)
 }
 
 func (s *Source) readList(ctx context.Context, path string, out source.Emitter) error {

@@ -1,0 +1,77 @@
+package record
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDecodeArray(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []Record
+		wantErr bool
+	}{
+		{"empty", `[]`, nil, false},
+		{"scalars", `[{"s": "a", "n": 5015299552, "f": -1.5e3, "t": true, "x": false, "z": null}]`,
+			[]Record{{"s": "a", "n": json.Number("5015299552"), "f": json.Number("-1.5e3"), "t": true, "x": false, "z": nil}}, false},
+		{"escapes and unicode", `[{"s": "Jörg \"J\" \u00e9 😀 \\ \n", "k\"ey": 1}]`,
+			[]Record{{"s": "Jörg \"J\" é 😀 \\ \n", "k\"ey": json.Number("1")}}, false},
+		{"nested kept as JSON text", `[{"o": {"a": [1, "]}"], "b": {}}, "a": [{"x": "{"}]}]`,
+			[]Record{{"o": json.RawMessage(`{"a": [1, "]}"], "b": {}}`), "a": json.RawMessage(`[{"x": "{"}]`)}}, false},
+		{"two records with whitespace", "[\n {\"id\": 1} ,\n {\"id\": 2}\n]",
+			[]Record{{"id": json.Number("1")}, {"id": json.Number("2")}}, false},
+		{"truncated", `[{"id": 1}, {"id": 2`, nil, true},
+		{"html", `<html>oops</html>`, nil, true},
+		{"empty body", ``, nil, true},
+		{"not objects", `[1, 2]`, nil, true},
+		{"object not array", `{"data": []}`, nil, true},
+		{"NUL in text", `[{"s": "a\u0000b"}]`, []Record{{"s": "a\x00b"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeArray([]byte(tt.in))
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("DecodeArray(%q) accepted it: %v", tt.in, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("DecodeArray = %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRecordsInsideEnvelope(t *testing.T) {
+	var page struct {
+		Data *Records `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(`{"data": [{"id": "lead_1", "custom": {"a": 1}}], "has_more": false}`), &page); err != nil {
+		t.Fatal(err)
+	}
+	if page.Data == nil || len(*page.Data) != 1 || (*page.Data)[0]["id"] != "lead_1" {
+		t.Fatalf("decoded %#v", page.Data)
+	}
+	if err := json.Unmarshal([]byte(`{"data": [{"id": "lead_1"`), &page); err == nil || !strings.Contains(err.Error(), "end of JSON") {
+		t.Fatalf("truncated page: %v", err)
+	}
+}
+
+func BenchmarkDecodeArray(b *testing.B) {
+	rec := `{"id": "acti_5NSAllsNdV40J599dTCZWZYvRSZeyx4Ag8SsaxTmknu", "_type": "Call", "date_created": "2024-06-04T08:31:44.512000+00:00",
+	"note": "Discussed the pilot — next steps \u00e9", "duration": 312, "users": ["user_1", "user_2"], "envelope": {"from": [{"name": "A", "email": "a@x"}]}, "has_recording": true}`
+	body := []byte("[" + strings.Repeat(rec+",", 99) + rec + "]")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := DecodeArray(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
