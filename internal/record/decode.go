@@ -55,28 +55,6 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	return err
 }
 
-// Records is a JSON array of records decoded in one pass.
-type Records []Record
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (rs *Records) UnmarshalJSON(data []byte) error {
-	s := scanner{b: data}
-	s.ws()
-	if s.eat('n') {
-		*rs = nil
-		return nil
-	}
-	if !s.eat('[') {
-		return errors.New("expected a JSON array")
-	}
-	out, err := s.array()
-	if err == nil && out == nil {
-		out = Records{}
-	}
-	*rs = out
-	return err
-}
-
 func invalid(data []byte) error {
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -88,6 +66,10 @@ func invalid(data []byte) error {
 type scanner struct {
 	b []byte
 	i int
+	// listKey names a top-level member decoded into list (DecodePage).
+	listKey  string
+	list     []Record
+	listSeen bool
 }
 
 var errEOF = errors.New("unexpected end of JSON input")
@@ -155,11 +137,19 @@ func (s *scanner) object() (Record, error) {
 			return nil, errEOF
 		}
 		s.ws()
-		v, err := s.value()
-		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", key, err)
+		if key == s.listKey && s.listKey != "" && s.eat('[') {
+			s.listKey = "" // only the top level
+			if s.list, err = s.array(); err != nil {
+				return nil, fmt.Errorf("%q: %w", key, err)
+			}
+			s.listSeen = true
+		} else {
+			v, err := s.value()
+			if err != nil {
+				return nil, fmt.Errorf("field %q: %w", key, err)
+			}
+			rec[key] = v
 		}
-		rec[key] = v
 		s.ws()
 		if s.eat('}') {
 			return rec, nil
@@ -267,4 +257,26 @@ func (s *scanner) skipNested() error {
 		s.i++
 	}
 	return errEOF
+}
+
+// DecodePage decodes a list envelope such as Close's {"data": [...], "has_more": true}: the
+// member named listKey is decoded as records, the other members as in a Record. The text is
+// validated and scanned once.
+func DecodePage(data []byte, listKey string) (fields Record, list []Record, err error) {
+	if !json.Valid(data) {
+		return nil, nil, invalid(data)
+	}
+	s := scanner{b: data, listKey: listKey}
+	s.ws()
+	if !s.eat('{') {
+		return nil, nil, errors.New("expected a JSON object")
+	}
+	fields, err = s.object()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !s.listSeen {
+		return nil, nil, fmt.Errorf("the answer has no %q list", listKey)
+	}
+	return fields, s.list, nil
 }

@@ -49,18 +49,33 @@ func TestDecodeArray(t *testing.T) {
 	}
 }
 
-func TestRecordsInsideEnvelope(t *testing.T) {
-	var page struct {
-		Data *Records `json:"data"`
+func TestDecodePage(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		records int
+		hasMore any
+		wantErr string
+	}{
+		{"page", `{"data": [{"id": "lead_1", "custom": {"data": [1]}}], "has_more": true, "total_results": 3}`, 1, true, ""},
+		{"empty page", `{"has_more": false, "data": []}`, 0, false, ""},
+		{"no data", `{"has_more": false}`, 0, nil, "no \"data\" list"},
+		{"truncated", `{"data": [{"id": "lead_1"`, 0, nil, "JSON"},
+		{"data not a list", `{"data": {"id": 1}}`, 0, nil, "no \"data\" list"},
 	}
-	if err := json.Unmarshal([]byte(`{"data": [{"id": "lead_1", "custom": {"a": 1}}], "has_more": false}`), &page); err != nil {
-		t.Fatal(err)
-	}
-	if page.Data == nil || len(*page.Data) != 1 || (*page.Data)[0]["id"] != "lead_1" {
-		t.Fatalf("decoded %#v", page.Data)
-	}
-	if err := json.Unmarshal([]byte(`{"data": [{"id": "lead_1"`), &page); err == nil || !strings.Contains(err.Error(), "end of JSON") {
-		t.Fatalf("truncated page: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fields, list, err := DecodePage([]byte(tt.in), "data")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(list) != tt.records || fields["has_more"] != tt.hasMore {
+				t.Fatalf("DecodePage = %v, %v, %v", fields, list, err)
+			}
+		})
 	}
 }
 

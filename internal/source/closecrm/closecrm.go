@@ -122,24 +122,23 @@ func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, o
 	return fmt.Errorf("close: no reader for stream %q", st.Name)
 }
 
-// page is one list answer. Data is a pointer so a body without it is an error, not an empty page.
+// page is one list answer.
 type page struct {
-	Data         *record.Records `json:"data"`
-	HasMore      bool            `json:"has_more"`
-	TotalResults *int64          `json:"total_results"`
-	CursorNext   *string         `json:"cursor_next"`
+	Data       []record.Record
+	HasMore    bool
+	CursorNext string
 }
 
 func (s *Source) list(ctx context.Context, path string, q url.Values) (page, error) {
 	var p page
 	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q}, func(r apiclient.Response) error {
-		p = page{}
-		if err := record.Decode(r.Body, &p); err != nil {
+		fields, data, err := record.DecodePage(r.Body, "data")
+		if err != nil {
 			return err
 		}
-		if p.Data == nil {
-			return errors.New(`the answer has no "data" list`)
-		}
+		hasMore, _ := fields["has_more"].(bool)
+		cursor, _ := fields["cursor_next"].(string)
+		p = page{Data: data, HasMore: hasMore, CursorNext: cursor}
 		return nil
 	})
 	return p, err
@@ -157,7 +156,7 @@ func (s *Source) readAll(ctx context.Context, path string, extra map[string]any,
 		if err != nil {
 			return err
 		}
-		for _, rec := range *p.Data {
+		for _, rec := range p.Data {
 			if t, err := record.ParseTime(rec["date_updated"]); err == nil && t.Before(w.From) {
 				continue
 			}
@@ -168,10 +167,10 @@ func (s *Source) readAll(ctx context.Context, path string, extra map[string]any,
 				return err
 			}
 		}
-		if !p.HasMore || len(*p.Data) == 0 {
+		if !p.HasMore || len(p.Data) == 0 {
 			return nil
 		}
-		skip += len(*p.Data)
+		skip += len(p.Data)
 	}
 }
 
@@ -197,12 +196,12 @@ func (s *Source) readEvents(ctx context.Context, w source.Window, out source.Emi
 		if err != nil {
 			return err
 		}
-		for _, rec := range *p.Data {
+		for _, rec := range p.Data {
 			if err := out.Record(ctx, rec); err != nil {
 				return err
 			}
 		}
-		if p.CursorNext == nil || *p.CursorNext == "" || len(*p.Data) == 0 {
+		if p.CursorNext == "" || len(p.Data) == 0 {
 			return nil
 		}
 		// When following a cursor the API wants the other filters repeated, but not date_updated.
@@ -210,7 +209,7 @@ func (s *Source) readEvents(ctx context.Context, w source.Window, out source.Emi
 		for k, v := range base {
 			q[k] = v
 		}
-		q.Set("_cursor", *p.CursorNext)
+		q.Set("_cursor", p.CursorNext)
 	}
 }
 
@@ -224,7 +223,7 @@ func (s *Source) offsetFetch(path string, limit int, query func(anchor time.Time
 		if err != nil {
 			return keyset.Page{}, err
 		}
-		return keyset.Page{Records: *p.Data, More: p.HasMore}, nil
+		return keyset.Page{Records: p.Data, More: p.HasMore}, nil
 	}
 }
 
