@@ -1,0 +1,532 @@
+package closesim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Config sizes and shapes the simulated Close account.
+type Config struct {
+	Seed int64
+	// APIKey is the Basic-auth user name clients must send (password empty,
+	// any password is accepted). Wrong or missing → 401 {"error": "..."}.
+	APIKey string
+	// Epoch anchors the data: every generated timestamp lies in
+	// [Epoch-Span, Epoch) (except FutureDated records). Zero → start of the
+	// current UTC day (by Now). Same Seed+Epoch+Span+sizes ⇒ identical bytes.
+	Epoch time.Time
+	// Span is how far back data goes; zero → 2 years. Event-log data lies in
+	// the 30 days before Epoch (and is served only while Now()-30d allows).
+	Span time.Duration
+
+	Leads, Activities, Tasks, Users, CustomFields, Events int
+
+	// FutureDated leads, activities and tasks (each) get a date_updated
+	// after Epoch (activities: date_created too), for bookmark-clamp tests.
+	FutureDated int
+	// SameTimestamp leads (date_updated) and activities (date_created and
+	// date_updated) share one exact timestamp, for page-boundary tests.
+	SameTimestamp int
+
+	// MaxSkip is the _skip cap of /lead/, /activity/, /task/ (zero → 250000).
+	MaxSkip int
+	// RateLimit is requests per second per endpoint group (method + path
+	// pattern); 0 = unlimited. Burst = max(1, RateLimit).
+	RateLimit float64
+	// Latency is added to every response.
+	Latency time.Duration
+	Faults  Faults
+	// Now is the clock for rate limiting, retention and fault mutations;
+	// nil → time.Now.
+	Now func() time.Time
+}
+
+// Faults are injected per request with the given probabilities (one draw
+// per request decides among the first seven kinds, so their rates add up
+// and must not exceed 1). The draws come from a PRNG seeded by Seed.
+type Faults struct {
+	Seed          int64
+	Rate429       float64 // 429 with RateLimit/Retry-After headers and the legacy body
+	Rate429NoHint float64 // 429 with no header and no reset hint in the body
+	Rate5xx       float64 // 500/502/503/504 at random
+	RateTruncate  float64 // 200 whose JSON body is cut off halfway
+	RateBadJSON   float64 // 200 with invalid JSON, an empty body or an HTML error page
+	RateReset     float64 // connection closed without a response
+	RateSlow      float64 // response delayed by SlowDelay (then served normally)
+	SlowDelay     time.Duration
+	// MutateBetweenPages is the probability that, before a follow-up page of
+	// a listing (_skip > 0 or _cursor), a few records of that stream are
+	// inserted, updated or deleted, so offset pages shift.
+	MutateBetweenPages float64
+}
+
+// Stats counts what the server saw since New or ResetStats.
+type Stats struct {
+	Requests int64
+	ByStatus map[int]int64    // status 0 = connection reset (no response)
+	ByPath   map[string]int64 // URL path without query
+	Faults   map[string]int64 // injected faults by kind: 429, 429_nohint, 5xx, truncate, bad_json, reset, slow, mutate
+	// RateLimited counts genuine 429s from the token buckets (not faults).
+	RateLimited int64
+}
+
+// Server is the fake Close API. It is an http.Handler for the root of a
+// host: paths are /api/v1/... .
+type Server struct {
+	cfg    Config
+	seed   uint64
+	epoch  int64 // unix micros
+	span   int64
+	now    func() time.Time
+	org    string
+	maxSk  int
+	n0     [numStreams]int // initial sizes: references are drawn from these
+	sameTS int64
+
+	mu        sync.RWMutex
+	st        [numStreams]*stream
+	evRefs    []evRef
+	pendingEv []int32
+	mrng      rng
+	cfByGroup [3][]cfDef // custom field values written on leads, contacts, opportunities
+
+	urefs        []userRef
+	statusIDs    [6]string
+	oppStatusIDs [5]string
+
+	cacheMu   sync.Mutex
+	cache     map[string]cacheEntry
+	cacheKeys []string
+	cacheIDs  int
+
+	faultMu sync.Mutex
+	faults  Faults
+	frng    rng
+
+	rl limiter
+
+	statMu sync.Mutex
+	stats  Stats
+}
+
+const maxRecords = 1 << 30
+
+// New builds the dataset. A 1,000,000-record dataset takes about a second.
+func New(cfg Config) (*Server, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("closesim: Config.APIKey is required")
+	}
+	for _, n := range []int{cfg.Leads, cfg.Activities, cfg.Tasks, cfg.Users, cfg.CustomFields, cfg.Events, cfg.FutureDated, cfg.SameTimestamp} {
+		if n < 0 || n > maxRecords {
+			return nil, fmt.Errorf("closesim: dataset size %d out of range", n)
+		}
+	}
+	if cfg.Span < 0 || cfg.MaxSkip < 0 || cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) {
+		return nil, errors.New("closesim: negative Span, MaxSkip or RateLimit")
+	}
+	if err := checkFaults(cfg.Faults); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, now: cfg.Now, cache: map[string]cacheEntry{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.Epoch.IsZero() {
+		cfg.Epoch = s.now().UTC().Truncate(24 * time.Hour)
+		s.cfg.Epoch = cfg.Epoch
+	}
+	if cfg.Span == 0 {
+		cfg.Span = 2 * 365 * 24 * time.Hour
+		s.cfg.Span = cfg.Span
+	}
+	s.maxSk = cfg.MaxSkip
+	if s.maxSk == 0 {
+		s.maxSk = 250000
+	}
+	s.seed = mix64(uint64(cfg.Seed) ^ 0xC105E51A)
+	s.epoch = cfg.Epoch.UnixMicro()
+	s.span = max(cfg.Span.Microseconds(), 1000)
+	s.mrng = rng{s.h(hMisc+5, 0)}
+	s.org = makeID("orga_", s.h(hOrg, 0), 43)
+	s.n0 = [numStreams]int{cfg.Leads, cfg.Activities, cfg.Tasks, cfg.Users, cfg.CustomFields, cfg.Events}
+	s.rl.init(cfg.RateLimit)
+	s.setFaults(cfg.Faults)
+	s.build()
+	s.stats = newStats()
+	return s, nil
+}
+
+func checkFaults(f Faults) error {
+	sum := 0.0
+	for _, p := range []float64{f.Rate429, f.Rate429NoHint, f.Rate5xx, f.RateTruncate, f.RateBadJSON, f.RateReset, f.RateSlow} {
+		if p < 0 || p > 1 || math.IsNaN(p) {
+			return errors.New("closesim: fault rates must be in [0,1]")
+		}
+		sum += p
+	}
+	if sum > 1+1e-9 {
+		return errors.New("closesim: fault rates add up to more than 1")
+	}
+	if f.MutateBetweenPages < 0 || f.MutateBetweenPages > 1 {
+		return errors.New("closesim: MutateBetweenPages must be in [0,1]")
+	}
+	return nil
+}
+
+// ---- building ----
+
+func (s *Server) build() {
+	for sid := 0; sid < numStreams; sid++ {
+		s.st[sid] = &stream{id: sid, salt: mix64(s.seed ^ uint64(sid+1)*0x9E3779B97F4A7C15)}
+	}
+	s.buildUserRefs()
+	fields := map[int][]int{
+		sLeads:        {fID, fCreated, fUpdated},
+		sActivities:   {fID, fCreated},
+		sTasks:        {fID, fCreated, fUpdated, fDate},
+		sUsers:        {fID},
+		sCustomFields: {fID},
+		sEvents:       {fUpdated},
+	}
+	for sid := 0; sid < sEvents; sid++ {
+		s.genStream(sid)
+	}
+	s.sortAll(fields, sEvents)
+	s.buildCFTables()
+	s.genEvents()
+	s.sortAll(fields, sEvents+1)
+}
+
+func (s *Server) sortAll(fields map[int][]int, upto int) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for sid := 0; sid < upto; sid++ {
+		st := s.st[sid]
+		if st.idx != nil {
+			continue
+		}
+		for _, f := range fields[sid] {
+			ix := &index{field: f, ids: make([]int32, len(st.recs))}
+			for i := range ix.ids {
+				ix.ids[i] = int32(i)
+			}
+			st.idx = append(st.idx, ix)
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				s.sortIDs(st, ix.field, ix.ids)
+				<-sem
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+func (s *Server) genStream(sid int) {
+	st := s.st[sid]
+	n := s.n0[sid]
+	st.recs = make([]rec, n)
+	st.live = n
+	lo := s.epoch - s.span
+	loMs := floorDiv(lo+999, 1000) * 1000
+	s.sameTS = floorDiv(s.epoch-s.span/4, usPerSec)*usPerSec + 250000
+	if s.sameTS < loMs {
+		s.sameTS = loMs
+	}
+	fd := min(s.cfg.FutureDated, n)
+	same := min(s.cfg.SameTimestamp, n-fd)
+	for g := 0; g < n; g++ {
+		r := s.rngFor(hMeta+uint64(sid)<<8, uint64(g))
+		created := max(msTime(&r, lo+r.int63n(s.span)), loMs)
+		var updated int64
+		switch sid {
+		case sLeads, sTasks:
+			if r.chance(0.3) {
+				updated = created
+			} else {
+				f := r.float()
+				updated = created + int64(f*f*float64(s.epoch-created))
+			}
+		case sActivities:
+			updated = created
+			if r.chance(0.4) {
+				updated += usPerSec + r.int63n(3*usPerHour)
+			}
+		default:
+			updated = created + int64(r.float()*float64(s.epoch-created))
+		}
+		updated = msTime(&r, updated)
+		if updated < created || updated >= s.epoch {
+			updated = created
+		}
+		if created >= s.epoch { // tiny spans only
+			created, updated = s.epoch-1, s.epoch-1
+		}
+		switch {
+		case g < same && sid == sLeads:
+			updated = s.sameTS
+			created = min(created, s.sameTS)
+		case g < same && sid == sActivities:
+			created, updated = s.sameTS, s.sameTS
+		case g >= n-fd && (sid == sLeads || sid == sActivities || sid == sTasks):
+			future := s.epoch + usPerHour + floorDiv(r.int63n(30*usPerDay), 1000)*1000
+			updated = future
+			if sid == sActivities {
+				created = future
+			}
+		}
+		st.recs[g] = rec{created: created, updated: updated, kind: s.kindFor(sid, uint32(g))}
+	}
+}
+
+func (s *Server) buildCFTables() {
+	st := s.st[sCustomFields]
+	var shared []cfDef
+	for g := range st.recs {
+		k := st.recs[g].kind
+		switch {
+		case k <= gOpportunity && len(s.cfByGroup[k]) < []int{12, 5, 4}[k]:
+			s.cfByGroup[k] = append(s.cfByGroup[k], s.cfDefFor(uint32(g), k))
+		case k == gShared && len(shared) < 4:
+			shared = append(shared, s.cfDefFor(uint32(g), k))
+		}
+	}
+	s.cfByGroup[gLead] = append(s.cfByGroup[gLead], shared...)
+}
+
+// genEvents creates the seeded event log: mostly created/updated events of
+// records whose last change lies in the 30 days before Epoch (so an event
+// agrees with its object), plus some "deleted" events of objects that no
+// longer exist (ghosts), never of live records.
+func (s *Server) genEvents() {
+	n := s.n0[sEvents]
+	ev := s.st[sEvents]
+	ev.recs = make([]rec, n)
+	ev.live = n
+	s.evRefs = make([]evRef, n)
+	win := s.epoch - 30*usPerDay
+	// Candidates: records whose last change lies in the window, visited in
+	// a seeded random order so events hit distinct objects while they last.
+	type cand struct {
+		sid int
+		i   int32
+	}
+	var cands []cand
+	for _, c := range []struct{ sid, field int }{{sLeads, fUpdated}, {sActivities, fCreated}, {sTasks, fUpdated}} {
+		st := s.st[c.sid]
+		for _, i := range s.subrange(st, st.index(c.field), span{win, s.epoch}) {
+			cands = append(cands, cand{c.sid, i})
+		}
+	}
+	cr := s.rngFor(hEvent+2, 0)
+	for j := len(cands) - 1; j > 0; j-- {
+		k := cr.intn(j + 1)
+		cands[j], cands[k] = cands[k], cands[j]
+	}
+	next := 0
+	for g := 0; g < n; g++ {
+		r := s.rngFor(hEvent+1, uint64(g))
+		var ref evRef
+		var at int64
+		if next >= len(cands) || r.intn(100) < 7 {
+			// An object that does not exist (any more): deleted, or created /
+			// updated and then deleted before the dataset's present.
+			sid := []int{sLeads, sActivities, sTasks}[r.intn(3)]
+			tgen := uint32(ghostBase + g)
+			at = msTime(&r, win+r.int63n(s.epoch-win))
+			if at < win {
+				at += usPerSec
+			}
+			ref = evRef{tgen: tgen, tstream: uint8(sid), action: actDeleted, tkind: s.kindFor(sid, tgen), tupd: at,
+				tprev: at - usPerHour - floorDiv(r.int63n(60*usPerDay), 1000)*1000}
+			if next >= len(cands) {
+				switch v := r.intn(10); {
+				case v < 3:
+					ref.action, ref.tprev = actCreated, at
+				case v < 7:
+					ref.action = actUpdated
+				}
+			}
+		} else {
+			c := cands[next]
+			next++
+			t := s.st[c.sid].recs[c.i]
+			ref = evRef{tgen: uint32(c.i), tstream: uint8(c.sid), tkind: t.kind}
+			if c.sid == sActivities || t.updated == t.created || t.updated < win {
+				ref.action, ref.tupd, ref.tprev = actCreated, t.created, t.created
+			} else {
+				ref.action, ref.tupd, ref.tprev = actUpdated, t.updated, t.created
+			}
+			at = ref.tupd + int64(5+r.intn(40))*1000
+			if at >= s.epoch {
+				at = ref.tupd
+			}
+		}
+		created := at
+		if r.intn(10) == 0 { // consolidated event: first seen earlier
+			created = max(at-int64(1+r.intn(60))*usPerSec, win)
+		}
+		ev.recs[g] = rec{created: created, updated: at}
+		s.evRefs[g] = ref
+	}
+}
+
+// ---- public API: ground truth and mutations ----
+
+// Snapshot returns every live record of stream exactly as the API serves it
+// (decoded JSON), in the API's default order (by id; event_log newest
+// first, and only what retention keeps). Unknown stream → nil.
+func (s *Server) Snapshot(stream string) []map[string]any {
+	sid := streamID(stream)
+	if sid < 0 {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := s.liveOrder(sid)
+	out := make([]map[string]any, 0, len(ids))
+	var e enc
+	for _, i := range ids {
+		e.reset()
+		s.writeRec(&e, sid, i)
+		var m map[string]any
+		if err := json.Unmarshal(e.b, &m); err != nil {
+			panic("closesim: generated invalid JSON: " + err.Error())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// liveOrder lists live records in default API order.
+func (s *Server) liveOrder(sid int) []int32 {
+	st := s.st[sid]
+	if sid != sEvents {
+		return st.idx[0].ids
+	}
+	ids := s.subrange(st, st.idx[0], span{s.retentionStart(), math.MaxInt64})
+	out := make([]int32, len(ids))
+	for j := range ids {
+		out[j] = ids[len(ids)-1-j]
+	}
+	return out
+}
+
+func (s *Server) retentionStart() int64 { return s.now().UnixMicro() - 30*usPerDay }
+
+// Count is the number of live records (event_log: those retention keeps).
+func (s *Server) Count(stream string) int {
+	sid := streamID(stream)
+	if sid < 0 {
+		return 0
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if sid == sEvents {
+		st := s.st[sid]
+		return len(s.subrange(st, st.idx[0], span{s.retentionStart(), math.MaxInt64}))
+	}
+	return s.st[sid].live
+}
+
+// UpdateRecords bumps date_updated of n random live records to at, changes
+// a field of each (version counter), and emits "updated" events. For
+// activities date_created stays: the API cannot filter on date_updated.
+// Returns the ids. Deterministic given the seed and the call sequence.
+func (s *Server) UpdateRecords(stream string, n int, at time.Time) []string {
+	return s.mutatePublic(stream, "update", n, at)
+}
+
+// AddRecords creates n records with date_created = date_updated = at and
+// emits "created" events. Returns the new ids.
+func (s *Server) AddRecords(stream string, n int, at time.Time) []string {
+	return s.mutatePublic(stream, "add", n, at)
+}
+
+// DeleteRecords hard-deletes n random live records and emits "deleted"
+// events (previous_data = the last version). Returns the ids.
+func (s *Server) DeleteRecords(stream string, n int, at time.Time) []string {
+	return s.mutatePublic(stream, "delete", n, at)
+}
+
+func (s *Server) mutatePublic(stream, op string, n int, at time.Time) []string {
+	sid := streamID(stream)
+	if sid < 0 || sid == sEvents || n <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mutate(sid, op, n, at.UnixMicro())
+}
+
+// Epoch returns the data anchor in effect (useful when Config.Epoch was zero).
+func (s *Server) Epoch() time.Time { return time.UnixMicro(s.epoch).UTC() }
+
+// SameTimestamp returns the timestamp shared by Config.SameTimestamp records.
+func (s *Server) SameTimestamp() time.Time { return time.UnixMicro(s.sameTS).UTC() }
+
+// ---- stats ----
+
+func newStats() Stats {
+	return Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	c := newStats()
+	c.Requests, c.RateLimited = s.stats.Requests, s.stats.RateLimited
+	for k, v := range s.stats.ByStatus {
+		c.ByStatus[k] = v
+	}
+	for k, v := range s.stats.ByPath {
+		c.ByPath[k] = v
+	}
+	for k, v := range s.stats.Faults {
+		c.Faults[k] = v
+	}
+	return c
+}
+
+// ResetStats zeroes the counters.
+func (s *Server) ResetStats() {
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	s.stats = newStats()
+}
+
+func (s *Server) countFault(kind string) {
+	s.statMu.Lock()
+	s.stats.Faults[kind]++
+	s.statMu.Unlock()
+}
+
+// SetFaults replaces the fault configuration (goroutine-safe) and reseeds
+// the fault PRNG from f.Seed. Invalid rates are clamped.
+func (s *Server) SetFaults(f Faults) { s.setFaults(f) }
+
+func (s *Server) setFaults(f Faults) {
+	clamp := func(p *float64) {
+		if math.IsNaN(*p) || *p < 0 {
+			*p = 0
+		}
+		*p = min(*p, 1)
+	}
+	for _, p := range []*float64{&f.Rate429, &f.Rate429NoHint, &f.Rate5xx, &f.RateTruncate, &f.RateBadJSON, &f.RateReset, &f.RateSlow, &f.MutateBetweenPages} {
+		clamp(p)
+	}
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = f
+	s.frng = rng{mix64(uint64(f.Seed) ^ 0xFA17)}
+}
+
+var _ http.Handler = (*Server)(nil)

@@ -1,0 +1,88 @@
+// Package closesim is an in-memory fake of the Close REST API
+// (https://api.close.com/api/v1/) for tests, benchmarks and the
+// `crmsync sandbox` command.
+//
+// It serves a deterministic, seeded dataset of leads (with embedded
+// contacts, addresses, opportunities, lead tasks and custom field values),
+// activities, tasks, users, custom field definitions and the event log. The
+// same Config (Seed, Epoch, Span, sizes) gives byte-identical responses in
+// any process.
+//
+// # Memory model
+//
+// Only 24 bytes of metadata are kept per record (date_created,
+// date_updated, a version counter, the _type/group and a deleted flag),
+// plus one 4-byte entry per sorted index (id, date_created, date_updated,
+// task date) and 32 bytes per event reference. A record's JSON is generated
+// when it is served, from (seed, stream, index, version, dates), straight
+// into a byte buffer. About 35 bytes per record are resident; a
+// 1,000,000-record dataset builds in about a second and a 100-activity page
+// (~165 kB) is written in about 0.2 ms.
+//
+// # Reproduced API behaviour
+//
+//   - Paths under /api/v1/ ending in '/'; a path without the slash gets a
+//     301 to the slash form. Unknown paths → 404, other methods than GET →
+//     405, always with a JSON {"error": "..."} body.
+//   - HTTP Basic auth, API key as user name; anything else → 401.
+//     GET /me/ is the cheap credential check.
+//   - Offset paging with _skip/_limit, {"data": [...], "has_more": ...}
+//     (leads also "total_results"). Maximum _limit: leads 200, activities
+//     100, tasks/users/custom fields 1000; above → 400 "... less than or equal
+//     to N". _skip above Config.MaxSkip (250000) on /lead/, /activity/,
+//     /task/ → 400 with the real message "The skip you set is larger than
+//     the maximum skip for this resource (max_skip = 250000). Please refine
+//     your search query."
+//   - _fields=a,b projects top-level fields ("custom" selects all custom
+//     fields), GET /<resource>/{id}/ returns one record.
+//   - /lead/ has no date filters; the deprecated `query` parameter works
+//     for date_updated / date_created with > >= < <= and
+//     sort:[-]date_updated|date_created. The query language has minute
+//     precision: the record's timestamp and the value are both truncated to
+//     the minute before comparing. Other terms → 400.
+//   - /activity/ (and /activity/<type>/): date_created__gt/gte/lt/lte
+//     (ISO 8601, naive = UTC), _order_by=[-]date_created. Trap: there is
+//     no date_updated filter (it is silently ignored) although
+//     UpdateRecords on activities moves date_updated; _type only filters
+//     together with lead_id, as documented.
+//   - /task/: trap: without _type only "lead" tasks are returned;
+//     _type=all returns every type. date_updated__* and date_created__*
+//     filters; _order_by only [-]date or [-]date_created (date_updated →
+//     400).
+//   - /user/ (optional _order_by=last_name,first_name), and
+//     /custom_field/{lead,contact,opportunity,activity,custom_object_type,
+//     shared}/ (plus the old plural /custom_fields/...), each returning only
+//     its own fields, without an object_type field.
+//   - /event/: newest first by date_updated, always; _limit default and max
+//     50; paging only by the opaque _cursor (keyset: events added during a
+//     walk never shift it; the cursor keeps the walk's date_updated window);
+//     _skip → 400; filters date_updated__*, object_type, object_id, action,
+//     lead_id, user_id, request_id in the documented combinations only.
+//     Event timestamps carry no offset ("2024-06-04T08:31:44.530000").
+//     Retention: events older than Now()-30 days are not served.
+//   - Default order of every offset listing (no sort asked) is by id, which
+//     is stable but not time-ordered.
+//   - Timestamps: "2024-06-04T08:31:44.512000+00:00", some without fraction.
+//     Records contain non-ASCII text (ö, é, 日本語, emoji), characters that
+//     need escaping, nulls and empty arrays.
+//   - Rate limits: a token bucket per endpoint group (method + path
+//     pattern). Every response carries RateLimit: limit=N, remaining=M,
+//     reset=S; over the limit → 429 with RateLimit, Retry-After and the
+//     legacy body {"error": {"rate_reset": 1.2, "message": "..."}}.
+//
+// # Faults and mutations
+//
+// Config.Faults (or SetFaults at runtime) injects 429s (with or without any
+// hint), 500/502/503/504, truncated and invalid JSON bodies, dropped
+// connections, slow responses, and mutations between the pages of one
+// listing (so offset pages shift). UpdateRecords, AddRecords and
+// DeleteRecords change the data deterministically and emit matching
+// "updated" / "created" / "deleted" events. Snapshot and Count give the
+// ground truth a correct replica must hold.
+//
+// Simplifications: embedded lead tasks belong to their lead and are not
+// part of the tasks stream; deleting a lead does not cascade; seeded events
+// reference records whose last change lies in the 30 days before Epoch, or
+// objects that no longer exist (never a "deleted" event for a live record);
+// previous_data of "updated" events holds only date_updated.
+package closesim

@@ -1,0 +1,92 @@
+// Package coppersim is an in-memory fake of the Copper Developer API
+// (https://api.copper.com/developer_api/v1) for tests, benchmarks and the
+// sandbox/demo command. Mount a *Server at the root of an http.Server or
+// httptest.Server; paths are /developer_api/v1/....
+//
+// # Data
+//
+// The dataset is deterministic: the same Seed, Epoch, Span and sizes give
+// byte-identical responses in every process. Every field of a record is a pure
+// function of (Seed, entity, slot, version); the server stores only 24 bytes
+// of metadata per record (date_created, date_modified or activity_date,
+// version, flags) plus 4-byte sorted indexes, and renders JSON when a record
+// is served. date_created, date_modified and activity_date lie in
+// [Epoch-Span, Epoch) except the FutureDated ones (forward-looking dates such
+// as close_date, due_date and custom Date values may lie ahead). Ids grow with date_created, are unique per entity only, and activity
+// ids exceed 2^31. Text includes accents, CJK, emoji, quotes, backslashes and
+// newlines; many fields are null; custom_fields list every definition
+// available on the entity (value typed by data_type, null when unset, [] for
+// an empty MultiSelect; Connect values are always null).
+//
+// # Reproduced real-API behaviour
+//
+//   - Auth: X-PW-AccessToken, X-PW-Application: developer_api and
+//     X-PW-UserEmail (compared case-insensitively) on every request; anything
+//     missing or wrong is 401. Errors are {"success":false,"status":N,"message":"..."}.
+//   - POST /{people,companies,leads,opportunities,projects,tasks,activities,users}/search
+//     with a JSON body: page_number (1-based, default 1), page_size (default
+//     20, 1..200), sort_by/sort_direction (documented values only, per-entity
+//     default, default direction asc), min/max created and modified dates
+//     (Unix seconds, inclusive) and ids on the six record entities. Response:
+//     a bare JSON array and X-PW-TOTAL. page_number/page_size are also read
+//     from the query string when the body lacks them.
+//   - leads: include_converted_leads defaults to false, hiding converted
+//     leads (the trap); status_ids, customer_source_ids. opportunities:
+//     status_ids (0 Open, 1 Won, 2 Lost, 3 Abandoned), pipeline_ids,
+//     pipeline_stage_ids. tasks: statuses.
+//   - activities: only minimum/maximum_activity_date, parent, activity_types
+//     and user_ids filter; there is no created/modified filter (sending one is
+//     422). Always newest first by activity_date, whatever sort_by says.
+//     date_modified equals activity_date except for ~3% edited later; user
+//     activities are usually dated before their date_created (logged after
+//     the fact); system types 1 "Property Changed" and 3 "Pipeline Stage
+//     Changed" carry old_value/new_value.
+//   - The 100,000-result ceiling (Config.MaxResults).
+//   - GET /account, /users/me, /users/{id}, /contact_types,
+//     /custom_field_definitions, /customer_sources, /lead_statuses (403 when
+//     leads are disabled), /loss_reasons, /pipeline_stages,
+//     /pipeline_stages/pipeline/{id}, /pipelines (stages nested), /tags
+//     (sorted by name, with live counts), /activity_types ({user, system}),
+//     /custom_activity_types: unpaginated. POST /pipeline_stages/search does
+//     not exist: 404.
+//   - GET /{entity}/{id}; 404 once deleted, except deleted activities, which
+//     answer {"id":…, "is_deleted":true}. Deleted records vanish from search.
+//   - Rolling-window rate limit (Copper: 180/min): 429 with no Retry-After
+//     and no rate-limit headers, body {"success":false,"status":429,"message":"Rate limit exceeded"}.
+//     Rejected requests do not use up the window.
+//
+// # Choices for what the documentation leaves open
+//
+//   - Unknown search body keys: 422 "Invalid input: unknown attribute …"
+//     (reported by third-party clients). Documented Copper parameters the
+//     simulator does not implement (tags, assignee_ids, city, …) are also 422,
+//     with a message saying so, rather than silently ignored.
+//   - page_size above 200 (or below 1) and page_number below 1: 422, not
+//     clamped. Malformed JSON: 400.
+//   - Beyond the ceiling: a page that starts at or past MaxResults returns []
+//     (200); a page straddling it is cut at MaxResults. X-PW-TOTAL is the exact
+//     number of matches, uncapped, so a client can see it must split its window.
+//   - X-PW-TOTAL is sent by every search, users and activities included.
+//   - Sort ties break by id (desc order is the exact reverse of asc); nulls
+//     sort first ascending; strings compare bytewise. Direction is honoured for
+//     every sort. Sort keys with no visible field use the nearest one (see
+//     sortFields).
+//   - Activities: full_result is accepted and has no effect (no duplicate
+//     ids); deleted-activity stubs never appear in search.
+//   - Leads stay searchable when leads are disabled; only /lead_statuses is 403.
+//   - An update bumps version and date_modified; the details field always
+//     changes ("(rev N)"). Updating an activity re-dates it: activity_date and
+//     date_modified both become the update time, so activity-date CDC sees it.
+//     AddBackdatedActivities adds activities dated before their creation.
+//   - Cost: a 200-record people page takes about 0.7 ms of CPU. Sorting by
+//     date_modified/date_created and filtering on them is index-backed; any
+//     other sort_by builds its order on first use (~150 ms per 100k records)
+//     and keeps it up to date through mutations; filtered scans are cached
+//     until the next mutation.
+//   - Faults are drawn per authenticated, non-rate-limited request from their
+//     own seeded stream; response faults are mutually exclusive, RateSlow and
+//     MutateBetweenPages are independent. Truncation declares the full
+//     Content-Length, sends half and closes the connection. MutateBetweenPages
+//     applies before page 2+ of a search: two updates, one insert and one
+//     delete in that entity, at Config.Now().
+package coppersim

@@ -1,0 +1,627 @@
+package coppersim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const apiPrefix = "/developer_api/v1/"
+
+// Server is an in-memory Copper Developer API. It is safe for concurrent use.
+type Server struct {
+	cfg        Config
+	start, end int64 // generated timestamps lie in [start, end): Epoch-Span, Epoch
+
+	mu    sync.RWMutex // guards tabs and small
+	tabs  [numEntities]*table
+	small map[string][]json.RawMessage // full-table lists, including overrides
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	faultMu  sync.Mutex
+	faults   Faults
+	faultRng rng
+
+	limiter limiter
+
+	bufPool sync.Pool
+}
+
+// New builds the dataset. Building 500,000 records takes well under a second.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg}
+	s.end = cfg.Epoch.Unix()
+	s.start = s.end - int64(cfg.Span/time.Second)
+	s.small = defaultSmallLists()
+	s.SetFaults(cfg.Faults)
+	s.ResetStats()
+	if cfg.RateLimit > 0 {
+		s.limiter.init(cfg.RateLimit, cfg.RateWindow)
+	}
+	s.build()
+	return s, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Server) Config() Config { return s.cfg }
+
+// SetFaults replaces the fault configuration and restarts its random stream.
+// It panics on rates outside [0,1] or response-fault rates summing above 1.
+func (s *Server) SetFaults(f Faults) {
+	if err := f.validate(); err != nil {
+		panic(err)
+	}
+	s.faultMu.Lock()
+	s.faults = f
+	s.faultRng = rng{mix64(uint64(f.Seed) ^ 0xfa017fa017)}
+	s.faultMu.Unlock()
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	out := Stats{Requests: s.stats.Requests, ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
+	for k, v := range s.stats.ByStatus {
+		out.ByStatus[k] = v
+	}
+	for k, v := range s.stats.ByPath {
+		out.ByPath[k] = v
+	}
+	for k, v := range s.stats.Faults {
+		out.Faults[k] = v
+	}
+	return out
+}
+
+// ResetStats zeroes the counters.
+func (s *Server) ResetStats() {
+	s.statsMu.Lock()
+	s.stats = Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
+	s.statsMu.Unlock()
+}
+
+func (s *Server) count(path string) {
+	s.statsMu.Lock()
+	s.stats.Requests++
+	s.stats.ByPath[path]++
+	s.statsMu.Unlock()
+}
+
+func (s *Server) countStatus(code int) {
+	s.statsMu.Lock()
+	s.stats.ByStatus[code]++
+	s.statsMu.Unlock()
+}
+
+func (s *Server) countFault(kind string) {
+	s.statsMu.Lock()
+	s.stats.Faults[kind]++
+	s.statsMu.Unlock()
+}
+
+// ---------------------------------------------------------------- rate limiter
+
+// limiter is a rolling window: at most limit accepted requests in any window.
+// Rejected requests do not count.
+type limiter struct {
+	mu     sync.Mutex
+	times  []int64 // ring of accepted request times (ns)
+	head   int
+	n      int
+	window int64
+}
+
+func (l *limiter) init(perSecond float64, window time.Duration) {
+	limit := max(int(perSecond*window.Seconds()), 1)
+	l.times = make([]int64, limit)
+	l.window = int64(window)
+}
+
+func (l *limiter) allow(now int64) bool {
+	if l.times == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.n > 0 && l.times[l.head] <= now-l.window {
+		l.head = (l.head + 1) % len(l.times)
+		l.n--
+	}
+	if l.n == len(l.times) {
+		return false
+	}
+	l.times[(l.head+l.n)%len(l.times)] = now
+	l.n++
+	return true
+}
+
+// ---------------------------------------------------------------- HTTP
+
+// response is a handler result before fault post-processing.
+type response struct {
+	status int
+	body   []byte
+	total  int // X-PW-TOTAL, -1 for none
+	pooled *[]byte
+}
+
+func errResp(status int, msg string) response {
+	return response{status: status, body: errorBody(status, msg), total: -1}
+}
+
+func notFound() response { return errResp(http.StatusNotFound, "Resource not found") }
+
+// pathPattern replaces numeric segments by {id} for Stats.ByPath.
+func pathPattern(p string) string {
+	if !strings.ContainsAny(p, "0123456789") {
+		return p
+	}
+	parts := strings.Split(p, "/")
+	for i, seg := range parts {
+		if _, err := strconv.ParseInt(seg, 10, 64); err == nil {
+			parts[i] = "{id}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func (s *Server) sleep(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+}
+
+// faultDraw is one request's fault decision.
+type faultDraw struct {
+	kind      string // "" or one of the response fault names
+	variant   int
+	slow      bool
+	slowDelay time.Duration
+}
+
+func (s *Server) drawFault() faultDraw {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	f := &s.faults
+	var d faultDraw
+	u := s.faultRng.float()
+	d.variant = s.faultRng.intn(1 << 16)
+	d.slow = s.faultRng.float() < f.RateSlow
+	d.slowDelay = f.SlowDelay
+	for _, k := range []struct {
+		name string
+		rate float64
+	}{{"429", f.Rate429}, {"429_no_hint", f.Rate429NoHint}, {"5xx", f.Rate5xx},
+		{"truncate", f.RateTruncate}, {"bad_json", f.RateBadJSON}, {"reset", f.RateReset}} {
+		if u < k.rate {
+			d.kind = k.name
+			break
+		}
+		u -= k.rate
+	}
+	return d
+}
+
+// drawMutate decides whether to mutate data before serving a later page.
+func (s *Server) drawMutate() bool {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults.MutateBetweenPages > 0 && s.faultRng.float() < s.faults.MutateBetweenPages
+}
+
+func (s *Server) checkAuth(r *http.Request) string {
+	switch {
+	case r.Header.Get("X-PW-AccessToken") == "":
+		return "Missing X-PW-AccessToken header"
+	case r.Header.Get("X-PW-AccessToken") != s.cfg.APIKey:
+		return "Invalid API key"
+	case r.Header.Get("X-PW-Application") != "developer_api":
+		return "X-PW-Application must be developer_api"
+	case r.Header.Get("X-PW-UserEmail") == "":
+		return "Missing X-PW-UserEmail header"
+	case !strings.EqualFold(r.Header.Get("X-PW-UserEmail"), s.cfg.UserEmail):
+		return "X-PW-UserEmail does not match the API key's user"
+	}
+	return ""
+}
+
+// ServeHTTP serves the API; mount it at the root (paths are /developer_api/v1/...).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.count(pathPattern(r.URL.Path))
+	s.sleep(r, s.cfg.Latency)
+	if msg := s.checkAuth(r); msg != "" {
+		s.write(w, errResp(http.StatusUnauthorized, msg))
+		return
+	}
+	if !s.limiter.allow(s.cfg.Now().UnixNano()) {
+		// Copper documents no rate-limit headers and no Retry-After.
+		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
+		return
+	}
+	fd := s.drawFault()
+	if fd.slow {
+		s.countFault("slow")
+		s.sleep(r, fd.slowDelay)
+	}
+	switch fd.kind {
+	case "429":
+		s.countFault(fd.kind)
+		w.Header().Set("Retry-After", "1")
+		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
+		return
+	case "429_no_hint":
+		s.countFault(fd.kind)
+		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
+		return
+	case "5xx":
+		s.countFault(fd.kind)
+		s.write5xx(w, fd.variant)
+		return
+	case "reset":
+		s.countFault(fd.kind)
+		resetConn(w)
+		return
+	}
+	resp := s.route(r)
+	defer s.release(resp)
+	if resp.status == http.StatusOK {
+		switch fd.kind {
+		case "truncate":
+			s.countFault(fd.kind)
+			s.writeTruncated(w, resp)
+			return
+		case "bad_json":
+			s.countFault(fd.kind)
+			s.writeBadJSON(w, resp, fd.variant)
+			return
+		}
+	}
+	s.write(w, resp)
+}
+
+func (s *Server) write(w http.ResponseWriter, resp response) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	if resp.total >= 0 {
+		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
+	}
+	s.countStatus(resp.status)
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body)
+}
+
+func (s *Server) write5xx(w http.ResponseWriter, variant int) {
+	codes := []int{500, 502, 503, 504}
+	code := codes[variant%len(codes)]
+	if code == 502 || code == 504 { // gateways answer in HTML
+		w.Header().Set("Content-Type", "text/html")
+		s.countStatus(code)
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center></body></html>\n",
+			code, http.StatusText(code), code, http.StatusText(code))
+		return
+	}
+	s.write(w, errResp(code, http.StatusText(code)))
+}
+
+// writeTruncated declares the full Content-Length, sends half the body and
+// closes the connection: the client sees an unexpected EOF.
+func (s *Server) writeTruncated(w http.ResponseWriter, resp response) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	if resp.total >= 0 {
+		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
+	}
+	s.countStatus(resp.status)
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body[:len(resp.body)/2])
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	resetConn(w)
+}
+
+func (s *Server) writeBadJSON(w http.ResponseWriter, resp response, variant int) {
+	var body []byte
+	ctype := "application/json; charset=utf-8"
+	switch variant % 3 {
+	case 0: // well-framed but syntactically broken JSON
+		body = append([]byte(nil), resp.body[:len(resp.body)/3]...)
+		body = append(body, `,"oops`...)
+	case 1: // empty body
+	default: // an HTML error page from a proxy, with status 200
+		ctype = "text/html"
+		body = []byte("<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1><p>Please try again later.</p></body></html>\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	s.countStatus(http.StatusOK)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// resetConn drops the connection without (the rest of) a response.
+func resetConn(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufPool.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+func (s *Server) release(resp response) {
+	if resp.pooled != nil && cap(*resp.pooled) <= 4<<20 {
+		s.bufPool.Put(resp.pooled)
+	}
+}
+
+// smallLists served by GET /<name>.
+var smallListNames = []string{"contact_types", "custom_field_definitions", "customer_sources",
+	"lead_statuses", "loss_reasons", "pipeline_stages", "pipelines", "tags"}
+
+func (s *Server) route(r *http.Request) response {
+	if !strings.HasPrefix(r.URL.Path, apiPrefix) {
+		return notFound()
+	}
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, apiPrefix), "/"), "/")
+	get, post := r.Method == http.MethodGet, r.Method == http.MethodPost
+	switch {
+	case len(parts) == 1 && get:
+		switch parts[0] {
+		case "account":
+			return s.jsonResp(s.accountJSON())
+		case "activity_types":
+			return s.jsonResp(json.Marshal(map[string][]activityType{"user": userActivityTypes, "system": systemActivityTypes}))
+		case "custom_activity_types":
+			return s.jsonResp(json.Marshal(customActivityTypes))
+		case "lead_statuses":
+			if !s.cfg.leadsEnabled() {
+				return errResp(http.StatusForbidden, "Leads are not enabled for this account")
+			}
+		}
+		for _, name := range smallListNames {
+			if parts[0] == name {
+				return s.jsonResp(s.smallListJSON(name))
+			}
+		}
+	case len(parts) == 2 && post && parts[1] == "search":
+		if e, ok := entityByPath(parts[0]); ok {
+			return s.search(r, e)
+		}
+	case len(parts) == 2 && get && parts[0] == "users" && parts[1] == "me":
+		return s.single(entUsers, s.idOf(entUsers, 0))
+	case len(parts) == 2 && get:
+		if e, ok := entityByPath(parts[0]); ok {
+			id, err := strconv.ParseInt(parts[1], 10, 64)
+			if err != nil {
+				return notFound()
+			}
+			return s.single(e, id)
+		}
+	case len(parts) == 3 && get && parts[0] == "pipeline_stages" && parts[1] == "pipeline":
+		id, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil {
+			return notFound()
+		}
+		return s.stagesOf(id)
+	}
+	return notFound()
+}
+
+func (s *Server) jsonResp(b []byte, err error) response {
+	if err != nil {
+		return errResp(http.StatusInternalServerError, err.Error())
+	}
+	return response{status: http.StatusOK, body: b, total: -1}
+}
+
+func (s *Server) search(r *http.Request, e entity) response {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return errResp(http.StatusBadRequest, "Could not read body")
+	}
+	p, aerr := parseSearch(e, body, r.URL.Query())
+	if aerr != nil {
+		return errResp(aerr.status, aerr.msg)
+	}
+	if p.page > 1 && s.drawMutate() {
+		s.countFault("mutate")
+		s.mutateBetweenPages(e)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := s.tabs[e]
+	slots, total := s.runSearch(t, p)
+	buf := s.getBuf()
+	*buf = s.appendPage(*buf, e, slots)
+	return response{status: http.StatusOK, body: *buf, total: total, pooled: buf}
+}
+
+// mutateBetweenPages updates two records, inserts one and deletes one, all
+// at the current time, as concurrent users of the account would.
+func (s *Server) mutateBetweenPages(e entity) {
+	at := s.cfg.Now().Unix()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tabs[e]
+	s.updateLocked(t, 2, at)
+	s.addLocked(t, 1, at)
+	if t.live > 1 {
+		s.deleteLocked(t, 1)
+	}
+}
+
+func (s *Server) single(e entity, id int64) response {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	slot := s.slotOf(e, id)
+	if slot < 0 {
+		return notFound()
+	}
+	if s.tabs[e].recs[slot].flags&flDeleted != 0 {
+		if e == entActivities { // deleted activities stay readable as stubs
+			return response{status: http.StatusOK, body: []byte(`{"id":` + strconv.FormatInt(id, 10) + `,"is_deleted":true}`), total: -1}
+		}
+		return notFound()
+	}
+	return response{status: http.StatusOK, body: s.appendRecord(nil, e, slot), total: -1}
+}
+
+func (s *Server) accountJSON() ([]byte, error) {
+	s.mu.RLock()
+	rows, ok := s.small["account"]
+	s.mu.RUnlock()
+	if ok && len(rows) > 0 {
+		return rows[0], nil
+	}
+	return json.Marshal(struct {
+		ID              int64  `json:"id"`
+		Name            string `json:"name"`
+		PrimaryTimezone string `json:"primary_timezone"`
+		Settings        struct {
+			TeamPermissions bool `json:"setting_team_permissions_enabled"`
+			EnableLeads     bool `json:"setting_enable_leads"`
+		} `json:"settings"`
+	}{ID: accountID, Name: "Northwind Outfitters", PrimaryTimezone: "America/Chicago",
+		Settings: struct {
+			TeamPermissions bool `json:"setting_team_permissions_enabled"`
+			EnableLeads     bool `json:"setting_enable_leads"`
+		}{true, s.cfg.leadsEnabled()}})
+}
+
+func joinRaw(rows []json.RawMessage) []byte {
+	b := []byte{'['}
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, ']')
+}
+
+func (s *Server) smallListJSON(name string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if rows, ok := s.small[name]; ok {
+		return joinRaw(rows), nil
+	}
+	if name == "tags" {
+		return s.tagsJSON(), nil
+	}
+	return nil, fmt.Errorf("no list %q", name)
+}
+
+func (s *Server) stagesOf(pipelineID int64) response {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	found := false
+	for _, raw := range s.small["pipelines"] {
+		var p struct{ ID int64 }
+		if json.Unmarshal(raw, &p) == nil && p.ID == pipelineID {
+			found = true
+		}
+	}
+	if !found {
+		return notFound()
+	}
+	out := []json.RawMessage{}
+	for _, raw := range s.small["pipeline_stages"] {
+		var st struct {
+			PipelineID int64 `json:"pipeline_id"`
+		}
+		if json.Unmarshal(raw, &st) == nil && st.PipelineID == pipelineID {
+			out = append(out, raw)
+		}
+	}
+	return response{status: http.StatusOK, body: joinRaw(out), total: -1}
+}
+
+// tagsJSON serves tag counts computed from the live records. Callers hold
+// the read lock.
+var taggedEntities = []entity{entPeople, entLeads, entCompanies, entOpportunities, entProjects, entTasks}
+
+func (s *Server) tagsJSON() []byte {
+	var counts [6][]int64
+	for i, e := range taggedEntities {
+		counts[i] = s.tagCounts(s.tabs[e])
+	}
+	b := []byte{'['}
+	for ti, name := range tagNames {
+		if ti > 0 {
+			b = append(b, ',')
+		}
+		var total int64
+		for i := range counts {
+			total += counts[i][ti]
+		}
+		b = append(b, `{"name":`...)
+		b = appendStr(b, name)
+		b = append(b, `,"count":`...)
+		b = appendInt(b, total)
+		for i, key := range []string{"count_people", "count_leads", "count_companies", "count_opportunities", "count_projects", "count_tasks"} {
+			b = append(b, `,"`...)
+			b = append(b, key...)
+			b = append(b, `":`...)
+			b = appendInt(b, counts[i][ti])
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func (s *Server) tagCounts(t *table) []int64 {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	t.checkCacheLocked()
+	if t.tagCounts != nil {
+		return t.tagCounts
+	}
+	c := make([]int64, len(tagNames))
+	for i := range t.recs {
+		rc := &t.recs[i]
+		if rc.flags&flDeleted != 0 {
+			continue
+		}
+		m := s.tagMask(t.e, int32(i), rc.version)
+		for m != 0 {
+			j := bits.TrailingZeros16(m)
+			m &^= 1 << j
+			c[j]++
+		}
+	}
+	t.tagCounts = c
+	return c
+}
