@@ -15,7 +15,7 @@ echo "== PostgreSQL"
 pg_datadir=""
 if [ -z "${CRMSYNC_TEST_POSTGRES:-}" ]; then
   eval "$(scripts/ensure-postgres.sh)"
-  pg_datadir="${CRMSYNC_PG_DATADIR:-}"
+  pg_datadir="${CRMSYNC_TEST_POSTGRES_DIR:-}"
 fi
 cleanup() {
   if [ -n "$pg_datadir" ]; then scripts/ensure-postgres.sh stop "$pg_datadir" || true; fi

@@ -38,7 +38,7 @@ func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 		fl.StringVar(&f.cfg.Schema, "schema", "", "namespace in the destination (PostgreSQL schema; SQLite table prefix)")
 		fl.StringVar(&f.streams, "streams", "", "comma-separated tables to sync (default: all)")
 		fl.IntVar(&f.cfg.Concurrency, "concurrency", 0, "tables read at once (default 4)")
-		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 5000)")
+		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 2000)")
 	}
 }
 
@@ -103,7 +103,7 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand())
+	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand(), a.benchCommand())
 	return root
 }
 

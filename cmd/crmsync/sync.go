@@ -63,16 +63,21 @@ func openDestination(ctx context.Context, dest, schema, sourceName string) (dest
 	}
 	switch {
 	case strings.HasPrefix(dest, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(dest, "sqlite:"), "//")
-		d, err := sqlite.Open(ctx, path, schema)
-		return d, "sqlite:" + path, err
+		return openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(dest, "sqlite:"), "//"), schema)
 	case strings.HasPrefix(dest, "postgres://"), strings.HasPrefix(dest, "postgresql://"):
 		return openPostgres(ctx, dest, schema, sourceName)
 	case strings.HasSuffix(dest, ".db") || strings.HasSuffix(dest, ".sqlite"):
-		d, err := sqlite.Open(ctx, dest, schema)
-		return d, "sqlite:" + dest, err
+		return openSQLite(ctx, dest, schema)
 	}
 	return nil, "", usageError{fmt.Errorf("dest: %q is not a destination; use sqlite:PATH or postgres://user@host:5432/db", dest)}
+}
+
+func openSQLite(ctx context.Context, path, schema string) (destination.Destination, string, error) {
+	d, err := sqlite.Open(ctx, path, schema)
+	if err != nil {
+		return nil, "", err // not a typed nil inside the interface
+	}
+	return d, "sqlite:" + path, nil
 }
 
 func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {

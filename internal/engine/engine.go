@@ -23,7 +23,7 @@ import (
 type Options struct {
 	StartDate   time.Time // earliest data on a first sync
 	Streams     []string  // empty: all
-	BatchSize   int       // rows per destination transaction; zero: 5000
+	BatchSize   int       // rows per destination transaction; zero: 2000
 	Concurrency int       // streams read at once; zero: 4
 	// FlushInterval bounds how long read rows wait before they are committed; zero: 5s.
 	FlushInterval time.Duration
@@ -131,7 +131,7 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 
 func withDefaults(o Options) Options {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 5000
+		o.BatchSize = 2000
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4

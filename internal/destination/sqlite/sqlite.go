@@ -155,7 +155,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 			}
 		}
 		if widened {
-			if err := rebuild(ctx, tx, name, t.Stream, merged); err != nil {
+			if err := rebuild(ctx, tx, name, t.Stream, existing, merged); err != nil {
 				return nil, err
 			}
 		}
@@ -232,12 +232,21 @@ func merge(existing, want []catalog.Column) (merged, added []catalog.Column, wid
 
 // rebuild re-creates the table with wider column types and copies the rows over. SQLite cannot
 // alter a column's type, and storing text in an INTEGER column would turn "007" into 7.
-func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, cols []catalog.Column) error {
+// old holds the types before widening (columns added since are absent or equal).
+func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old, cols []catalog.Column) error {
 	tmp := "_crmsync_rebuild_" + name
+	was := map[string]catalog.Type{}
+	for _, c := range old {
+		was[c.Name] = c.Type
+	}
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = convertExpr(quote(c.Name), was[c.Name], c.Type)
+	}
 	stmts := []string{
 		"DROP TABLE IF EXISTS " + quote(tmp),
 		createTableSQL(tmp, s, cols),
-		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), columnList(cols), columnList(cols), quote(name)),
+		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), columnList(cols), strings.Join(exprs, ", "), quote(name)),
 		"DROP TABLE " + quote(name),
 		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(name)),
 	}
@@ -248,6 +257,23 @@ func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, col
 		}
 	}
 	return nil
+}
+
+// convertExpr converts a column's stored values when its type widens to text, so old rows
+// read like the text the engine writes for new values: booleans as true/false (not 1/0) and
+// integral numbers without a trailing ".0"; other numbers keep SQLite's exact (round-trip) text.
+func convertExpr(col string, from, to catalog.Type) string {
+	if to != catalog.String || from == to {
+		return col
+	}
+	switch from {
+	case catalog.Boolean:
+		return fmt.Sprintf("CASE typeof(%[1]s) WHEN 'integer' THEN CASE WHEN %[1]s THEN 'true' ELSE 'false' END ELSE %[1]s END", col)
+	case catalog.Number:
+		return fmt.Sprintf("CASE WHEN typeof(%[1]s) = 'real' AND abs(%[1]s) < 9007199254740992.0 AND %[1]s = CAST(%[1]s AS INTEGER) "+
+			"THEN CAST(CAST(%[1]s AS INTEGER) AS TEXT) ELSE %[1]s END", col)
+	}
+	return col
 }
 
 func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string {
@@ -267,12 +293,21 @@ func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string
 }
 
 func indexSQL(name string, s catalog.Stream) []string {
-	if s.Method != catalog.AppendOnly {
+	cols := versionKey(s)
+	if s.Method != catalog.AppendOnly || len(cols) == 0 {
 		return nil
 	}
 	// Append-only tables keep every version; this index makes "is this version stored?" cheap.
-	cols := append(append([]string{}, s.PrimaryKey...), s.VersionField)
 	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ix_"+name+"_version"), quote(name), quotedList(cols))}
+}
+
+// versionKey is what identifies one stored version of an append-only stream's row.
+func versionKey(s catalog.Stream) []string {
+	keys := append([]string{}, s.PrimaryKey...)
+	if s.VersionField != "" {
+		keys = append(keys, s.VersionField)
+	}
+	return keys
 }
 
 func sqlType(t catalog.Type) string {
@@ -389,7 +424,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any, app
 	defer stmt.Close()
 	var keyIdx []int
 	if appendOnly {
-		keyIdx = columnIndexes(cols, append(append([]string{}, s.PrimaryKey...), s.VersionField))
+		keyIdx = columnIndexes(cols, versionKey(s))
 	}
 	args := make([]any, 0, len(cols)+len(keyIdx))
 	for _, row := range rows {
@@ -438,6 +473,9 @@ func sqlValue(v any) any {
 func upsertSQL(name string, s catalog.Stream, cols []catalog.Column) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s)", quote(name), columnList(cols), placeholders(len(cols)))
+	if len(s.PrimaryKey) == 0 {
+		return b.String() // nothing to upsert on
+	}
 	pk := map[string]bool{}
 	for _, k := range s.PrimaryKey {
 		pk[k] = true
@@ -462,7 +500,10 @@ func upsertSQL(name string, s catalog.Stream, cols []catalog.Column) string {
 
 // appendSQL inserts a row unless the same version (primary key + version field) is stored.
 func appendSQL(name string, s catalog.Stream, cols []catalog.Column) string {
-	keys := append(append([]string{}, s.PrimaryKey...), s.VersionField)
+	keys := versionKey(s)
+	if len(keys) == 0 {
+		return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(name), columnList(cols), placeholders(len(cols)))
+	}
 	conds := make([]string, len(keys))
 	for i, k := range keys {
 		conds[i] = fmt.Sprintf("%s IS ?", quote(k))
@@ -500,25 +541,37 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	defer tx.Rollback()
+	// staged changes only once the transaction commits: a failed write leaves it as it was.
+	staged := b.Columns
 	if r.staged == nil {
-		stream := r.table.Stream
-		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, stream, b.Columns)); err != nil {
+		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, r.table.Stream, b.Columns)); err != nil {
 			return fmt.Errorf("stage %s: %w", r.name, err)
 		}
-		r.staged = b.Columns
 	} else {
-		merged, added, _ := merge(r.staged, b.Columns)
+		var added []catalog.Column
+		var widened bool
+		staged, added, widened = merge(r.staged, b.Columns)
 		for _, c := range added {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(r.stage), quote(c.Name), sqlType(c.Type))); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
 			}
 		}
-		r.staged = merged
+		// The table was widened since the last batch: widen the stage too, or its INTEGER
+		// affinity would store "007" as 7.
+		if widened {
+			if err := rebuild(ctx, tx, r.stage, r.table.Stream, r.staged, staged); err != nil {
+				return fmt.Errorf("stage %s: %w", r.name, err)
+			}
+		}
 	}
 	if err := insertRows(ctx, tx, upsertSQL(r.stage, r.table.Stream, b.Columns), b.Rows, false, b.Columns, r.table.Stream); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("stage %s: %w", r.name, err)
+	}
+	r.staged = staged
+	return nil
 }
 
 func (r *replacement) Commit(ctx context.Context, st state.Stream) error {

@@ -1,0 +1,296 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+)
+
+// Prepare creates the table or evolves it to hold cols: missing columns are added and types
+// widened in place (ALTER COLUMN … TYPE … USING); nothing is dropped or narrowed. It returns
+// the table's columns afterwards, in table order, with their logical names and types.
+func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []catalog.Column) ([]catalog.Column, error) {
+	table := Ident(t.Stream.Name)
+	var out []catalog.Column
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// Two processes evolving one table would otherwise race between reading the columns
+		// and altering them.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("table", d.schema, table)); err != nil {
+			return err
+		}
+		if err := d.claim(ctx, tx, table, t); err != nil {
+			return err
+		}
+		existing, err := d.columns(ctx, tx, table)
+		if err != nil {
+			return err
+		}
+		merged, added, widened := mergeColumns(existing, cols)
+		if err := checkNames(merged); err != nil {
+			return err
+		}
+		if existing == nil {
+			for _, s := range createSQL(d.Table(t.Stream.Name), t.Stream, merged, targetTable) {
+				if _, err := tx.Exec(ctx, s); err != nil {
+					return fmt.Errorf("create table: %w", err)
+				}
+			}
+		} else if s := alterSQL(d.Table(t.Stream.Name), added, widened); s != "" {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("evolve columns: %w", err)
+			}
+		}
+		if err := d.recordNames(ctx, tx, table, added); err != nil {
+			return err
+		}
+		out = merged
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s.%s: %w", d.schema, table, err)
+	}
+	return out, nil
+}
+
+// claim records which source owns a table, so two sources sharing a schema never write into
+// one table, and two streams whose names shorten alike never share one.
+func (d *Destination) claim(ctx context.Context, tx pgx.Tx, table string, t destination.Table) error {
+	var source, stream string
+	err := tx.QueryRow(ctx, `SELECT source, stream FROM `+d.meta("_crmsync_tables")+` WHERE table_name = $1`, table).Scan(&source, &stream)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err = tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_tables")+` (table_name, source, stream) VALUES ($1, $2, $3)`, table, t.Source, t.Stream.Name)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if source != t.Source {
+		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", table, source, t.Source)
+	}
+	if stream != t.Stream.Name {
+		return fmt.Errorf("streams %q and %q both map to table %s", stream, t.Stream.Name, table)
+	}
+	return nil
+}
+
+// columns reads a table's columns back from information_schema, with the logical names of
+// shortened ones; nil when the table does not exist.
+func (d *Destination) columns(ctx context.Context, tx pgx.Tx, table string) ([]catalog.Column, error) {
+	rows, err := tx.Query(ctx, `SELECT c.column_name::text, c.data_type::text, coalesce(m.logical_name, c.column_name::text)
+		FROM information_schema.columns c
+		LEFT JOIN `+d.meta("_crmsync_columns")+` m ON m.table_name = c.table_name::text AND m.column_name = c.column_name::text
+		WHERE c.table_schema = $1 AND c.table_name = $2
+		ORDER BY c.ordinal_position`, d.schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("read columns: %w", err)
+	}
+	defer rows.Close()
+	var cols []catalog.Column
+	for rows.Next() {
+		var physical, dataType, logical string
+		if err := rows.Scan(&physical, &dataType, &logical); err != nil {
+			return nil, fmt.Errorf("read columns: %w", err)
+		}
+		cols = append(cols, catalog.Column{Name: logical, Type: logicalType(dataType)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read columns: %w", err)
+	}
+	return cols, nil
+}
+
+// recordNames remembers the logical name of every column whose identifier was shortened.
+func (d *Destination) recordNames(ctx context.Context, tx pgx.Tx, table string, cols []catalog.Column) error {
+	for _, c := range cols {
+		if p := Ident(c.Name); p != c.Name {
+			_, err := tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_columns")+` (table_name, column_name, logical_name) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, table, p, c.Name)
+			if err != nil {
+				return fmt.Errorf("record column name %q: %w", c.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// widening is one column whose type grows.
+type widening struct {
+	Name     string
+	From, To catalog.Type
+}
+
+// mergeColumns returns existing columns (types widened to hold want) followed by the wanted
+// ones missing, plus what was added and widened. Existing may be nil (a new table).
+func mergeColumns(existing, want []catalog.Column) (merged, added []catalog.Column, widened []widening) {
+	idx := map[string]int{}
+	merged = append(merged, existing...)
+	for i, c := range merged {
+		idx[c.Name] = i
+	}
+	for _, c := range want {
+		if c.Type == "" {
+			c.Type = catalog.String
+		}
+		i, ok := idx[c.Name]
+		if !ok {
+			idx[c.Name] = len(merged)
+			merged = append(merged, c)
+			added = append(added, c)
+			continue
+		}
+		if w := catalog.Widen(merged[i].Type, c.Type); w != merged[i].Type {
+			if j := indexOf(added, c.Name); j >= 0 {
+				added[j].Type = w // not created yet: create it wide
+			} else {
+				widened = append(widened, widening{Name: c.Name, From: merged[i].Type, To: w})
+			}
+			merged[i].Type = w
+		}
+	}
+	return merged, added, widened
+}
+
+func indexOf(cols []catalog.Column, name string) int {
+	for i, c := range cols {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkNames refuses two logical columns that map to one identifier (a SHA-256 prefix
+// collision between two long names: astronomically unlikely, but never silent).
+func checkNames(cols []catalog.Column) error {
+	seen := make(map[string]string, len(cols))
+	for _, c := range cols {
+		p := Ident(c.Name)
+		if other, ok := seen[p]; ok && other != c.Name {
+			return fmt.Errorf("columns %q and %q both map to identifier %q", other, c.Name, p)
+		}
+		seen[p] = c.Name
+	}
+	return nil
+}
+
+// tableKind says what createSQL creates.
+type tableKind int
+
+const (
+	targetTable tableKind = iota // a stream's table: primary key or version index
+	stageTable                   // a replacement's stage: unlogged, no keys, an order column
+	tempTable                    // Write's per-transaction stage: like stageTable, dropped at commit
+)
+
+// createSQL creates a table and, for append-only streams, the unique index on (key, version)
+// that stores each version once.
+func createSQL(table string, s catalog.Stream, cols []catalog.Column, kind tableKind) []string {
+	var b strings.Builder
+	switch kind {
+	case stageTable:
+		// A stage is rebuilt from scratch after a crash anyway, so it need not be WAL-logged.
+		b.WriteString("CREATE UNLOGGED TABLE ")
+	case tempTable:
+		b.WriteString("CREATE TEMP TABLE ")
+	default:
+		b.WriteString("CREATE TABLE ")
+	}
+	b.WriteString(table + " (")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(qident(c.Name) + " " + sqlType(c.Type))
+	}
+	if kind != targetTable {
+		fmt.Fprintf(&b, ", %s bigint NOT NULL", quote(ordColumn))
+	} else if s.Method != catalog.AppendOnly && len(s.PrimaryKey) > 0 {
+		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", quotedList(s.PrimaryKey))
+	}
+	b.WriteString(")")
+	if kind == tempTable {
+		b.WriteString(" ON COMMIT DROP")
+	}
+	stmts := []string{b.String()}
+	if keys := versionKey(s); kind == targetTable && s.Method == catalog.AppendOnly && len(keys) > 0 {
+		// No name: PostgreSQL picks one that is unique in the schema, whatever the table's name.
+		stmts = append(stmts, fmt.Sprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT", table, quotedList(keys)))
+	}
+	return stmts
+}
+
+// versionKey is what identifies one stored version of an append-only stream's row.
+func versionKey(s catalog.Stream) []string {
+	keys := append([]string{}, s.PrimaryKey...)
+	if s.VersionField != "" {
+		keys = append(keys, s.VersionField)
+	}
+	return keys
+}
+
+// alterSQL adds and widens columns in one statement (one table rewrite at most), or "".
+func alterSQL(table string, added []catalog.Column, widened []widening) string {
+	var parts []string
+	for _, c := range added {
+		parts = append(parts, fmt.Sprintf("ADD COLUMN %s %s", qident(c.Name), sqlType(c.Type)))
+	}
+	for _, w := range widened {
+		parts = append(parts, fmt.Sprintf("ALTER COLUMN %s TYPE %s USING %s", qident(w.Name), sqlType(w.To), convertExpr(qident(w.Name), w.From, w.To)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "ALTER TABLE " + table + " " + strings.Join(parts, ", ")
+}
+
+// convertExpr converts a column's values when its type widens. Text forms match what the
+// engine writes for new values of the wider type: numbers in shortest exact form, booleans as
+// true/false, instants as RFC 3339 UTC with microseconds (as the SQLite destination stores them).
+func convertExpr(col string, from, to catalog.Type) string {
+	if to == catalog.String && from == catalog.Timestamp {
+		return fmt.Sprintf(`to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, col)
+	}
+	return col + "::" + sqlType(to)
+}
+
+func sqlType(t catalog.Type) string {
+	switch t {
+	case catalog.Integer:
+		return "bigint"
+	case catalog.Number:
+		return "double precision"
+	case catalog.Boolean:
+		return "boolean"
+	case catalog.Timestamp:
+		return "timestamptz"
+	case catalog.JSON:
+		return "jsonb"
+	default:
+		return "text"
+	}
+}
+
+// logicalType reads information_schema's data_type back; types crmsync does not create (a
+// column added by hand) map to the closest logical type.
+func logicalType(dataType string) catalog.Type {
+	switch dataType {
+	case "bigint", "integer", "smallint":
+		return catalog.Integer
+	case "double precision", "real", "numeric":
+		return catalog.Number
+	case "boolean":
+		return catalog.Boolean
+	case "timestamp with time zone", "timestamp without time zone":
+		return catalog.Timestamp
+	case "jsonb", "json":
+		return catalog.JSON
+	default:
+		return catalog.String
+	}
+}

@@ -1,0 +1,360 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// ordColumn numbers a stage's rows in load order ("last wins" among duplicates). Names
+// starting with _crmsync_ are reserved.
+const ordColumn = "_crmsync_ord"
+
+// batchTable names the per-transaction temp table a batch is COPYed into, after the batch's
+// column names and types. pgx caches the column types of a COPY target by statement text, so
+// a name must never be reused with other types: values would be encoded as the old types.
+func batchTable(cols []catalog.Column) string {
+	h := sha256.New()
+	for _, c := range cols {
+		fmt.Fprintf(h, "%s\x00%s\x00", Ident(c.Name), sqlType(c.Type))
+	}
+	return "_crmsync_batch_" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// stageBatch creates the temp table for cols (dropped at commit) and COPYs rows into it,
+// numbering them from first+1. It returns the table's qualified name.
+func stageBatch(ctx context.Context, tx pgx.Tx, s catalog.Stream, cols []catalog.Column, rows [][]any, first int64) (string, error) {
+	name := batchTable(cols)
+	stage := "pg_temp." + quote(name)
+	if _, err := tx.Exec(ctx, createSQL(stage, s, cols, tempTable)[0]); err != nil {
+		return "", fmt.Errorf("create staging table: %w", err)
+	}
+	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first); err != nil {
+		return "", err
+	}
+	return stage, nil
+}
+
+// Write stores b and the stream's state in one transaction: rows are COPYed into a temp table,
+// then merged into the table with one INSERT … SELECT (see the package documentation).
+func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
+	s := b.Table.Stream
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if len(b.Rows) > 0 {
+			stage, err := stageBatch(ctx, tx, s, b.Columns, b.Rows, 0)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, mergeSQL(d.Table(s.Name), stage, s, b.Columns)); err != nil {
+				return fmt.Errorf("merge rows: %w", err)
+			}
+		}
+		return d.saveState(ctx, tx, b.Table.Source, s.Name, st)
+	})
+	if err != nil {
+		return fmt.Errorf("write %s.%s: %w", d.schema, Ident(s.Name), err)
+	}
+	return nil
+}
+
+// mergeSQL moves a stage's rows into the table.
+//
+//   - Incremental: one row per primary key — the newest by cursor (NULL counts as oldest),
+//     ties going to the last in load order — is upserted, and an existing row is only
+//     replaced by a version at least as new by cursor (or when either cursor is NULL), so
+//     re-reads and out-of-order listings never regress a row.
+//   - AppendOnly: every version (primary key + version field) not stored yet is inserted;
+//     within the stage the first copy of a version wins.
+//
+// Only the columns of the batch are written: columns it lacks keep their values.
+func mergeSQL(table, stage string, s catalog.Stream, cols []catalog.Column) string {
+	list := columnList(cols)
+	if s.Method == catalog.AppendOnly {
+		q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY %s", table, list, list, stage, quote(ordColumn))
+		if keys := versionKey(s); len(keys) > 0 {
+			q += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quotedList(keys))
+		}
+		return q
+	}
+	q := fmt.Sprintf("INSERT INTO %s AS t (%s) %s", table, list, newestSQL(stage, s, cols))
+	if len(s.PrimaryKey) == 0 {
+		return q
+	}
+	isKey := map[string]bool{}
+	for _, k := range s.PrimaryKey {
+		isKey[k] = true
+	}
+	var sets []string
+	for _, c := range cols {
+		if !isKey[c.Name] {
+			sets = append(sets, fmt.Sprintf("%s = excluded.%s", qident(c.Name), qident(c.Name)))
+		}
+	}
+	pk := quotedList(s.PrimaryKey)
+	if len(sets) == 0 {
+		return q + fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", pk)
+	}
+	q += fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", pk, strings.Join(sets, ", "))
+	if hasCursor(s, cols) {
+		c := qident(s.CursorField)
+		q += fmt.Sprintf(" WHERE excluded.%s >= t.%s OR excluded.%s IS NULL OR t.%s IS NULL", c, c, c, c)
+	}
+	return q
+}
+
+// newestSQL selects a stage's rows, one per primary key: the newest by cursor, NULL counting
+// as oldest, ties going to the last loaded. Without a primary key every row, in load order.
+func newestSQL(stage string, s catalog.Stream, cols []catalog.Column) string {
+	list := columnList(cols)
+	if len(s.PrimaryKey) == 0 {
+		return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", list, stage, quote(ordColumn))
+	}
+	pk := quotedList(s.PrimaryKey)
+	order := pk
+	if hasCursor(s, cols) {
+		order += ", " + qident(s.CursorField) + " DESC NULLS LAST"
+	}
+	order += ", " + quote(ordColumn) + " DESC"
+	return fmt.Sprintf("SELECT DISTINCT ON (%s) %s FROM %s ORDER BY %s", pk, list, stage, order)
+}
+
+func hasCursor(s catalog.Stream, cols []catalog.Column) bool {
+	return s.CursorField != "" && indexOf(cols, s.CursorField) >= 0
+}
+
+func columnList(cols []catalog.Column) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = qident(c.Name)
+	}
+	return strings.Join(q, ", ")
+}
+
+// copyRows COPYs rows (binary protocol) into a stage, numbering them from first+1.
+func copyRows(ctx context.Context, tx pgx.Tx, stage pgx.Identifier, cols []catalog.Column, rows [][]any, first int64) error {
+	names := make([]string, 0, len(cols)+1)
+	for _, c := range cols {
+		names = append(names, Ident(c.Name))
+	}
+	names = append(names, ordColumn)
+	src := &rowSource{cols: cols, rows: rows, first: first, i: -1, buf: make([]any, len(cols)+1)}
+	if _, err := tx.CopyFrom(ctx, stage, names, src); err != nil {
+		return fmt.Errorf("copy rows: %w", err)
+	}
+	return nil
+}
+
+// rowSource feeds a batch to COPY, checking and cleaning each value on the way.
+type rowSource struct {
+	cols  []catalog.Column
+	rows  [][]any
+	first int64
+	i     int
+	buf   []any // reused: pgx encodes a row before asking for the next
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i < len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+
+func (s *rowSource) Values() ([]any, error) {
+	row := s.rows[s.i]
+	if len(row) != len(s.cols) {
+		return nil, fmt.Errorf("row %d has %d values for %d columns", s.i+1, len(row), len(s.cols))
+	}
+	for j, v := range row {
+		pv, err := pgValue(v, s.cols[j].Type)
+		if err != nil {
+			return nil, fmt.Errorf("row %d, column %q: %w", s.i+1, s.cols[j].Name, err)
+		}
+		s.buf[j] = pv
+	}
+	s.buf[len(row)] = s.first + int64(s.i) + 1
+	return s.buf, nil
+}
+
+// pgValue checks a batch value against the Batch contract and makes strings storable:
+// PostgreSQL text cannot hold NUL bytes or invalid UTF-8, and jsonb refuses \u0000.
+func pgValue(v any, t catalog.Type) (any, error) {
+	switch x := v.(type) {
+	case nil, int64, float64, bool:
+		return v, nil
+	case time.Time:
+		return x.UTC(), nil
+	case int:
+		return int64(x), nil
+	case string:
+		if t == catalog.JSON {
+			return cleanJSON(x), nil
+		}
+		return cleanText(x), nil
+	}
+	return nil, fmt.Errorf("unsupported value of type %T", v)
+}
+
+func cleanText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// cleanJSON drops NUL characters from JSON text: raw ones (invalid JSON anyway) and \u0000
+// escapes inside strings, which jsonb cannot store.
+func cleanJSON(s string) string {
+	s = cleanText(s)
+	if !strings.Contains(s, `\u0000`) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	inString := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\':
+			if strings.HasPrefix(s[i:], `\u0000`) {
+				i += len(`\u0000`) - 1
+				continue
+			}
+			if i+1 < len(s) { // keep an escape pair together: `\\u0000` is not a NUL
+				b.WriteByte(c)
+				i++
+				c = s[i]
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// Replace starts an atomic replacement. Batches reach an unlogged stage table in the schema
+// through Write's temp table (COPY never targets the stage: its column types change when the
+// table widens). Commit swaps the rows in with DELETE + INSERT … SELECT in one transaction, so
+// a reader sees the old rows or the new ones, never a mix, and views and grants on the table
+// survive.
+func (d *Destination) Replace(ctx context.Context, t destination.Table) (destination.Replacement, error) {
+	r := &replacement{
+		d: d, table: t,
+		target: d.Table(t.Stream.Name),
+		stage:  quote(d.schema) + "." + qident("_crmsync_stage_"+t.Stream.Name),
+	}
+	// A stage left by a crashed sync is stale: start over.
+	if _, err := d.pool.Exec(ctx, "DROP TABLE IF EXISTS "+r.stage); err != nil {
+		return nil, fmt.Errorf("replace %s.%s: %w", d.schema, Ident(t.Stream.Name), err)
+	}
+	return r, nil
+}
+
+type replacement struct {
+	d      *Destination
+	table  destination.Table
+	target string
+	stage  string
+
+	mu     sync.Mutex
+	cols   []catalog.Column // columns of the stage; nil until the first write
+	staged int64            // rows staged so far
+}
+
+func (r *replacement) fail(err error) error {
+	return fmt.Errorf("replace %s.%s: %w", r.d.schema, Ident(r.table.Stream.Name), err)
+}
+
+func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(b.Rows) == 0 {
+		return nil
+	}
+	var cols []catalog.Column
+	err := pgx.BeginFunc(ctx, r.d.pool, func(tx pgx.Tx) error {
+		var stmts []string
+		if r.cols == nil {
+			cols, _, _ = mergeColumns(nil, b.Columns)
+			stmts = createSQL(r.stage, r.table.Stream, cols, stageTable)
+		} else {
+			// The table may have gained or widened columns since the last batch.
+			var added []catalog.Column
+			var widened []widening
+			cols, added, widened = mergeColumns(r.cols, b.Columns)
+			if s := alterSQL(r.stage, added, widened); s != "" {
+				stmts = append(stmts, s)
+			}
+		}
+		if err := checkNames(cols); err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("stage: %w", err)
+			}
+		}
+		batch, err := stageBatch(ctx, tx, r.table.Stream, b.Columns, b.Rows, r.staged)
+		if err != nil {
+			return err
+		}
+		list := columnList(b.Columns) + ", " + quote(ordColumn)
+		if _, err := tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", r.stage, list, list, batch)); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return r.fail(err)
+	}
+	r.cols = cols
+	r.staged += int64(len(b.Rows))
+	return nil
+}
+
+func (r *replacement) Commit(ctx context.Context, st state.Stream) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.table.Stream
+	err := pgx.BeginFunc(ctx, r.d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+r.target); err != nil {
+			return fmt.Errorf("delete old rows: %w", err)
+		}
+		if r.cols != nil {
+			// The table is empty now: no conflicts, only the stage's duplicates to resolve.
+			q := fmt.Sprintf("INSERT INTO %s (%s) %s", r.target, columnList(r.cols), newestSQL(r.stage, s, r.cols))
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("insert new rows: %w", err)
+			}
+			if _, err := tx.Exec(ctx, "DROP TABLE "+r.stage); err != nil {
+				return fmt.Errorf("drop stage: %w", err)
+			}
+		}
+		return r.d.saveState(ctx, tx, r.table.Source, s.Name, st)
+	})
+	if err != nil {
+		return r.fail(err)
+	}
+	r.cols, r.staged = nil, 0
+	return nil
+}
+
+func (r *replacement) Abort(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.d.pool.Exec(ctx, "DROP TABLE IF EXISTS "+r.stage); err != nil {
+		return r.fail(err)
+	}
+	r.cols, r.staged = nil, 0
+	return nil
+}

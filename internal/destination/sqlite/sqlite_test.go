@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/destinationtest"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// readable adds destinationtest.Reader to a Destination. It reads through a connection pool of
+// its own, like another program reading the file while a sync runs.
+type readable struct {
+	*Destination
+	ro *sql.DB
+}
+
+func (d readable) Count(ctx context.Context, t destination.Table) (int64, error) {
+	var n int64
+	err := d.ro.QueryRowContext(ctx, "SELECT count(*) FROM "+quote(d.TableName(t.Stream.Name))).Scan(&n)
+	return n, err
+}
+
+func (d readable) Rows(ctx context.Context, t destination.Table) ([]map[string]any, error) {
+	cols, err := d.Prepare(ctx, t, nil)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.ro.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s", columnList(cols), quote(d.TableName(t.Stream.Name))))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []map[string]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		r := map[string]any{}
+		for i, c := range cols {
+			v, err := readValue(vals[i], c.Type)
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", c.Name, err)
+			}
+			r[c.Name] = v
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// readValue turns a stored value back into a Batch value.
+func readValue(v any, t catalog.Type) (any, error) {
+	if b, ok := v.([]byte); ok {
+		v = string(b)
+	}
+	switch t {
+	case catalog.Boolean:
+		if n, ok := v.(int64); ok {
+			return n != 0, nil
+		}
+	case catalog.Number:
+		if n, ok := v.(int64); ok {
+			return float64(n), nil
+		}
+	case catalog.Timestamp:
+		switch x := v.(type) {
+		case time.Time:
+			return x.UTC(), nil
+		case string:
+			return time.Parse(TimeLayout, x)
+		}
+	}
+	return v, nil
+}
+
+func open(t *testing.T, path, schema string) readable {
+	t.Helper()
+	d, err := Open(t.Context(), path, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ro.Close()
+		d.Close()
+	})
+	return readable{Destination: d, ro: ro}
+}
+
+func TestContract(t *testing.T) {
+	for _, schema := range []string{"", "close"} {
+		t.Run(fmt.Sprintf("schema=%q", schema), func(t *testing.T) {
+			destinationtest.Run(t, func(t *testing.T) destination.Destination {
+				return open(t, filepath.Join(t.TempDir(), "crmsync.db"), schema)
+			})
+		})
+	}
+}
+
+func TestReopenKeepsTablesAndState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crmsync.db")
+	ctx := t.Context()
+	tb := destination.Table{Source: "close", Stream: catalog.Stream{Name: "leads", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "u"}}
+	cols := []catalog.Column{{Name: "id", Type: catalog.String}, {Name: "u", Type: catalog.Timestamp}, {Name: "n", Type: catalog.Integer}}
+	bm := time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)
+	func() {
+		d := open(t, path, "close")
+		if _, err := d.Prepare(ctx, tb, cols); err != nil {
+			t.Fatal(err)
+		}
+		err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: [][]any{{"a", bm, int64(1)}}}, stateAt(bm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}()
+	d := open(t, path, "close")
+	got, err := d.Prepare(ctx, tb, cols[:1])
+	if err != nil || len(got) != 3 || got[2].Type != catalog.Integer {
+		t.Fatalf("columns after reopening = %v, %v", got, err)
+	}
+	st, err := d.State(ctx, "close")
+	if err != nil || !st["leads"].Bookmark.Equal(bm) {
+		t.Fatalf("state after reopening = %v, %v", st, err)
+	}
+	if n, err := d.Count(ctx, tb); err != nil || n != 1 {
+		t.Fatalf("rows after reopening = %d, %v", n, err)
+	}
+}
+
+func TestWidenedTextMatchesNewValues(t *testing.T) {
+	// Old rows of a column widened to text read like what the engine writes for new values;
+	// numbers whose shortest form SQLite cannot produce keep an exact (round-trip) text.
+	tests := []struct {
+		from  catalog.Type
+		val   any
+		want  string
+		exact bool // want is the only acceptable text; otherwise any text of the same number
+	}{
+		{catalog.Integer, int64(-42), "-42", true},
+		{catalog.Number, 7.0, "7", true},
+		{catalog.Number, -3.0, "-3", true},
+		{catalog.Number, 7.5, "7.5", true},
+		{catalog.Number, 0.1, "0.1", true},
+		{catalog.Number, 1.0 / 3, "0.3333333333333333", false},
+		{catalog.Number, 1e21, "1e+21", false},
+		{catalog.Boolean, true, "true", true},
+		{catalog.Boolean, false, "false", true},
+		{catalog.Timestamp, time.Date(2024, 1, 2, 3, 4, 5, 600000000, time.UTC), "2024-01-02T03:04:05.600000Z", true},
+		{catalog.JSON, `{"a":1}`, `{"a":1}`, true},
+	}
+	d := open(t, filepath.Join(t.TempDir(), "crmsync.db"), "")
+	ctx := t.Context()
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%s %v", tt.from, tt.val), func(t *testing.T) {
+			tb := destination.Table{Source: "s", Stream: catalog.Stream{Name: fmt.Sprintf("w%d", i), PrimaryKey: []string{"id"}, Method: catalog.Incremental}}
+			cols := []catalog.Column{{Name: "id", Type: catalog.String}, {Name: "v", Type: tt.from}}
+			if _, err := d.Prepare(ctx, tb, cols); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: [][]any{{"a", tt.val}}}, stateAt(time.Time{})); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Prepare(ctx, tb, []catalog.Column{{Name: "v", Type: catalog.String}}); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := d.Rows(ctx, tb)
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("Rows = %v, %v", rows, err)
+			}
+			got, _ := rows[0]["v"].(string)
+			if tt.exact && got != tt.want {
+				t.Errorf("widened to string: %#v, want %q", rows[0]["v"], tt.want)
+			}
+			if !tt.exact {
+				f, err := strconv.ParseFloat(got, 64)
+				if err != nil || f != tt.val.(float64) {
+					t.Errorf("widened to string: %#v, want the text of %v", rows[0]["v"], tt.val)
+				}
+			}
+		})
+	}
+}
+
+func TestAppendWithoutVersionField(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "crmsync.db"), "")
+	ctx := t.Context()
+	tb := destination.Table{Source: "s", Stream: catalog.Stream{Name: "log", PrimaryKey: []string{"id"}, Method: catalog.AppendOnly}}
+	cols := []catalog.Column{{Name: "id", Type: catalog.String}, {Name: "v", Type: catalog.String}}
+	if _, err := d.Prepare(ctx, tb, cols); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: [][]any{{"a", "x"}, {"b", "y"}}}, stateAt(time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := d.Count(ctx, tb); err != nil || n != 2 {
+		t.Errorf("rows = %d, %v; want 2 (the key alone identifies a version)", n, err)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got := quote(`a"b`); got != `"a""b"` {
+		t.Errorf("quote = %s", got)
+	}
+	if !strings.Contains(createTableSQL(`x"y`, catalog.Stream{PrimaryKey: []string{`k"`}}, []catalog.Column{{Name: `k"`, Type: catalog.String}}), `PRIMARY KEY ("k""")`) {
+		t.Error("primary key not quoted")
+	}
+}
+
+func stateAt(b time.Time) state.Stream { return state.Stream{Bookmark: b, SchemaVersion: 1} }
