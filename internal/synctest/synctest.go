@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -63,16 +64,27 @@ type Table struct {
 	AppendOnly bool   // several versions of a key may be stored
 }
 
+// Replica is a destination database read through database/sql.
+type Replica struct {
+	DB *sql.DB
+	// Ref returns the SQL reference of a table (quoted, schema-qualified where needed).
+	Ref func(table string) string
+}
+
+// SQLiteReplica reads tables of a SQLite destination without a schema prefix.
+func SQLiteReplica(db *sql.DB) Replica {
+	return Replica{DB: db, Ref: func(t string) string { return fmt.Sprintf("%q", t) }}
+}
+
 // AssertReplica checks that the table holds exactly the simulator's rows: every key, each at
 // the simulator's current version, no key twice (unless append-only) and no extra keys.
-func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
+func AssertReplica(t testing.TB, r Replica, sim Simulator, tb Table) {
 	t.Helper()
 	version := "NULL"
 	if tb.Version != "" {
-		// CAST: the driver would turn a TIMESTAMP column into time.Time; compare the stored text.
-		version = fmt.Sprintf("CAST(%q AS TEXT)", tb.Version)
+		version = fmt.Sprintf("%q", tb.Version)
 	}
-	rows, err := db.Query(fmt.Sprintf(`SELECT CAST(%q AS TEXT), %s FROM %q`, tb.Key, version, tb.Name))
+	rows, err := r.DB.Query(fmt.Sprintf(`SELECT CAST(%q AS TEXT), %s FROM %s`, tb.Key, version, r.Ref(tb.Name)))
 	if err != nil {
 		t.Fatalf("%s: %v", tb.Name, err)
 	}
@@ -80,7 +92,7 @@ func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
 	stored := map[string]map[string]bool{}
 	for rows.Next() {
 		var key string
-		var v sql.NullString
+		var v any
 		if err := rows.Scan(&key, &v); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +101,10 @@ func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
 		} else if !tb.AppendOnly {
 			t.Errorf("%s: key %s stored twice", tb.Name, key)
 		}
-		stored[key][v.String] = true
+		stored[key][instant(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	want := sim.Snapshot(tb.Name)
 	missing, stale := 0, 0
@@ -109,10 +124,10 @@ func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
 		if err != nil {
 			t.Fatalf("%s %s: %v", tb.Name, key, err)
 		}
-		if !versions[vt.Format(sqlite.TimeLayout)] {
+		if !versions[instant(vt)] {
 			stale++
 			if stale <= 3 {
-				t.Errorf("%s %s: simulator has version %s, replica has %v", tb.Name, key, vt.Format(sqlite.TimeLayout), versions)
+				t.Errorf("%s %s: simulator has version %s, replica has %v", tb.Name, key, instant(vt), versions)
 			}
 		}
 	}
@@ -125,6 +140,23 @@ func AssertReplica(t testing.TB, db *sql.DB, sim Simulator, tb Table) {
 	if missing > 0 || stale > 0 || extra > 0 {
 		t.Errorf("%s: %d of %d simulator rows missing, %d stale, %d rows not in the simulator", tb.Name, missing, len(want), stale, extra)
 	}
+}
+
+// instant normalises a stored or simulated time (time.Time, ISO text, unix seconds) to one form.
+func instant(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case []byte:
+		v = string(x)
+	case float64:
+		v = json.Number(strconv.FormatFloat(x, 'f', -1, 64))
+	}
+	t, err := record.ParseTime(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // AssertNoSecrets fails when any file of the database (main file, WAL, locks) contains a

@@ -73,7 +73,7 @@ func (h *harness) assertReplica(names ...string) {
 		}
 	}
 	for _, n := range names {
-		synctest.AssertReplica(h.t, h.dst.DB(), h.sim, tables[n])
+		synctest.AssertReplica(h.t, synctest.SQLiteReplica(h.dst.DB()), h.sim, tables[n])
 	}
 }
 

@@ -78,7 +78,7 @@ func (h *harness) assertReplica(names ...string) {
 				tb.Version = "date_modified"
 			}
 		}
-		synctest.AssertReplica(h.t, h.dst.DB(), h.sim, tb)
+		synctest.AssertReplica(h.t, synctest.SQLiteReplica(h.dst.DB()), h.sim, tb)
 	}
 }
 
