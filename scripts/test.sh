@@ -26,3 +26,8 @@ export CRMSYNC_REQUIRE_POSTGRES=1
 
 echo "== go test"
 go test -count=1 -timeout 40m ./...
+
+echo "== fuzz (short bounded runs; the corpus in testdata/fuzz is replayed by go test above)"
+for target in record:FuzzDecodePage record:FuzzDecodeArray config:FuzzParseStartDate config:FuzzParseConfig; do
+  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${CRMSYNC_FUZZTIME:-10s}" "./internal/${target%%:*}"
+done
