@@ -122,7 +122,7 @@ func (a *app) runDemo(cmd *cobra.Command, dest string, size demoSize) error {
 	}
 	defer copperAPI.stop()
 	// A live account changes between syncs: the second run has something to pick up.
-	now := time.Now().UTC().Add(-time.Second)
+	now := time.Now().UTC().Add(-5 * time.Second) // older than the clock uncertainty
 	closeSim.UpdateRecords("leads", 25, now)
 	closeSim.AddRecords("activities", 40, now)
 	copperSim.UpdateRecords("people", 25, now)

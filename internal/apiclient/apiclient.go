@@ -66,6 +66,25 @@ type Client struct {
 	pausedUntil time.Time // set from rate-limit headers: nobody sends before this
 
 	requests, retries, limited atomic.Int64
+	// clockOffset is the server's Date minus the local time at arrival, in nanoseconds;
+	// clockKnown says whether a Date header was seen.
+	clockOffset atomic.Int64
+	clockKnown  atomic.Bool
+}
+
+// ClockOffset implements source.Clock. The estimate errs towards "server behind" by up to a
+// second (Date has one-second precision), which only moves bookmarks earlier: safe.
+func (c *Client) ClockOffset() (time.Duration, bool) {
+	return time.Duration(c.clockOffset.Load()), c.clockKnown.Load()
+}
+
+func (c *Client) observeDate(h http.Header) {
+	d, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		return
+	}
+	c.clockOffset.Store(int64(d.Sub(time.Now()) - time.Second))
+	c.clockKnown.Store(true)
 }
 
 // New builds a client.
@@ -211,6 +230,7 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
 	c.observeRateHeaders(resp.Header)
+	c.observeDate(resp.Header)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return 0, &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}

@@ -95,7 +95,24 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 	if err != nil {
 		return Report{}, err
 	}
+	// Bookmarks are instants of the API's clock. When the source can tell how far that clock
+	// is from ours, one cheap call learns it (and fails fast on bad credentials), and windows
+	// and bookmarks use the API's time: a row the API stamps with its own earlier time after
+	// the sync began is then still after the bookmark.
+	apiOffset := time.Duration(0)
+	if clock, ok := src.(source.Clock); ok {
+		if err := src.Check(ctx); err != nil {
+			return Report{}, err
+		}
+		if off, known := clock.ClockOffset(); known {
+			apiOffset = off
+			if off > time.Minute || off < -time.Minute {
+				opts.Logger.Warn("the API's clock differs from this machine's; bookmarks follow the API's clock", "offset", off.Round(time.Second))
+			}
+		}
+	}
 	started := opts.Now().UTC()
+	apiNow := started.Add(apiOffset)
 	rep := Report{Source: cat.Source, StartedAt: started, Streams: make([]StreamReport, len(streams))}
 
 	sem := make(chan struct{}, opts.Concurrency)
@@ -111,7 +128,7 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 				return
 			}
 			defer func() { <-sem }()
-			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started}
+			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started, apiNow: apiNow}
 			rep.Streams[i] = r.run(ctx)
 		}()
 	}

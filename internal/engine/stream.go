@@ -23,7 +23,8 @@ type streamRun struct {
 	cat     catalog.Catalog
 	stream  catalog.Stream
 	prev    state.Stream
-	started time.Time
+	started time.Time // local clock: LastSyncAt, _crmsync_extracted_at
+	apiNow  time.Time // the sync start in the API's clock: window end, bookmark limit
 
 	table   destination.Table
 	cols    []catalog.Column
@@ -51,7 +52,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	rep := StreamReport{Stream: s.Name, Method: s.Method}
 	log := r.opts.Logger.With("stream", s.Name)
 	r.table = destination.Table{Source: r.cat.Source, Stream: s}
-	r.limit = r.started.Add(-s.Settle)
+	r.limit = r.apiNow.Add(-s.Settle)
 	r.saved = r.prev
 	r.queued = r.prev.Bookmark
 	r.lastFlush = time.Now()
@@ -59,7 +60,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	var w source.Window
 	if s.Method != catalog.FullTable {
 		var clipped bool
-		w, clipped = Window(s, r.opts.StartDate, r.prev.Bookmark, r.started)
+		w, clipped = Window(s, r.opts.StartDate, r.prev.Bookmark, r.apiNow)
 		rep.From, rep.To = w.From, w.To
 		if clipped {
 			note := fmt.Sprintf("the API keeps only %d days of history: reading from %s instead of the start date or bookmark", int(s.MaxHistory.Hours()/24), w.From.Format(time.RFC3339))

@@ -54,3 +54,12 @@ type RequestStats struct {
 type Unavailable struct{ Reason string }
 
 func (u *Unavailable) Error() string { return "not available on this account: " + u.Reason }
+
+// Clock is implemented by sources that can tell how far the API's clock is from this
+// machine's. Bookmarks are instants of the API's clock; when it runs behind, a row changed
+// just after the sync began carries a time before the sync start, so the engine keeps the
+// bookmark that much earlier.
+type Clock interface {
+	// ClockOffset is the API's clock minus the local clock, and whether it is known yet.
+	ClockOffset() (time.Duration, bool)
+}

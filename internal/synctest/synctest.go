@@ -190,3 +190,8 @@ func Key(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// ClockSlack is how long after a change in a simulator a sync is sure to read it: the engine
+// learns the API's clock from the one-second HTTP Date header and errs a second early, so a
+// change stamped in the last two seconds before a sync may be left for the next one.
+const ClockSlack = 2100 * time.Millisecond

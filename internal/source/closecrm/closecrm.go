@@ -95,6 +95,9 @@ func (s *Source) Catalog() catalog.Catalog { return Catalog() }
 // Stats implements source.Source.
 func (s *Source) Stats() source.RequestStats { return s.client.Stats() }
 
+// ClockOffset implements source.Clock.
+func (s *Source) ClockOffset() (time.Duration, bool) { return s.client.ClockOffset() }
+
 // Check calls GET /me/, the cheapest authenticated call.
 func (s *Source) Check(ctx context.Context) error {
 	return s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/me/"}, func(r apiclient.Response) error {

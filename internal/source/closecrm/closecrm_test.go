@@ -3,6 +3,7 @@ package closecrm_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -92,7 +93,7 @@ func TestFullAndIncrementalSync(t *testing.T) {
 	h.sim.UpdateRecords("leads", 12, at)
 	h.sim.AddRecords("activities", 9, at)
 	h.sim.UpdateRecords("tasks", 5, at)
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(synctest.ClockSlack)
 	h.sim.ResetStats()
 	rep = h.sync()
 	h.assertReplica()
@@ -131,7 +132,7 @@ func TestFutureDatedRecordsDoNotPushTheBookmark(t *testing.T) {
 		}
 	}
 	// A record updated after the sync, dated before the future-dated ones, is still read.
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(synctest.ClockSlack)
 	ids := h.sim.UpdateRecords("leads", 3, time.Now().UTC())
 	h.sync("leads")
 	var n int
@@ -158,7 +159,7 @@ func TestMutationsBetweenPagesAreCaughtUp(t *testing.T) {
 	h.sync("leads", "tasks", "users")
 	h.sim.SetFaults(closesim.Faults{})
 	// What one sync misses because the data moved under it, the next one picks up.
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(synctest.ClockSlack)
 	h.sync("leads", "tasks", "users")
 	h.assertReplica("leads", "tasks", "users")
 }
@@ -181,4 +182,32 @@ func TestKeyNeverStored(t *testing.T) {
 	h.sync()
 	h.dst.Close()
 	synctest.AssertNoSecrets(t, h.path, testKey, "TESTKEYtestkey")
+}
+
+// TestAPIClockSkew: the API's clock runs minutes behind or ahead of ours. A record the API
+// stamps with its own (earlier) time after our sync began must still be read by the next sync.
+func TestAPIClockSkew(t *testing.T) {
+	for _, skew := range []time.Duration{-10 * time.Minute, 7 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			apiNow := func() time.Time { return time.Now().Add(skew) }
+			sim, err := closesim.New(closesim.Config{Seed: 5, APIKey: testKey, Leads: 300, Tasks: 100, Users: 2, CustomFields: 2, Now: apiNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The API's Date header tells its clock, as a real server's does.
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Date", apiNow().UTC().Format(http.TimeFormat))
+				sim.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			dst, _ := synctest.OpenSQLite(t)
+			h := &harness{t: t, sim: sim, url: srv.URL, dst: dst}
+			h.sync("leads", "tasks")
+			h.sim.UpdateRecords("leads", 4, apiNow().UTC())
+			h.sim.UpdateRecords("tasks", 4, apiNow().UTC())
+			time.Sleep(synctest.ClockSlack)
+			h.sync("leads", "tasks")
+			h.assertReplica("leads", "tasks")
+		})
+	}
 }

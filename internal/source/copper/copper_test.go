@@ -103,7 +103,7 @@ func TestAllTablesFullAndIncremental(t *testing.T) {
 	h.sim.DeleteRecords("people", 2, at) // gone from the source (deletion marking is a later issue)
 	tags := h.sim.Snapshot("tags")
 	h.sim.SetSmallList("tags", tags[1:]) // a full table shrinks: the replica must shrink too
-	time.Sleep(1100 * time.Millisecond)  // Copper timestamps have one-second precision
+	time.Sleep(synctest.ClockSlack)
 	h.sim.ResetStats()
 	rep = h.sync()
 	h.assertReplica("opportunities", "companies", "activities_search", "tags")
