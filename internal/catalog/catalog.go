@@ -147,3 +147,52 @@ func (c Catalog) Names() []string {
 	}
 	return out
 }
+
+// Widening is one column whose type grows.
+type Widening struct {
+	Name     string
+	From, To Type
+}
+
+// Merge returns existing columns (types widened to hold want) followed by the wanted ones
+// missing, plus what was added and what was widened. Existing may be nil (a new table). A
+// column without a type is a string. Destinations use it to evolve tables: columns are only
+// ever added and widened.
+func Merge(existing, want []Column) (merged, added []Column, widened []Widening) {
+	idx := map[string]int{}
+	merged = append(merged, existing...)
+	for i, c := range merged {
+		idx[c.Name] = i
+	}
+	for _, c := range want {
+		if c.Type == "" {
+			c.Type = String
+		}
+		i, ok := idx[c.Name]
+		if !ok {
+			idx[c.Name] = len(merged)
+			merged = append(merged, c)
+			added = append(added, c)
+			continue
+		}
+		if w := Widen(merged[i].Type, c.Type); w != merged[i].Type {
+			if j := IndexOf(added, c.Name); j >= 0 {
+				added[j].Type = w // not created yet: create it wide
+			} else {
+				widened = append(widened, Widening{Name: c.Name, From: merged[i].Type, To: w})
+			}
+			merged[i].Type = w
+		}
+	}
+	return merged, added, widened
+}
+
+// IndexOf returns the position of the named column, or -1.
+func IndexOf(cols []Column, name string) int {
+	for i, c := range cols {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}

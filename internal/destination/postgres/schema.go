@@ -31,7 +31,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		if err != nil {
 			return err
 		}
-		merged, added, widened := mergeColumns(existing, cols)
+		merged, added, widened := catalog.Merge(existing, cols)
 		if err := checkNames(merged); err != nil {
 			return err
 		}
@@ -119,52 +119,6 @@ func (d *Destination) recordNames(ctx context.Context, tx pgx.Tx, table string, 
 	return nil
 }
 
-// widening is one column whose type grows.
-type widening struct {
-	Name     string
-	From, To catalog.Type
-}
-
-// mergeColumns returns existing columns (types widened to hold want) followed by the wanted
-// ones missing, plus what was added and widened. Existing may be nil (a new table).
-func mergeColumns(existing, want []catalog.Column) (merged, added []catalog.Column, widened []widening) {
-	idx := map[string]int{}
-	merged = append(merged, existing...)
-	for i, c := range merged {
-		idx[c.Name] = i
-	}
-	for _, c := range want {
-		if c.Type == "" {
-			c.Type = catalog.String
-		}
-		i, ok := idx[c.Name]
-		if !ok {
-			idx[c.Name] = len(merged)
-			merged = append(merged, c)
-			added = append(added, c)
-			continue
-		}
-		if w := catalog.Widen(merged[i].Type, c.Type); w != merged[i].Type {
-			if j := indexOf(added, c.Name); j >= 0 {
-				added[j].Type = w // not created yet: create it wide
-			} else {
-				widened = append(widened, widening{Name: c.Name, From: merged[i].Type, To: w})
-			}
-			merged[i].Type = w
-		}
-	}
-	return merged, added, widened
-}
-
-func indexOf(cols []catalog.Column, name string) int {
-	for i, c := range cols {
-		if c.Name == name {
-			return i
-		}
-	}
-	return -1
-}
-
 // checkNames refuses two logical columns that map to one identifier (a SHA-256 prefix
 // collision between two long names: astronomically unlikely, but never silent).
 func checkNames(cols []catalog.Column) error {
@@ -235,7 +189,7 @@ func versionKey(s catalog.Stream) []string {
 }
 
 // alterSQL adds and widens columns in one statement (one table rewrite at most), or "".
-func alterSQL(table string, added []catalog.Column, widened []widening) string {
+func alterSQL(table string, added []catalog.Column, widened []catalog.Widening) string {
 	var parts []string
 	for _, c := range added {
 		parts = append(parts, fmt.Sprintf("ADD COLUMN %s %s", qident(c.Name), sqlType(c.Type)))

@@ -130,7 +130,7 @@ func newestSQL(stage string, s catalog.Stream, cols []catalog.Column) string {
 }
 
 func hasCursor(s catalog.Stream, cols []catalog.Column) bool {
-	return s.CursorField != "" && indexOf(cols, s.CursorField) >= 0
+	return s.CursorField != "" && catalog.IndexOf(cols, s.CursorField) >= 0
 }
 
 func columnList(cols []catalog.Column) string {
@@ -285,13 +285,13 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 	err := pgx.BeginFunc(ctx, r.d.pool, func(tx pgx.Tx) error {
 		var stmts []string
 		if r.cols == nil {
-			cols, _, _ = mergeColumns(nil, b.Columns)
+			cols, _, _ = catalog.Merge(nil, b.Columns)
 			stmts = createSQL(r.stage, r.table.Stream, cols, stageTable)
 		} else {
 			// The table may have gained or widened columns since the last batch.
 			var added []catalog.Column
-			var widened []widening
-			cols, added, widened = mergeColumns(r.cols, b.Columns)
+			var widened []catalog.Widening
+			cols, added, widened = catalog.Merge(r.cols, b.Columns)
 			if s := alterSQL(r.stage, added, widened); s != "" {
 				stmts = append(stmts, s)
 			}

@@ -148,13 +148,13 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		}
 		out = cols
 	} else {
-		merged, added, widened := merge(existing, cols)
+		merged, added, widened := catalog.Merge(existing, cols)
 		for _, c := range added {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(name), quote(c.Name), sqlType(c.Type))); err != nil {
 				return nil, fmt.Errorf("add column %s.%s: %w", name, c.Name, err)
 			}
 		}
-		if widened {
+		if len(widened) > 0 {
 			if err := rebuild(ctx, tx, name, t.Stream, existing, merged); err != nil {
 				return nil, err
 			}
@@ -205,29 +205,6 @@ func tableColumns(ctx context.Context, q interface {
 		cols = append(cols, catalog.Column{Name: colName, Type: logicalType(typ)})
 	}
 	return cols, rows.Err()
-}
-
-// merge returns existing columns (types widened to hold want) plus the wanted ones missing.
-func merge(existing, want []catalog.Column) (merged, added []catalog.Column, widened bool) {
-	idx := map[string]int{}
-	merged = append(merged, existing...)
-	for i, c := range merged {
-		idx[c.Name] = i
-	}
-	for _, c := range want {
-		i, ok := idx[c.Name]
-		if !ok {
-			idx[c.Name] = len(merged)
-			merged = append(merged, c)
-			added = append(added, c)
-			continue
-		}
-		if w := catalog.Widen(merged[i].Type, c.Type); w != merged[i].Type {
-			merged[i].Type = w
-			widened = true
-		}
-	}
-	return merged, added, widened
 }
 
 // rebuild re-creates the table with wider column types and copies the rows over. SQLite cannot
@@ -549,8 +526,8 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		}
 	} else {
 		var added []catalog.Column
-		var widened bool
-		staged, added, widened = merge(r.staged, b.Columns)
+		var widened []catalog.Widening
+		staged, added, widened = catalog.Merge(r.staged, b.Columns)
 		for _, c := range added {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(r.stage), quote(c.Name), sqlType(c.Type))); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
@@ -558,7 +535,7 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		}
 		// The table was widened since the last batch: widen the stage too, or its INTEGER
 		// affinity would store "007" as 7.
-		if widened {
+		if len(widened) > 0 {
 			if err := rebuild(ctx, tx, r.stage, r.table.Stream, r.staged, staged); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
 			}

@@ -50,7 +50,8 @@ type Config struct {
 
 // Source reads one Close account.
 type Source struct {
-	client *apiclient.Client
+	// The client's Stats and ClockOffset serve source.Source and source.Clock.
+	*apiclient.Client
 }
 
 // New validates the settings and builds the source. It makes no request.
@@ -86,21 +87,15 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("close: %w", err)
 	}
-	return &Source{client: client}, nil
+	return &Source{Client: client}, nil
 }
 
 // Catalog implements source.Source.
 func (s *Source) Catalog() catalog.Catalog { return Catalog() }
 
-// Stats implements source.Source.
-func (s *Source) Stats() source.RequestStats { return s.client.Stats() }
-
-// ClockOffset implements source.Clock.
-func (s *Source) ClockOffset() (time.Duration, bool) { return s.client.ClockOffset() }
-
 // Check calls GET /me/, the cheapest authenticated call.
 func (s *Source) Check(ctx context.Context) error {
-	return s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/me/"}, func(r apiclient.Response) error {
+	return s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/me/"}, func(r apiclient.Response) error {
 		var me map[string]any
 		return record.Decode(r.Body, &me)
 	})
@@ -134,7 +129,7 @@ type page struct {
 
 func (s *Source) list(ctx context.Context, path string, q url.Values) (page, error) {
 	var p page
-	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q}, func(r apiclient.Response) error {
+	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q}, func(r apiclient.Response) error {
 		fields, data, err := record.DecodePage(r.Body, "data")
 		if err != nil {
 			return err

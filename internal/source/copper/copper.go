@@ -43,7 +43,8 @@ type Config struct {
 
 // Source reads one Copper account.
 type Source struct {
-	client *apiclient.Client
+	// The client's Stats and ClockOffset serve source.Source and source.Clock.
+	*apiclient.Client
 }
 
 // New validates the settings and builds the source. It makes no request.
@@ -86,17 +87,11 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copper: %w", err)
 	}
-	return &Source{client: client}, nil
+	return &Source{Client: client}, nil
 }
 
 // Catalog implements source.Source.
 func (s *Source) Catalog() catalog.Catalog { return Catalog() }
-
-// Stats implements source.Source.
-func (s *Source) Stats() source.RequestStats { return s.client.Stats() }
-
-// ClockOffset implements source.Clock.
-func (s *Source) ClockOffset() (time.Duration, bool) { return s.client.ClockOffset() }
 
 // Check calls GET /account, a cheap authenticated call.
 func (s *Source) Check(ctx context.Context) error {
@@ -142,7 +137,7 @@ func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, o
 
 func (s *Source) getObject(ctx context.Context, path string) (record.Record, error) {
 	var rec record.Record
-	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) error {
+	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) error {
 		var err error
 		rec, err = record.DecodeObject(r.Body)
 		return err
@@ -157,7 +152,7 @@ func records(body []byte) ([]record.Record, error) {
 
 func (s *Source) readList(ctx context.Context, path string, out source.Emitter) error {
 	var recs []record.Record
-	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) (err error) {
+	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) (err error) {
 		recs, err = records(r.Body)
 		return err
 	})
@@ -178,7 +173,7 @@ func (s *Source) readList(ctx context.Context, path string, out source.Emitter) 
 
 func (s *Source) search(ctx context.Context, entity string, body map[string]any) ([]record.Record, error) {
 	var recs []record.Record
-	err := s.client.Do(ctx, apiclient.Request{Method: http.MethodPost, Path: "/" + entity + "/search", Body: body}, func(r apiclient.Response) (err error) {
+	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodPost, Path: "/" + entity + "/search", Body: body}, func(r apiclient.Response) (err error) {
 		recs, err = records(r.Body)
 		return err
 	})
