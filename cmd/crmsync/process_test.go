@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,10 +14,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, to read the replica
-
-	"github.com/crmsync/crmsync/internal/destination/postgres/pgtest"
-	_ "github.com/crmsync/crmsync/internal/destination/sqlite" // registers the "sqlite" driver
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
@@ -76,22 +71,7 @@ func (a account) command(ctx context.Context, dest string, extra ...string) *exe
 
 // replica opens the destination a sync wrote to for reading.
 func (a account) replica(t *testing.T, dest string) synctest.Replica {
-	t.Helper()
-	if path, ok := strings.CutPrefix(dest, "sqlite:"); ok {
-		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return synctest.SQLiteReplica(db)
-	}
-	db, err := sql.Open("pgx", dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	schema := a.source
-	return synctest.Replica{DB: db, Ref: func(table string) string { return fmt.Sprintf("%q.%q", schema, table) }}
+	return synctest.OpenReplica(t, dest, a.source)
 }
 
 func (a account) assertReplica(t *testing.T, dest string) {
@@ -99,15 +79,6 @@ func (a account) assertReplica(t *testing.T, dest string) {
 	r := a.replica(t, dest)
 	for _, tb := range a.tables {
 		synctest.AssertReplica(t, r, a.sim, tb)
-	}
-}
-
-// destinations are the destinations the process tests write to: a SQLite file and a fresh
-// PostgreSQL database.
-func destinations(t *testing.T) map[string]func(t *testing.T) string {
-	return map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "crm.db") },
-		"postgres": func(t *testing.T) string { return pgtest.NewDatabase(t) },
 	}
 }
 
@@ -195,7 +166,7 @@ func TestKill9AndResume(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2026, 11))
 	kills := 0
 	for _, mk := range []func(*testing.T, time.Duration) account{closeAccount, copperAccount} {
-		for destName, newDest := range destinations(t) {
+		for destName, newDest := range synctest.Destinations() {
 			acc := mk(t, 2*time.Millisecond)
 			t.Run(acc.source+"/"+destName, func(t *testing.T) {
 				// How long an uninterrupted sync takes here, to kill inside it.
