@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -229,4 +230,72 @@ func TestSigintStopsCleanly(t *testing.T) {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
 	acc.assertReplica(t, db)
+}
+
+// TestSecretsNeverLeak greps everything succeeding and failing syncs produce — stdout, stderr
+// with debug logs, the JSON report, the database files or a dump of the database — for the
+// API key, the Copper user email and the database password.
+func TestSecretsNeverLeak(t *testing.T) {
+	const pgPassword = "pw-Sup3rSecretValue"
+	for _, mk := range []func(*testing.T, time.Duration) account{closeAccount, copperAccount} {
+		acc := mk(t, 0)
+		for destName, newDest := range synctest.Destinations() {
+			t.Run(acc.source+"/"+destName, func(t *testing.T) {
+				dest := newDest(t)
+				if destName == "postgres" {
+					// Trust authentication ignores the password, so it can be set to test redaction.
+					dest = strings.Replace(dest, "postgres://postgres@", "postgres://postgres:"+pgPassword+"@", 1)
+				}
+				report := filepath.Join(t.TempDir(), "report.json")
+				var outputs, stored bytes.Buffer
+				runs := []struct {
+					name string
+					env  []string
+					args []string
+				}{
+					{"success", acc.env, []string{"--log-level", "debug", "--report-json", report}},
+					{"wrong key", []string{"CLOSE_API_KEY=api_wrongKEY.leakcheck", "COPPER_API_KEY=api_wrongKEY.leakcheck", "COPPER_USER_EMAIL=me@example.com"}, []string{"--log-level", "debug"}},
+				}
+				for _, run := range runs {
+					cmd := acc.command(context.Background(), dest, run.args...)
+					cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/tmp"}, run.env...)
+					out, _ := cmd.CombinedOutput()
+					outputs.Write(out)
+				}
+				if destName == "postgres" {
+					// An unreachable server: the connection error must not carry the password.
+					bad := "postgres://postgres:" + pgPassword + "@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2"
+					out, _ := acc.command(context.Background(), bad).CombinedOutput()
+					outputs.Write(out)
+					if dump, err := exec.Command("pg_dump", "--data-only", strings.Replace(dest, ":"+pgPassword, "", 1)).Output(); err == nil {
+						stored.Write(dump)
+					} else {
+						t.Logf("pg_dump unavailable (%v): the database itself is not grepped", err)
+					}
+				} else {
+					files, _ := filepath.Glob(strings.TrimPrefix(dest, "sqlite:") + "*")
+					for _, f := range files {
+						data, _ := os.ReadFile(f)
+						stored.Write(data)
+					}
+				}
+				if data, err := os.ReadFile(report); err == nil {
+					outputs.Write(data)
+				}
+				for _, s := range []string{"api_cli.testkey0123456789", "cu_key_123456", "api_wrongKEY.leakcheck", pgPassword} {
+					if bytes.Contains(outputs.Bytes(), []byte(s)) || bytes.Contains(stored.Bytes(), []byte(s)) {
+						t.Errorf("%q leaked into what the syncs produced", s)
+					}
+				}
+				// The Copper owner's email is sent as a header; it may be stored only as the
+				// user data the API returns (the users table), never printed or logged.
+				if bytes.Contains(outputs.Bytes(), []byte("me@example.com")) {
+					t.Error("the Copper user email leaked into the output or logs")
+				}
+				if outputs.Len() == 0 || stored.Len() == 0 {
+					t.Fatal("nothing was produced: the test proves nothing")
+				}
+			})
+		}
+	}
 }
