@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +53,8 @@ func serve(h http.Handler, addr string) (string, func(), error) {
 type demoSize struct {
 	closeLeads, closeActivities    int
 	copperPeople, copperActivities int
+	latency                        time.Duration // added to every response
+	rateLimit                      float64       // requests per second; 0: none
 }
 
 // demoEmail is the Copper simulator's user email; not a secret.
@@ -60,7 +65,7 @@ func startCopperSimulator(size demoSize, addr string) (*coppersim.Server, simula
 	sim, err := coppersim.New(coppersim.Config{
 		Seed: demoSeed, APIKey: demoKey, UserEmail: demoEmail,
 		People: n, Companies: n / 2, Leads: n / 2, Opportunities: n / 2, Projects: n / 10, Tasks: n / 2,
-		Activities: size.copperActivities, Users: 12,
+		Activities: size.copperActivities, Users: 12, Latency: size.latency, RateLimit: size.rateLimit,
 	})
 	if err != nil {
 		return nil, simulator{}, err
@@ -77,6 +82,7 @@ func startCloseSimulator(size demoSize, addr string) (*closesim.Server, simulato
 		Seed: demoSeed, APIKey: demoKey,
 		Leads: size.closeLeads, Activities: size.closeActivities,
 		Tasks: size.closeLeads / 2, Users: 25, CustomFields: 24, Events: size.closeLeads * 2,
+		Latency: size.latency, RateLimit: size.rateLimit,
 	})
 	if err != nil {
 		return nil, simulator{}, err
@@ -153,20 +159,33 @@ func trimSQLite(dest string) string {
 }
 
 func (a *app) sandboxCommand() *cobra.Command {
-	var addr, src string
+	var addr, src, faultSpec string
 	var size demoSize
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Serve a simulated CRM API on loopback, to point crmsync (or anything else) at",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			rates, err := parseFaults(faultSpec)
+			if err != nil {
+				return usageError{err}
+			}
 			var sim simulator
-			var err error
 			switch src {
 			case "close":
-				_, sim, err = startCloseSimulator(size, addr)
+				var cs *closesim.Server
+				if cs, sim, err = startCloseSimulator(size, addr); err == nil {
+					cs.SetFaults(closesim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
+						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
+						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"]})
+				}
 			case "copper":
-				_, sim, err = startCopperSimulator(size, addr)
+				var cs *coppersim.Server
+				if cs, sim, err = startCopperSimulator(size, addr); err == nil {
+					cs.SetFaults(coppersim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
+						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
+						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"]})
+				}
 			default:
 				return usageError{fmt.Errorf("source: %q is not a known source (close or copper)", src)}
 			}
@@ -191,5 +210,28 @@ func (a *app) sandboxCommand() *cobra.Command {
 	cmd.Flags().IntVar(&size.closeActivities, "close-activities", 6000, "simulated Close activities")
 	cmd.Flags().IntVar(&size.copperPeople, "copper-people", 2000, "simulated Copper people")
 	cmd.Flags().IntVar(&size.copperActivities, "copper-activities", 6000, "simulated Copper activities")
+	cmd.Flags().DurationVar(&size.latency, "latency", 0, "latency added to every response, e.g. 200ms")
+	cmd.Flags().Float64Var(&size.rateLimit, "rate-limit", 0, "requests per second the simulator allows before answering 429 (0: no limit)")
+	cmd.Flags().StringVar(&faultSpec, "faults", "", "fault mix, e.g. 429=0.05,5xx=0.02,truncate=0.01 (kinds: "+strings.Join(faultKinds, ", ")+")")
 	return cmd
+}
+
+// faultKinds are the faults the sandbox can inject.
+var faultKinds = []string{"429", "429nohint", "5xx", "truncate", "badjson", "reset", "slow", "mutate"}
+
+// parseFaults reads "kind=probability,…".
+func parseFaults(spec string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if strings.TrimSpace(spec) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		kind, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		p, err := strconv.ParseFloat(val, 64)
+		if !ok || err != nil || p < 0 || p > 1 || !slices.Contains(faultKinds, kind) {
+			return nil, fmt.Errorf("faults: %q is not kind=probability with a kind among %s and a probability in [0, 1]", part, strings.Join(faultKinds, ", "))
+		}
+		out[kind] = p
+	}
+	return out, nil
 }
