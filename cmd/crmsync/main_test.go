@@ -129,6 +129,8 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 		{"missing config file", []string{"sync", "--config", filepath.Join(dir, "nope.yaml")}, "config file"},
 		{"copper without email", []string{"check", "--source", "copper"}, "user_email"},
 		{"unknown flag", []string{"sync", "--sorce", "close"}, "sorce"},
+		{"dest URL that does not parse", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "postgres://u:p@host:notaport/db"}, "dest:"},
+		{"read-only location", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/proc/crm.db"}, "dest:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +170,13 @@ func TestCheck(t *testing.T) {
 	code, out, errOut = runCLI(t, map[string]string{"CLOSE_API_KEY": wrong}, "check", "--source", "close", "--base-url", url)
 	if code != exitFailed || !strings.Contains(errOut, "CLOSE_API_KEY") || strings.Contains(out+errOut, wrong) {
 		t.Fatalf("check with a wrong key: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestCheckUnreachableHost(t *testing.T) {
+	code, _, errOut := runCLI(t, map[string]string{"CLOSE_API_KEY": "k-123456"}, "check", "--source", "close", "--base-url", "http://127.0.0.1:1")
+	if code != exitFailed || !strings.Contains(errOut, "cannot reach the API") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -193,6 +193,11 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 		if attempt == c.cfg.MaxAttempts {
 			break
 		}
+		// A host that cannot be reached at all is most likely a wrong setting: say so after a
+		// few tries instead of backing off for minutes.
+		if unreachable(err) && attempt >= maxUnreachableAttempts {
+			return c.redactErr(fmt.Errorf("%s %s: cannot reach the API (check --base-url and the network): %w", req.Method, req.Path, err))
+		}
 		if wait <= 0 {
 			wait = c.backoff(attempt)
 		}
@@ -424,6 +429,20 @@ func shorten(s string) string {
 		return s[:300] + "…"
 	}
 	return s
+}
+
+// maxUnreachableAttempts bounds the tries when no connection can be made at all.
+const maxUnreachableAttempts = 3
+
+// unreachable reports a failure to connect (refused, no route, unknown host), as opposed to a
+// connection that broke.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 func unwrapURLError(err error) error {

@@ -173,3 +173,27 @@ func TestBadBaseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestUnreachableHostFailsFast(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:1", "http://no-such-host.invalid"} {
+		c, _ := New(Config{BaseURL: base, BaseBackoff: 10 * time.Millisecond})
+		t0 := time.Now()
+		err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the API") {
+			t.Fatalf("%s: %v", base, err)
+		}
+		if el := time.Since(t0); el > 10*time.Second {
+			t.Fatalf("%s: took %s to give up", base, el)
+		}
+	}
+}
+
+func TestResponseSizeIsBounded(t *testing.T) {
+	srv, _ := scripted(t, status(200, nil, `{"data": [`+strings.Repeat(`1,`, 1<<20)+`1]}`))
+	c, _ := New(Config{BaseURL: srv.URL, MaxResponseBytes: 1 << 20})
+	err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData)
+	var se *StatusError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a 2 MB answer with a 1 MB bound: %v", err)
+	}
+}
