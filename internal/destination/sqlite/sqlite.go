@@ -270,12 +270,17 @@ func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string
 }
 
 func indexSQL(name string, s catalog.Stream) []string {
-	cols := versionKey(s)
-	if s.Method != catalog.AppendOnly || len(cols) == 0 {
+	keys := versionKey(s)
+	if s.Method != catalog.AppendOnly || len(keys) == 0 {
 		return nil
 	}
-	// Append-only tables keep every version; this index makes "is this version stored?" cheap.
-	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ix_"+name+"_version"), quote(name), quotedList(cols))}
+	// Append-only tables keep every version once: a unique index on the version key (NULL
+	// counted as a value) lets INSERT OR IGNORE skip versions already stored.
+	exprs := make([]string, len(keys))
+	for i, k := range keys {
+		exprs[i] = fmt.Sprintf("IFNULL(%s, '')", quote(k))
+	}
+	return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ux_"+name+"_version"), quote(name), strings.Join(exprs, ", "))}
 }
 
 // versionKey is what identifies one stored version of an append-only stream's row.
@@ -375,13 +380,12 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	var query string
+	sqlFor := func(n int) string { return upsertRowsSQL(name, b.Table.Stream, b.Columns, n) }
 	if b.Table.Stream.Method == catalog.AppendOnly {
-		query = appendSQL(name, b.Table.Stream, b.Columns)
-	} else {
-		query = upsertSQL(name, b.Table.Stream, b.Columns)
+		sqlFor = func(n int) string { return appendRowsSQL(name, b.Table.Stream, b.Columns, n) }
 	}
-	if err := insertRows(ctx, tx, query, b.Rows, b.Table.Stream.Method == catalog.AppendOnly, b.Columns, b.Table.Stream); err != nil {
+	err = execRows(ctx, tx, b.Rows, b.Columns, sqlFor)
+	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := d.saveState(ctx, tx, b.Table.Source, b.Table.Stream.Name, st); err != nil {
@@ -393,43 +397,43 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	return nil
 }
 
-func insertRows(ctx context.Context, tx *sql.Tx, query string, rows [][]any, appendOnly bool, cols []catalog.Column, s catalog.Stream) error {
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	var keyIdx []int
-	if appendOnly {
-		keyIdx = columnIndexes(cols, versionKey(s))
-	}
-	args := make([]any, 0, len(cols)+len(keyIdx))
-	for _, row := range rows {
-		args = args[:0]
-		for _, v := range row {
-			args = append(args, sqlValue(v))
+// maxVariables stays under SQLite's limit of bound parameters per statement (32766).
+const maxVariables = 32000
+
+// execRows writes rows with statements of up to 100 rows each, built by sqlFor(n).
+func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, sqlFor func(n int) string) error {
+	per := min(100, max(1, maxVariables/len(cols)))
+	var stmt *sql.Stmt
+	stmtRows := 0
+	defer func() {
+		if stmt != nil {
+			stmt.Close()
 		}
-		for _, i := range keyIdx {
-			args = append(args, sqlValue(row[i]))
+	}()
+	args := make([]any, 0, per*len(cols))
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		if len(chunk) != stmtRows {
+			if stmt != nil {
+				stmt.Close()
+			}
+			var err error
+			if stmt, err = tx.PrepareContext(ctx, sqlFor(len(chunk))); err != nil {
+				return err
+			}
+			stmtRows = len(chunk)
+		}
+		args = args[:0]
+		for _, row := range chunk {
+			for _, v := range row {
+				args = append(args, sqlValue(v))
+			}
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func columnIndexes(cols []catalog.Column, names []string) []int {
-	out := make([]int, len(names))
-	for i, n := range names {
-		out[i] = -1
-		for j, c := range cols {
-			if c.Name == n {
-				out[i] = j
-			}
-		}
-	}
-	return out
 }
 
 func sqlValue(v any) any {
@@ -445,11 +449,14 @@ func sqlValue(v any) any {
 	return v
 }
 
-// upsertSQL replaces an existing row only with a version at least as new (by cursor), so a
-// batch that carries an older copy of a row (re-reads, descending listings) never regresses it.
-func upsertSQL(name string, s catalog.Stream, cols []catalog.Column) string {
+// upsertRowsSQL upserts n rows per statement (fewer statements spend less time in the driver
+// per row; SQLite applies the rows in order, so a key repeated within one statement behaves as
+// in separate ones). It replaces an existing row only with a version at least as new (by
+// cursor), so a batch carrying an older copy of a row (re-reads, descending listings) never
+// regresses it.
+func upsertRowsSQL(name string, s catalog.Stream, cols []catalog.Column, n int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (%s)", quote(name), columnList(cols), placeholders(len(cols)))
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES %s", quote(name), columnList(cols), rowPlaceholders(len(cols), n))
 	if len(s.PrimaryKey) == 0 {
 		return b.String() // nothing to upsert on
 	}
@@ -475,18 +482,18 @@ func upsertSQL(name string, s catalog.Stream, cols []catalog.Column) string {
 	return b.String()
 }
 
-// appendSQL inserts a row unless the same version (primary key + version field) is stored.
-func appendSQL(name string, s catalog.Stream, cols []catalog.Column) string {
-	keys := versionKey(s)
-	if len(keys) == 0 {
-		return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(name), columnList(cols), placeholders(len(cols)))
+// appendRowsSQL inserts n rows, skipping versions (primary key + version field) already stored.
+func appendRowsSQL(name string, s catalog.Stream, cols []catalog.Column, n int) string {
+	verb := "INSERT OR IGNORE"
+	if len(versionKey(s)) == 0 {
+		verb = "INSERT"
 	}
-	conds := make([]string, len(keys))
-	for i, k := range keys {
-		conds[i] = fmt.Sprintf("%s IS ?", quote(k))
-	}
-	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %s)",
-		quote(name), columnList(cols), placeholders(len(cols)), quote(name), strings.Join(conds, " AND "))
+	return fmt.Sprintf("%s INTO %s (%s) VALUES %s", verb, quote(name), columnList(cols), rowPlaceholders(len(cols), n))
+}
+
+func rowPlaceholders(cols, n int) string {
+	row := "(" + placeholders(cols) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
 // Replace stages a full-table replacement.
@@ -541,7 +548,7 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 			}
 		}
 	}
-	if err := insertRows(ctx, tx, upsertSQL(r.stage, r.table.Stream, b.Columns), b.Rows, false, b.Columns, r.table.Stream); err != nil {
+	if err := execRows(ctx, tx, b.Rows, b.Columns, func(n int) string { return upsertRowsSQL(r.stage, r.table.Stream, b.Columns, n) }); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	if err := tx.Commit(); err != nil {
