@@ -299,3 +299,35 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestFullDisk syncs into a SQLite file on a tiny filesystem: the sync must fail with a clear
+// line per table, and what it committed must be consistent: the file passes SQLite's integrity
+// check and no bookmark is ahead of the rows written.
+func TestFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small filesystem here (%v: %s); the full-disk case needs root", err, bytes.TrimSpace(out))
+	}
+	// Cleanups run last-in first-out: the replica closes, then this unmounts, then the
+	// temporary directory goes.
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	acc := closeAccount(t, 0)
+	dest := "sqlite:" + filepath.Join(dir, "crm.db")
+	var stderr bytes.Buffer
+	cmd := acc.command(context.Background(), dest)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("a sync into a full disk succeeded: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "full") {
+		t.Fatalf("stderr does not say the disk is full:\n%s", stderr.String())
+	}
+	r := acc.replica(t, dest)
+	var check string
+	if err := r.DB.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity check after a full disk: %q, %v", check, err)
+	}
+	bookmarksHonest(t, r, acc)
+}

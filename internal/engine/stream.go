@@ -144,7 +144,7 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		writeErr = flushErr
 	}
 	switch {
-	case readErr != nil && writeErr != nil:
+	case readErr != nil && writeErr != nil && !errors.Is(readErr, writeErr):
 		return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, writeErr)
 	case readErr != nil:
 		return readErr
