@@ -127,12 +127,16 @@ func (a *app) runDemo(cmd *cobra.Command, dest string, size demoSize) error {
 		return err
 	}
 	defer copperAPI.stop()
-	// A live account changes between syncs: the second run has something to pick up.
-	now := time.Now().UTC().Add(-5 * time.Second) // older than the clock uncertainty
-	closeSim.UpdateRecords("leads", 25, now)
-	closeSim.AddRecords("activities", 40, now)
-	copperSim.UpdateRecords("people", 25, now)
-	copperSim.AddRecords("activities_search", 40, now)
+	// A live account changes all the time: every minute since the simulators' epoch (the start
+	// of the UTC day) a lead or person is edited and an activity logged. The changes are the
+	// same in every run, so a later run finds exactly those made since the previous one.
+	until := time.Now().UTC().Add(-5 * time.Second) // older than the clock uncertainty
+	for m := closeSim.Epoch().Add(time.Minute); !m.After(until); m = m.Add(time.Minute) {
+		closeSim.UpdateRecords("leads", 1, m)
+		closeSim.AddRecords("activities", 1, m)
+		copperSim.UpdateRecords("people", 1, m)
+		copperSim.AddRecords("activities_search", 1, m)
+	}
 
 	start := time.Now().UTC().AddDate(-2, 0, -1).Format("2006-01-02")
 	fmt.Fprintf(a.stdout, "demo: Close simulator at %s, Copper simulator at %s\n", closeAPI.baseURL, copperAPI.baseURL)

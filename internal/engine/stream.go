@@ -65,7 +65,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		if clipped {
 			note := fmt.Sprintf("the API keeps only %d days of history: reading from %s instead of the start date or bookmark", int(s.MaxHistory.Hours()/24), w.From.Format(time.RFC3339))
 			rep.Notes = append(rep.Notes, note)
-			log.Warn("history limit clips the window", "from", w.From)
+			log.Info("history limit clips the window", "from", w.From)
 		}
 	}
 
