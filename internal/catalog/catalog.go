@@ -78,6 +78,10 @@ type Stream struct {
 	// Settle is how late the API may publish a row (Close's event log: up to 5 minutes). The
 	// bookmark stays this far behind the sync's start so a late row is read next time.
 	Settle time.Duration
+	// ServerFiltered says the API filters this stream by a cursor range on the server, so
+	// disjoint time windows can be read in parallel (a first sync of a big table at the rate
+	// limit). Streams filtered on the client must not be split: each window would re-read all.
+	ServerFiltered bool
 	// Columns are the documented fields. Fields the API sends beyond these are schema drift:
 	// they become extra columns with an inferred type.
 	Columns     []Column

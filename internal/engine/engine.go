@@ -25,6 +25,11 @@ type Options struct {
 	Streams     []string  // empty: all
 	BatchSize   int       // rows per destination transaction; zero: 2000
 	Concurrency int       // streams read at once; zero: 4
+	// Windows is how many time windows a large first read of a server-filtered stream is
+	// split into and read in parallel; zero: 8. SplitAbove is the smallest window span that
+	// is split; zero: 7 days (incremental syncs stay one request per table).
+	Windows    int
+	SplitAbove time.Duration
 	// FlushInterval bounds how long read rows wait before they are committed; zero: 5s.
 	FlushInterval time.Duration
 	Now           func() time.Time // zero: time.Now
@@ -152,6 +157,12 @@ func withDefaults(o Options) Options {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
+	}
+	if o.Windows <= 0 {
+		o.Windows = 8
+	}
+	if o.SplitAbove <= 0 {
+		o.SplitAbove = 7 * 24 * time.Hour
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 5 * time.Second

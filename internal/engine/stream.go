@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +37,11 @@ type streamRun struct {
 	limit      time.Time // bookmarks never pass this: sync start − settle time
 	lastFlush  time.Time
 	queued     time.Time // bookmark of the last queued batch
-	replace    destination.Replacement
+	// mu guards pending, checkpoint, windows, lastFlush and queued: the slices of a split
+	// read emit concurrently.
+	mu      sync.Mutex
+	windows []windowProgress
+	replace destination.Replacement
 
 	// The writer goroutine owns cols, colIdx, rows and saved while it runs.
 	jobs       chan job
@@ -125,10 +130,17 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 	writeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	r.startWriter(writeCtx)
-	readErr := r.src.Read(ctx, s, w, r)
+	var readErr error
+	if s.ServerFiltered && r.opts.Windows > 1 && w.To.Sub(w.From) > r.opts.SplitAbove {
+		readErr = r.readWindows(ctx, w)
+	} else {
+		readErr = r.src.Read(ctx, s, w, r)
+	}
 	if readErr == nil {
 		// The whole window was read: every row before its end is handed over.
+		r.mu.Lock()
 		r.checkpoint = w.To
+		r.mu.Unlock()
 	}
 	flushErr := r.flush(writeCtx)
 	stopped := make(chan error, 1)
@@ -186,22 +198,107 @@ func (r *streamRun) stopWriter() error {
 	return nil
 }
 
-// Record implements source.Emitter.
+// readWindows splits the window into equal time slices read in parallel. Each slice reports
+// its own progress; the bookmark only covers the contiguous prefix of the window that is
+// completely handed over: finished slices, then the progress of the first unfinished one.
+func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
+	n := r.opts.Windows
+	step := w.To.Sub(w.From) / time.Duration(n)
+	r.mu.Lock()
+	r.windows = make([]windowProgress, n)
+	for i := range r.windows {
+		from := w.From.Add(time.Duration(i) * step)
+		to := from.Add(step)
+		if i == n-1 {
+			to = w.To
+		}
+		r.windows[i] = windowProgress{from: from, to: to, progress: from}
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			win := r.windows[i]
+			err := r.src.Read(ctx, r.stream, source.Window{From: win.from, To: win.to}, windowEmitter{r: r, i: i})
+			if err == nil {
+				r.mu.Lock()
+				r.windows[i].done = true
+				r.checkpoint = r.windowsCheckpoint()
+				r.mu.Unlock()
+			} else {
+				cancel() // one slice failed: the sync of this stream fails, stop the others
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// windowProgress is how far one slice of a split read has come.
+type windowProgress struct {
+	from, to, progress time.Time
+	done               bool
+}
+
+// windowsCheckpoint is the bookmark the slices justify together. Caller holds r.mu.
+func (r *streamRun) windowsCheckpoint() time.Time {
+	for _, w := range r.windows {
+		if !w.done {
+			return w.progress
+		}
+	}
+	return r.windows[len(r.windows)-1].to
+}
+
+// windowEmitter is the Emitter of one slice of a split read.
+type windowEmitter struct {
+	r *streamRun
+	i int
+}
+
+func (e windowEmitter) Record(ctx context.Context, rec record.Record) error {
+	return e.r.Record(ctx, rec)
+}
+
+func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
+	r := e.r
+	r.mu.Lock()
+	if c.After(r.windows[e.i].progress) && c.Before(r.windows[e.i].to) {
+		r.windows[e.i].progress = c
+	}
+	r.checkpoint = r.windowsCheckpoint()
+	r.mu.Unlock()
+	return r.Checkpoint(ctx, time.Time{})
+}
+
+// Record implements source.Emitter. It is safe for the slices of a split read.
 func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.pending = append(r.pending, rec)
 	if len(r.pending) >= r.opts.BatchSize {
-		return r.flush(ctx)
+		return r.flushLocked(ctx)
 	}
 	return nil
 }
 
 // Checkpoint implements source.Emitter.
 func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if c.After(r.checkpoint) {
 		r.checkpoint = c
 	}
 	if len(r.pending) > 0 && time.Since(r.lastFlush) >= r.opts.FlushInterval {
-		return r.flush(ctx)
+		return r.flushLocked(ctx)
 	}
 	return nil
 }
@@ -209,6 +306,12 @@ func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
 // flush queues the pending records with the bookmark the checkpoints so far justify. A write
 // error of an earlier batch stops the read here.
 func (r *streamRun) flush(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushLocked(ctx)
+}
+
+func (r *streamRun) flushLocked(ctx context.Context) error {
 	if p := r.writeErr.Load(); p != nil {
 		return *p
 	}

@@ -16,7 +16,7 @@ var c = catalog.Cols
 // and become extra columns.
 var Streams = []catalog.Stream{
 	{
-		Name: "activities", PrimaryKey: []string{"id"}, Method: catalog.AppendOnly,
+		Name: "activities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.AppendOnly,
 		CursorField: "date_created", VersionField: "date_updated", Lookback: 24 * time.Hour,
 		Description: "Every type of activity on a lead or contact (calls, emails, notes, SMS, meetings, status changes, …) in one table, with `_type`. " +
 			"Close cannot filter activities by update time, so each sync re-reads the 24 hours before the bookmark; each new version (id, date_updated) is appended once.",
@@ -43,7 +43,7 @@ var Streams = []catalog.Stream{
 			"created_by:str", "updated_by:str", "organization_id:str", "date_created:ts", "date_updated:ts"),
 	},
 	{
-		Name: "event_log", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
+		Name: "event_log", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		MaxHistory: 30 * 24 * time.Hour, Settle: 5 * time.Minute,
 		Description: "Events in the account (creations, updates, deletions, emails sent, …). Close keeps 30 days of events: a sync never asks for more, " +
 			"and says so when the start date or bookmark is older. Events can appear up to a few minutes late, so the bookmark stays 5 minutes behind the sync start.",
@@ -51,14 +51,14 @@ var Streams = []catalog.Stream{
 			"request_id:str", "date_created:ts", "date_updated:ts", "changed_fields:json", "meta:json", "data:json", "previous_data:json"),
 	},
 	{
-		Name: "leads", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
+		Name: "leads", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Leads (companies/organizations) with their contacts, addresses, opportunities and tasks as JSON; custom fields arrive as `custom.cf_…` columns.",
 		Columns: c("id:str", "name:str", "display_name:str", "description:str", "url:str", "html_url:str", "status_id:str", "status_label:str",
 			"organization_id:str", "created_by:str", "created_by_name:str", "updated_by:str", "updated_by_name:str", "date_created:ts", "date_updated:ts",
 			"addresses:json", "contacts:json", "opportunities:json", "tasks:json", "integration_links:json", "custom:json"),
 	},
 	{
-		Name: "tasks", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
+		Name: "tasks", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Tasks of every type (lead, email follow-up, missed call, opportunity due, …): read with `_type=all`, since the API returns only lead tasks by default.",
 		Columns: c("id:str", "_type:str", "organization_id:str", "lead_id:str", "lead_name:str", "contact_id:str", "contact_name:str", "assigned_to:str",
 			"assigned_to_name:str", "text:str", "date:str", "due_date:str", "is_dateless:bool", "is_complete:bool", "view:str", "object_type:str", "object_id:str",

@@ -31,7 +31,8 @@ func full(name, desc string, columns []catalog.Column) catalog.Stream {
 }
 
 func cdc(name, desc string, columns []catalog.Column) catalog.Stream {
-	return catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_modified", Description: desc, Columns: columns}
+	return catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_modified",
+		ServerFiltered: true, Description: desc, Columns: columns}
 }
 
 // Streams are the 17 Copper tables of the spec. Custom field values stay in `custom_fields` as
