@@ -61,3 +61,31 @@ func TestFlushStateNeverPassesLimitOrRegresses(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitReadBookmarkCoversOnlyTheFinishedPrefix(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	win := func(i int, progress time.Duration, done bool) windowProgress {
+		from := t0.Add(time.Duration(i) * 10 * day)
+		return windowProgress{from: from, to: from.Add(10 * day), progress: from.Add(progress), done: done}
+	}
+	tests := []struct {
+		name    string
+		windows []windowProgress
+		want    time.Time
+	}{
+		{"nothing read", []windowProgress{win(0, 0, false), win(1, 0, false)}, t0},
+		{"first slice in progress", []windowProgress{win(0, 3*day, false), win(1, 9*day, false)}, t0.Add(3 * day)},
+		{"a later slice done does not count while an earlier one runs", []windowProgress{win(0, day, false), win(1, 0, true)}, t0.Add(day)},
+		{"first done, second in progress", []windowProgress{win(0, 0, true), win(1, 2*day, false)}, t0.Add(12 * day)},
+		{"all done", []windowProgress{win(0, 0, true), win(1, 0, true)}, t0.Add(20 * day)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &streamRun{windows: tt.windows}
+			if got := r.windowsCheckpoint(); !got.Equal(tt.want) {
+				t.Fatalf("bookmark %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
