@@ -125,7 +125,7 @@ func runBench(ctx context.Context, o benchOptions) (benchResult, error) {
 			}
 		}()
 	}
-	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: streams}
+	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: streams, Windows: windowsFor(cfg)}
 	cpu0 := cpuSeconds()
 	rep, err := engine.Run(ctx, src, dst, opts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/source/closecrm"
+	"github.com/crmsync/crmsync/internal/source/copper"
 )
 
 // settingsFlags are the flags shared by check, discover and sync.
@@ -200,8 +203,26 @@ func engineOptions(cfg config.Config, start time.Time, log *slog.Logger) engine.
 		Streams:     cfg.Streams,
 		BatchSize:   cfg.BatchSize,
 		Concurrency: cfg.Concurrency,
+		Windows:     windowsFor(cfg),
 		Logger:      log,
 	}
+}
+
+// typicalLatency is what one API page takes on a real account (100–500 ms).
+const typicalLatency = 400 * time.Millisecond
+
+// windowsFor is how many time windows a big first read is split into: as many as keep the
+// allowed request rate busy at typical latency (rate × latency requests in flight), since
+// every window costs a partial last page. Unpaced (simulators, tests): 8.
+func windowsFor(cfg config.Config) int {
+	rps := cfg.RequestsPerSecond
+	if rps == 0 {
+		rps = map[string]float64{"close": closecrm.DefaultRequestsPerSecond, "copper": copper.DefaultRequestsPerSecond}[cfg.Source]
+	}
+	if rps <= 0 {
+		return 8
+	}
+	return min(8, max(1, int(math.Ceil(rps*typicalLatency.Seconds()))))
 }
 
 func (a *app) docsCommand() *cobra.Command {

@@ -34,6 +34,9 @@ const (
 	eventPageSize    = 50
 )
 
+// DefaultRequestsPerSecond is the client's pace when none is configured.
+const DefaultRequestsPerSecond = 15
+
 // Config connects to one Close account.
 type Config struct {
 	APIKey  string
@@ -66,7 +69,7 @@ func New(cfg Config) (*Source, error) {
 	rps := cfg.RequestsPerSecond
 	switch {
 	case rps == 0:
-		rps = 15
+		rps = DefaultRequestsPerSecond
 	case rps < 0:
 		rps = 0
 	}

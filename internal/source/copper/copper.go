@@ -26,6 +26,9 @@ const apiPrefix = "/developer_api/v1"
 // pageSize is the largest page the search endpoints allow.
 const pageSize = 200
 
+// DefaultRequestsPerSecond is the client's pace when none is configured.
+const DefaultRequestsPerSecond = 2.95
+
 // Config connects to one Copper account.
 type Config struct {
 	APIKey    string
@@ -62,7 +65,7 @@ func New(cfg Config) (*Source, error) {
 	rps := cfg.RequestsPerSecond
 	switch {
 	case rps == 0:
-		rps = 2.95 // 180/min rolling; a burst of one keeps every 60 s window under it
+		rps = DefaultRequestsPerSecond // 180/min rolling; a burst of one keeps every 60 s window under it
 	case rps < 0:
 		rps = 0
 	}
