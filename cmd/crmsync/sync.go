@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"net/http"
 	"os"
 	"sort"
@@ -45,9 +46,9 @@ func newSource(cfg config.Config, transport http.RoundTripper) (source.Source, e
 	ua := "crmsync/" + version
 	switch cfg.Source {
 	case "close":
-		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua})
+		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua}})
 	case "copper":
-		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua})
+		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua}})
 	}
 	return nil, fmt.Errorf("source: %q is not a known source", cfg.Source)
 }

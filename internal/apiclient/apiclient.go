@@ -55,6 +55,31 @@ type Config struct {
 	AuthHint string
 }
 
+// Tuning is how a source's client paces and retries; each source's Config embeds it.
+type Tuning struct {
+	// RequestsPerSecond paces the client; zero: the source's default; negative: unlimited.
+	RequestsPerSecond float64
+	// Transport overrides HTTP (tests); nil: the default, which honours HTTPS_PROXY/NO_PROXY.
+	Transport   http.RoundTripper
+	UserAgent   string
+	MaxAttempts int           // zero: 8
+	BaseBackoff time.Duration // zero: 500ms
+	Timeout     time.Duration // per attempt; zero: 60s
+}
+
+// Apply returns c with the tuning set; defaultRPS is the source's pace when none is given.
+func (t Tuning) Apply(c Config, defaultRPS float64) Config {
+	switch rps := t.RequestsPerSecond; {
+	case rps == 0:
+		c.RequestsPerSecond = defaultRPS
+	case rps > 0:
+		c.RequestsPerSecond = rps
+	}
+	c.Burst = 1 // smooth pacing: a burst would overrun rolling-window limits like Copper's
+	c.Transport, c.UserAgent, c.MaxAttempts, c.BaseBackoff, c.Timeout = t.Transport, t.UserAgent, t.MaxAttempts, t.BaseBackoff, t.Timeout
+	return c
+}
+
 // Client sends requests to one API account.
 type Client struct {
 	cfg     Config

@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"fmt"
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ func TestHostileData(t *testing.T) {
 		t.Run(destName, func(t *testing.T) {
 			dest := newDest(t)
 			dst := openDest(t, dest, "close")
-			src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: srv.URL, RequestsPerSecond: -1})
+			src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: srv.URL, Tuning: apiclient.Tuning{RequestsPerSecond: -1}})
 			if err != nil {
 				t.Fatal(err)
 			}

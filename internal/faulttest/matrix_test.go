@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"context"
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -84,7 +85,7 @@ func closeAccount(t *testing.T, f fault) account {
 			sim.UpdateRecords("tasks", 5, at)
 		},
 		source: func(url string) source.Source {
-			s, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: url, RequestsPerSecond: -1, BaseBackoff: 5 * time.Millisecond, MaxAttempts: 15, Timeout: time.Second})
+			s, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: url, Tuning: apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: 5 * time.Millisecond, MaxAttempts: 15, Timeout: time.Second}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +125,7 @@ func copperAccount(t *testing.T, f fault) account {
 			sim.AddRecords("activities_search", 6, at)
 		},
 		source: func(url string) source.Source {
-			s, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: url, RequestsPerSecond: -1, BaseBackoff: 5 * time.Millisecond, MaxAttempts: 15, Timeout: time.Second})
+			s, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: url, Tuning: apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: 5 * time.Millisecond, MaxAttempts: 15, Timeout: time.Second}})
 			if err != nil {
 				t.Fatal(err)
 			}

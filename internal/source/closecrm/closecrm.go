@@ -41,14 +41,9 @@ const DefaultRequestsPerSecond = 15
 type Config struct {
 	APIKey  string
 	BaseURL string // scheme and host; empty: DefaultBaseURL
-	// RequestsPerSecond paces the client; zero: 15 (under Close's documented 20/s per key
-	// example, leaving room for other tools using the same key). Negative: unlimited.
-	RequestsPerSecond float64
-	Transport         http.RoundTripper
-	UserAgent         string
-	MaxAttempts       int
-	BaseBackoff       time.Duration
-	Timeout           time.Duration
+	// Tuning's default pace is DefaultRequestsPerSecond: under Close's documented 20/s per key
+	// example, leaving room for other tools using the same key.
+	apiclient.Tuning
 }
 
 // Source reads one Close account.
@@ -66,27 +61,13 @@ func New(cfg Config) (*Source, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	rps := cfg.RequestsPerSecond
-	switch {
-	case rps == 0:
-		rps = DefaultRequestsPerSecond
-	case rps < 0:
-		rps = 0
-	}
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.APIKey+":"))
-	client, err := apiclient.New(apiclient.Config{
-		BaseURL:           strings.TrimSuffix(base, "/") + apiPrefix,
-		Authorize:         func(r *http.Request) { r.Header.Set("Authorization", auth) },
-		Secrets:           []string{cfg.APIKey, auth, strings.TrimPrefix(auth, "Basic ")},
-		RequestsPerSecond: rps,
-		Burst:             int(rps) + 1,
-		Transport:         cfg.Transport,
-		UserAgent:         cfg.UserAgent,
-		MaxAttempts:       cfg.MaxAttempts,
-		BaseBackoff:       cfg.BaseBackoff,
-		Timeout:           cfg.Timeout,
-		AuthHint:          "check the Close API key (--api-key, api_key in the config file, or CLOSE_API_KEY)",
-	})
+	client, err := apiclient.New(cfg.Tuning.Apply(apiclient.Config{
+		BaseURL:   strings.TrimSuffix(base, "/") + apiPrefix,
+		Authorize: func(r *http.Request) { r.Header.Set("Authorization", auth) },
+		Secrets:   []string{cfg.APIKey, auth, strings.TrimPrefix(auth, "Basic ")},
+		AuthHint:  "check the Close API key (--api-key, api_key in the config file, or CLOSE_API_KEY)",
+	}, DefaultRequestsPerSecond))
 	if err != nil {
 		return nil, fmt.Errorf("close: %w", err)
 	}

@@ -45,7 +45,7 @@ func newHarness(t *testing.T, cfg closesim.Config) *harness {
 
 func (h *harness) source(key string) *closecrm.Source {
 	h.t.Helper()
-	src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: h.url, RequestsPerSecond: -1, BaseBackoff: time.Millisecond, MaxAttempts: 12, Timeout: 5 * time.Second})
+	src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: h.url, Tuning: apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: time.Millisecond, MaxAttempts: 12, Timeout: 5 * time.Second}})
 	if err != nil {
 		h.t.Fatal(err)
 	}

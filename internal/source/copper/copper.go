@@ -34,14 +34,9 @@ type Config struct {
 	APIKey    string
 	UserEmail string
 	BaseURL   string // scheme and host; empty: DefaultBaseURL
-	// RequestsPerSecond paces the client; zero: just under Copper's 180 requests a minute.
-	// Negative: unlimited.
-	RequestsPerSecond float64
-	Transport         http.RoundTripper
-	UserAgent         string
-	MaxAttempts       int
-	BaseBackoff       time.Duration
-	Timeout           time.Duration
+	// Tuning's default pace is DefaultRequestsPerSecond: just under Copper's 180 requests a
+	// minute (rolling), one at a time so no 60 s window exceeds it.
+	apiclient.Tuning
 }
 
 // Source reads one Copper account.
@@ -62,31 +57,17 @@ func New(cfg Config) (*Source, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	rps := cfg.RequestsPerSecond
-	switch {
-	case rps == 0:
-		rps = DefaultRequestsPerSecond // 180/min rolling; a burst of one keeps every 60 s window under it
-	case rps < 0:
-		rps = 0
-	}
 	key, email := cfg.APIKey, cfg.UserEmail
-	client, err := apiclient.New(apiclient.Config{
+	client, err := apiclient.New(cfg.Tuning.Apply(apiclient.Config{
 		BaseURL: strings.TrimSuffix(base, "/") + apiPrefix,
 		Authorize: func(r *http.Request) {
 			r.Header.Set("X-PW-AccessToken", key)
 			r.Header.Set("X-PW-Application", "developer_api")
 			r.Header.Set("X-PW-UserEmail", email)
 		},
-		Secrets:           []string{key, email},
-		RequestsPerSecond: rps,
-		Burst:             1,
-		Transport:         cfg.Transport,
-		UserAgent:         cfg.UserAgent,
-		MaxAttempts:       cfg.MaxAttempts,
-		BaseBackoff:       cfg.BaseBackoff,
-		Timeout:           cfg.Timeout,
-		AuthHint:          "check the Copper API key (COPPER_API_KEY, --api-key) and the email of its owner (COPPER_USER_EMAIL, --user-email)",
-	})
+		Secrets:  []string{key, email},
+		AuthHint: "check the Copper API key (COPPER_API_KEY, --api-key) and the email of its owner (COPPER_USER_EMAIL, --user-email)",
+	}, DefaultRequestsPerSecond))
 	if err != nil {
 		return nil, fmt.Errorf("copper: %w", err)
 	}

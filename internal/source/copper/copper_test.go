@@ -47,7 +47,7 @@ func newHarness(t *testing.T, cfg coppersim.Config) *harness {
 
 func (h *harness) source(key, email string) *copper.Source {
 	h.t.Helper()
-	src, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: h.url, RequestsPerSecond: -1, BaseBackoff: time.Millisecond, MaxAttempts: 12, Timeout: 5 * time.Second})
+	src, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: h.url, Tuning: apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: time.Millisecond, MaxAttempts: 12, Timeout: 5 * time.Second}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
