@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
 )
 
 // enc is a minimal append-only JSON writer. Records are generated straight
@@ -203,50 +205,10 @@ func (e *enc) id(prefix string, key uint64, n int) {
 	e.comma = true
 }
 
-const hexDigits = "0123456789abcdef"
+func appendQuoted(b []byte, s string) []byte { return jsonenc.AppendString(b, s) }
 
-var needsEsc = func() (t [256]bool) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return
-}()
-
-func appendQuoted(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendEsc(b, s)
-	return append(b, '"')
-}
-
-// appendEsc appends s escaped for a JSON string (no quotes). Non-ASCII text
-// is kept as UTF-8, as the real API does.
-func appendEsc(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !needsEsc[c] {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	return append(b, s[start:]...)
-}
+// appendEsc appends s escaped for a JSON string (no quotes).
+func appendEsc(b []byte, s string) []byte { return jsonenc.AppendEscaped(b, s) }
 
 // ---- time ----
 

@@ -3,43 +3,16 @@ package coppersim
 import (
 	"strconv"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
 )
 
 // Hand-rolled JSON appenders: serving a 200-record page must cost about a
 // millisecond, which encoding/json over maps cannot do.
 
-const hexDigits = "0123456789abcdef"
-
 // appendStr appends s as a JSON string. s must be valid UTF-8 (all generated
 // text is); non-ASCII is written raw, as Copper does.
-func appendStr(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendStr(b []byte, s string) []byte { return jsonenc.AppendString(b, s) }
 
 // nstr is a nullable string.
 type nstr struct {
