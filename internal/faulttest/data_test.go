@@ -2,12 +2,12 @@ package faulttest
 
 import (
 	"fmt"
-	"github.com/crmsync/crmsync/internal/apiclient"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/synctest"
 )

@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"context"
-	"github.com/crmsync/crmsync/internal/apiclient"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/destination/postgres"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
