@@ -205,6 +205,7 @@ func (a *app) benchCommand() *cobra.Command {
 type benchCase struct {
 	name string
 	args []string
+	rate float64 // the simulated rate limit, for wall ÷ ideal; 0: none
 }
 
 // benchSuite runs every case in a child process (peak RSS is per process) and prints a table.
@@ -216,17 +217,17 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 	close1M := []string{"--source", "close", "--leads", "250000", "--activities", "750000"}
 	copper1M := []string{"--source", "copper", "--people", "250000", "--companies", "250000", "--activities", "500000"}
 	cases := []benchCase{
-		{"close 1M → sqlite", close1M},
-		{"copper 1M → sqlite", copper1M},
-		{"close 100k → sqlite", []string{"--source", "close", "--leads", "25000", "--activities", "75000"}},
-		{"copper 100k → sqlite", []string{"--source", "copper", "--people", "25000", "--companies", "25000", "--activities", "50000"}},
-		{"close 40k, 200 ms, 20 req/s", []string{"--source", "close", "--leads", "10000", "--activities", "30000", "--latency", "200ms", "--rate-limit", "20", "--requests-per-second", "20", "--incremental"}},
-		{"copper 12k, 200 ms, 3 req/s", []string{"--source", "copper", "--people", "4000", "--companies", "4000", "--activities", "4000", "--latency", "200ms", "--rate-limit", "3", "--requests-per-second", "3", "--incremental"}},
+		{"close 1M → sqlite", close1M, 0},
+		{"copper 1M → sqlite", copper1M, 0},
+		{"close 100k → sqlite", []string{"--source", "close", "--leads", "25000", "--activities", "75000"}, 0},
+		{"copper 100k → sqlite", []string{"--source", "copper", "--people", "25000", "--companies", "25000", "--activities", "50000"}, 0},
+		{"close 40k, 200 ms, 20 req/s", []string{"--source", "close", "--leads", "10000", "--activities", "30000", "--latency", "200ms", "--rate-limit", "20", "--requests-per-second", "20", "--incremental"}, 20},
+		{"copper 12k, 200 ms, 3 req/s", []string{"--source", "copper", "--people", "4000", "--companies", "4000", "--activities", "4000", "--latency", "200ms", "--rate-limit", "3", "--requests-per-second", "3", "--incremental"}, 3},
 	}
 	if pgURL != "" {
 		cases = append(cases[:2:2], append([]benchCase{
-			{"close 1M → postgres", append(append([]string{}, close1M...), "--dest", pgURL, "--schema", "bench_close")},
-			{"copper 1M → postgres", append(append([]string{}, copper1M...), "--dest", pgURL, "--schema", "bench_copper")},
+			{"close 1M → postgres", append(append([]string{}, close1M...), "--dest", pgURL, "--schema", "bench_close"), 0},
+			{"copper 1M → postgres", append(append([]string{}, copper1M...), "--dest", pgURL, "--schema", "bench_copper"), 0},
 		}, cases[2:]...)...)
 	}
 	fmt.Fprintf(a.stdout, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -242,25 +243,14 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		ideal, incr := "—", "—"
-		if rate := argValue(c.args, "--rate-limit"); rate > 0 {
-			ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.MinRequests)/rate))
+		if c.rate > 0 {
+			ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.MinRequests)/c.rate))
 			incr = fmt.Sprint(r.IncrementalRequests)
 		}
 		fmt.Fprintf(a.stdout, "| %s | %d | %.0f | %.2f | %.0f | %d (%d) | %d | %s | %s |\n",
 			c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, r.Requests, r.MinRequests, r.RateLimited, ideal, incr)
 	}
 	return nil
-}
-
-func argValue(args []string, name string) float64 {
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == name {
-			var v float64
-			fmt.Sscan(args[i+1], &v)
-			return v
-		}
-	}
-	return 0
 }
 
 func cpuSeconds() float64 {

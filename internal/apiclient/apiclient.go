@@ -172,7 +172,7 @@ type Response struct {
 	Body   []byte
 }
 
-// StatusError is a non-retryable HTTP error answer (4xx other than 429, or retries exhausted).
+// StatusError is a final HTTP error answer: a 4xx other than 401, 403 and 429, or a body over the size bound.
 type StatusError struct {
 	Status  int
 	Message string // the server's message, redacted and shortened
@@ -233,14 +233,8 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 	return c.redactErr(fmt.Errorf("%s %s: giving up after %d attempts: %w", req.Method, req.Path, c.cfg.MaxAttempts, lastErr))
 }
 
-// retryable is an attempt failure worth retrying, with the server's wait hint if it gave one.
-type retryable struct {
-	err error
-}
-
-func (r retryable) Error() string { return r.err.Error() }
-func (r retryable) Unwrap() error { return r.err }
-
+// attempt sends the request once. It returns the server's wait hint with a failure worth
+// retrying; *AuthError and *StatusError are final.
 func (c *Client) attempt(ctx context.Context, req Request, decode func(Response) error) (time.Duration, error) {
 	if err := c.pace(ctx); err != nil {
 		return 0, err
@@ -255,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		return 0, retryable{fmt.Errorf("%s %s: %w", req.Method, req.Path, unwrapURLError(err))}
+		return 0, fmt.Errorf("%s %s: %w", req.Method, req.Path, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
@@ -270,20 +264,20 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 		if wait > 0 {
 			c.pauseFor(wait)
 		}
-		return wait, retryable{fmt.Errorf("%s %s: rate limited (HTTP 429)", req.Method, req.Path)}
+		return wait, fmt.Errorf("%s %s: rate limited (HTTP 429)", req.Method, req.Path)
 	case resp.StatusCode >= 500:
-		return retryAfter(resp.Header, nil), retryable{fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)}
+		return retryAfter(resp.Header, nil), fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)
 	case resp.StatusCode >= 400 || resp.StatusCode < 200 || resp.StatusCode >= 300:
 		return 0, &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}
 	}
 	if readErr != nil {
-		return 0, retryable{fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr)}
+		return 0, fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr)
 	}
 	if int64(len(body)) > c.cfg.MaxResponseBytes {
 		return 0, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", c.cfg.MaxResponseBytes), Path: req.Path}
 	}
 	if err := decode(Response{Header: resp.Header, Body: body}); err != nil {
-		return 0, retryable{fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err)}
+		return 0, fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err)
 	}
 	return 0, nil
 }

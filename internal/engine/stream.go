@@ -275,8 +275,8 @@ func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
 		r.windows[e.i].progress = c
 	}
 	r.checkpoint = r.windowsCheckpoint()
-	r.mu.Unlock()
-	return r.Checkpoint(ctx, time.Time{})
+	defer r.mu.Unlock()
+	return r.flushIfDueLocked(ctx)
 }
 
 // Record implements source.Emitter. It is safe for the slices of a split read.
@@ -297,6 +297,12 @@ func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
 	if c.After(r.checkpoint) {
 		r.checkpoint = c
 	}
+	return r.flushIfDueLocked(ctx)
+}
+
+// flushIfDueLocked commits what is pending once FlushInterval has passed, so a slow read
+// still advances its bookmark. Caller holds r.mu.
+func (r *streamRun) flushIfDueLocked(ctx context.Context) error {
 	if len(r.pending) > 0 && time.Since(r.lastFlush) >= r.opts.FlushInterval {
 		return r.flushLocked(ctx)
 	}

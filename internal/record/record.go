@@ -3,7 +3,6 @@
 package record
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -17,19 +16,6 @@ import (
 // Record is one API object as decoded JSON. Numbers are json.Number so that integers beyond
 // 2^53 (Copper activity ids) and the integer/number distinction survive decoding.
 type Record map[string]any
-
-// Decode reads one JSON value with numbers kept exact.
-func Decode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("unexpected data after JSON value")
-	}
-	return nil
-}
 
 // Infer returns the logical type of a decoded JSON value, or "" for null (unknown yet).
 func Infer(v any) catalog.Type {

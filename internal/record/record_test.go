@@ -9,8 +9,8 @@ import (
 )
 
 func TestInferAndConvert(t *testing.T) {
-	var obj map[string]any
-	if err := Decode([]byte(`{"i": 5015299552, "big": 123456789012345678901234, "f": 1.5, "b": true, "s": "x", "o": {"a":1}, "a": [1], "n": null}`), &obj); err != nil {
+	obj, err := DecodeObject([]byte(`{"i": 5015299552, "big": 123456789012345678901234, "f": 1.5, "b": true, "s": "x", "o": {"a":1}, "a": [1], "n": null}`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

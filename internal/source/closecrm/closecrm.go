@@ -80,8 +80,8 @@ func (s *Source) Catalog() catalog.Catalog { return Catalog() }
 // Check calls GET /me/, the cheapest authenticated call.
 func (s *Source) Check(ctx context.Context) error {
 	return s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/me/"}, func(r apiclient.Response) error {
-		var me map[string]any
-		return record.Decode(r.Body, &me)
+		_, err := record.DecodeObject(r.Body)
+		return err
 	})
 }
 
