@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ type benchOptions struct {
 	incremental          bool
 	cpuProfile           string
 	memProfile           string
+	trace                string
 }
 
 // benchResult is what one run measured.
@@ -115,6 +117,17 @@ func runBench(ctx context.Context, o benchOptions) (benchResult, error) {
 		defer f.Close()
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return benchResult{}, err
+		}
+		defer trace.Stop()
 	}
 	if o.memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
@@ -198,6 +211,7 @@ func (a *app) benchCommand() *cobra.Command {
 	f.BoolVar(&suite, "suite", false, "run the whole benchmark suite (each case in its own process) and print one table")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations during the sync) to this file")
+	f.StringVar(&o.trace, "trace", "", "write an execution trace (go tool trace) to this file")
 	return cmd
 }
 

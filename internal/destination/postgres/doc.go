@@ -69,6 +69,12 @@
 //   - AppendOnly: the table has no primary key but a UNIQUE (key, version) NULLS NOT DISTINCT
 //     index; ON CONFLICT DO NOTHING stores each version once (the first copy in a batch).
 //
+// A batch none of whose rows can be stored yet — the rows of a first sync — takes a shorter
+// path: when its keys are distinct, it is COPYed straight into the table under a savepoint,
+// which is as fast as the database loads at all. A stored row with one of its keys makes the
+// COPY fail with a unique violation; the transaction returns to the savepoint, the batch is
+// merged as above, and the table's later batches of this run go straight to the merge.
+//
 // A Full Table replacement COPYs into an unlogged stage table; Commit deletes the old rows and
 // inserts the staged ones (deduplicated by key as above) in one transaction with the state, so
 // a reader sees the old rows or the new ones, never a mix, and views and grants on the table

@@ -45,6 +45,11 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("evolve columns: %w", err)
 			}
+			if len(widened) > 0 {
+				// pgx caches a COPY target's column types by statement text, so a COPY
+				// straight into the table would encode values as the old types.
+				d.direct.Store(t.Stream.Name, false)
+			}
 		}
 		if err := d.recordNames(ctx, tx, table, added); err != nil {
 			return err

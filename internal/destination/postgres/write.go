@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
@@ -40,10 +42,85 @@ func stageBatch(ctx context.Context, tx pgx.Tx, s catalog.Stream, cols []catalog
 	if _, err := tx.Exec(ctx, createSQL(stage, s, cols, tempTable)[0]); err != nil {
 		return "", fmt.Errorf("create staging table: %w", err)
 	}
-	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first); err != nil {
+	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first+1); err != nil {
 		return "", err
 	}
 	return stage, nil
+}
+
+// directSavepoint guards a COPY straight into a table: when it meets a stored row, the
+// transaction goes back to it and the batch takes the merge path.
+const directSavepoint = "crmsync_direct"
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// copyDirect COPYs a batch straight into its table when none of its rows can be stored yet, the
+// common case of a first sync: COPY is the database's fastest path, and the merge's staging
+// and upsert cost as much again. It reports false, with the transaction as it found it, when
+// the batch has to be merged: keys repeat within it, a stored row has its key (the COPY fails
+// with a unique violation), or an earlier batch of the table met stored rows in this run.
+func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.Batch) (bool, error) {
+	s := b.Table.Stream
+	keys := versionKey(s)
+	if s.Method != catalog.AppendOnly {
+		keys = s.PrimaryKey
+	}
+	if d.mergeOnly(s.Name) || repeatsKey(b, keys) {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT "+directSavepoint); err != nil {
+		return false, err
+	}
+	err := copyRows(ctx, tx, pgx.Identifier{d.schema, Ident(s.Name)}, b.Columns, b.Rows, 0)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		_, err = tx.Exec(ctx, "RELEASE SAVEPOINT "+directSavepoint)
+		return err == nil, err
+	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
+		d.direct.Store(s.Name, false) // the table holds rows of this run's range: merge from now on
+		_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+directSavepoint)
+		return false, err
+	}
+	return false, err
+}
+
+// mergeOnly reports whether the stream's batches take the merge path for the rest of the run:
+// a direct COPY met stored rows, or a column of the table was widened.
+func (d *Destination) mergeOnly(stream string) bool {
+	_, met := d.direct.Load(stream)
+	return met
+}
+
+// repeatsKey reports whether two rows of b share their values of keys (or a key is absent
+// from the batch, or a key value is NULL, which the merge path resolves).
+func repeatsKey(b destination.Batch, keys []string) bool {
+	if len(keys) == 0 {
+		return false // no key: every row is inserted on either path
+	}
+	idx := make([]int, len(keys))
+	for i, k := range keys {
+		if idx[i] = catalog.IndexOf(b.Columns, k); idx[i] < 0 {
+			return true
+		}
+	}
+	seen := make(map[string]struct{}, len(b.Rows))
+	var key []byte
+	for _, row := range b.Rows {
+		key = key[:0]
+		for _, i := range idx {
+			if row[i] == nil {
+				return true
+			}
+			key = fmt.Appendf(key, "%T\x00%v\x00", row[i], row[i])
+		}
+		if _, dup := seen[string(key)]; dup {
+			return true
+		}
+		seen[string(key)] = struct{}{}
+	}
+	return false
 }
 
 // Write stores b and the stream's state in one transaction: rows are COPYed into a temp table,
@@ -52,6 +129,12 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	s := b.Table.Stream
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if len(b.Rows) > 0 {
+			if direct, err := d.copyDirect(ctx, tx, b); direct || err != nil {
+				if err != nil {
+					return fmt.Errorf("copy rows: %w", err)
+				}
+				return d.saveState(ctx, tx, b.Table.Source, s.Name, st)
+			}
 			stage, err := stageBatch(ctx, tx, s, b.Columns, b.Rows, 0)
 			if err != nil {
 				return err
@@ -141,14 +224,19 @@ func columnList(cols []catalog.Column) string {
 	return strings.Join(q, ", ")
 }
 
-// copyRows COPYs rows (binary protocol) into a stage, numbering them from first+1.
+// copyRows COPYs rows (binary protocol) into a table. With first > 0 the rows are numbered
+// from first in the ordColumn of a stage.
 func copyRows(ctx context.Context, tx pgx.Tx, stage pgx.Identifier, cols []catalog.Column, rows [][]any, first int64) error {
 	names := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
 		names = append(names, Ident(c.Name))
 	}
-	names = append(names, ordColumn)
-	src := &rowSource{cols: cols, rows: rows, first: first, i: -1, buf: make([]any, len(cols)+1)}
+	width := len(cols)
+	if first > 0 {
+		names = append(names, ordColumn)
+		width++
+	}
+	src := &rowSource{cols: cols, rows: rows, first: first, i: -1, buf: make([]any, width)}
 	if _, err := tx.CopyFrom(ctx, stage, names, src); err != nil {
 		return fmt.Errorf("copy rows: %w", err)
 	}
@@ -159,7 +247,7 @@ func copyRows(ctx context.Context, tx pgx.Tx, stage pgx.Identifier, cols []catal
 type rowSource struct {
 	cols  []catalog.Column
 	rows  [][]any
-	first int64
+	first int64 // number of the first row in the ordColumn; 0: no such column
 	i     int
 	buf   []any // reused: pgx encodes a row before asking for the next
 }
@@ -179,7 +267,9 @@ func (s *rowSource) Values() ([]any, error) {
 		}
 		s.buf[j] = pv
 	}
-	s.buf[len(row)] = s.first + int64(s.i) + 1
+	if s.first > 0 {
+		s.buf[len(row)] = s.first + int64(s.i)
+	}
 	return s.buf, nil
 }
 
@@ -190,14 +280,21 @@ func pgValue(v any, t catalog.Type) (any, error) {
 	case nil, int64, float64, bool:
 		return v, nil
 	case time.Time:
+		if x.Location() == time.UTC {
+			return v, nil // boxing a copy would allocate for every value
+		}
 		return x.UTC(), nil
 	case int:
 		return int64(x), nil
 	case string:
+		clean := cleanText
 		if t == catalog.JSON {
-			return cleanJSON(x), nil
+			clean = cleanJSON
 		}
-		return cleanText(x), nil
+		if c := clean(x); c != x {
+			return c, nil
+		}
+		return v, nil // unchanged: reuse the boxed string rather than allocate another
 	}
 	return nil, fmt.Errorf("unsupported value of type %T", v)
 }
