@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,13 +14,19 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/postgres"
+	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/loadbench"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 )
@@ -34,6 +41,7 @@ type benchOptions struct {
 	serverRate           float64 // simulator's limit in requests/s; 0: none
 	clientRate           float64 // crmsync's pacing; 0: unpaced
 	incremental          bool
+	loadRows             int // > 0: measure the destination's load ceiling instead of a sync
 	cpuProfile           string
 	memProfile           string
 	trace                string
@@ -54,6 +62,8 @@ type benchResult struct {
 	RateLimited int64   `json:"rate_limited"`
 	// IncrementalRequests is what a second sync with no changes made (when asked for).
 	IncrementalRequests int64 `json:"incremental_requests,omitempty"`
+	// CeilingRowsPerSec is the database's own fastest load of the same rows (load runs).
+	CeilingRowsPerSec float64 `json:"ceiling_rows_per_second,omitempty"`
 }
 
 // pageSizes are the largest pages the endpoints allow, for the request minimum.
@@ -95,6 +105,9 @@ func runBench(ctx context.Context, o benchOptions) (benchResult, error) {
 		}
 		defer os.RemoveAll(dir)
 		o.dest = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if err := freshSchema(ctx, o.dest, cmp.Or(o.schema, o.source)); err != nil {
+		return benchResult{}, err
 	}
 	dst, destName, err := openDestination(ctx, o.dest, o.schema, o.source)
 	if err != nil {
@@ -179,12 +192,21 @@ func (a *app) benchCommand() *cobra.Command {
 			if suite {
 				return a.benchSuite(cmd.Context(), o.dest)
 			}
-			res, err := runBench(cmd.Context(), o)
+			run := runBench
+			if o.loadRows > 0 {
+				run = runLoad
+			}
+			res, err := run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return json.NewEncoder(a.stdout).Encode(res)
+			}
+			if o.loadRows > 0 {
+				fmt.Fprintf(a.stdout, "%d rows → %s: crmsync %.0f rows/s, the database's fastest path %.0f rows/s (%.0f %%)\n",
+					res.Rows, res.Dest, res.RowsPerSec, res.CeilingRowsPerSec, 100*res.RowsPerSec/res.CeilingRowsPerSec)
+				return nil
 			}
 			fmt.Fprintf(a.stdout, "%s → %s: %d rows in %.1fs = %.0f rows/s; CPU %.1fs (%.2fs per 100k rows); peak RSS %.0f MB; %d requests (minimum %d, %d answered 429)",
 				res.Source, res.Dest, res.Rows, res.Seconds, res.RowsPerSec, res.CPUSeconds, res.CPUPer100k, res.PeakRSSMB, res.Requests, res.MinRequests, res.RateLimited)
@@ -197,8 +219,8 @@ func (a *app) benchCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.source, "source", "close", "close or copper")
-	f.StringVar(&o.dest, "dest", "", "destination (default: a SQLite file in a temporary directory); with --suite, the PostgreSQL URL to include")
-	f.StringVar(&o.schema, "schema", "", "destination schema")
+	f.StringVar(&o.dest, "dest", "", "destination (default: a SQLite file in a temporary directory); with --suite, the PostgreSQL URL to include. A scratch database: the bench's schemas are dropped and recreated")
+	f.StringVar(&o.schema, "schema", "", "destination schema (dropped first when PostgreSQL)")
 	f.IntVar(&o.leads, "leads", 100000, "Close leads")
 	f.IntVar(&o.activities, "activities", 300000, "activities (both sources)")
 	f.IntVar(&o.people, "people", 100000, "Copper people")
@@ -207,6 +229,7 @@ func (a *app) benchCommand() *cobra.Command {
 	f.Float64Var(&o.serverRate, "rate-limit", 0, "simulated rate limit in requests per second (0: none)")
 	f.Float64Var(&o.clientRate, "requests-per-second", 0, "crmsync's pacing (0: unpaced, following the 429s)")
 	f.BoolVar(&o.incremental, "incremental", false, "then sync again with nothing changed and count its requests")
+	f.IntVar(&o.loadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&suite, "suite", false, "run the whole benchmark suite (each case in its own process) and print one table")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
@@ -230,6 +253,7 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 	}
 	close1M := []string{"--source", "close", "--leads", "250000", "--activities", "750000"}
 	copper1M := []string{"--source", "copper", "--people", "250000", "--companies", "250000", "--activities", "500000"}
+	load := []string{"--load", fmt.Sprint(benchLoadRows)}
 	cases := []benchCase{
 		{"close 1M → sqlite", close1M, 0},
 		{"copper 1M → sqlite", copper1M, 0},
@@ -237,14 +261,19 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 		{"copper 100k → sqlite", []string{"--source", "copper", "--people", "25000", "--companies", "25000", "--activities", "50000"}, 0},
 		{"close 40k, 200 ms, 20 req/s", []string{"--source", "close", "--leads", "10000", "--activities", "30000", "--latency", "200ms", "--rate-limit", "20", "--requests-per-second", "20", "--incremental"}, 20},
 		{"copper 12k, 200 ms, 3 req/s", []string{"--source", "copper", "--people", "4000", "--companies", "4000", "--activities", "4000", "--latency", "200ms", "--rate-limit", "3", "--requests-per-second", "3", "--incremental"}, 3},
+		{"load 1M lead rows → sqlite", load, 0},
 	}
 	if pgURL != "" {
+		pg := func(args []string, schema string) []string {
+			return append(append([]string{}, args...), "--dest", pgURL, "--schema", schema)
+		}
 		cases = append(cases[:2:2], append([]benchCase{
-			{"close 1M → postgres", append(append([]string{}, close1M...), "--dest", pgURL, "--schema", "bench_close"), 0},
-			{"copper 1M → postgres", append(append([]string{}, copper1M...), "--dest", pgURL, "--schema", "bench_copper"), 0},
+			{"close 1M → postgres", pg(close1M, "crmsync_bench_close"), 0},
+			{"copper 1M → postgres", pg(copper1M, "crmsync_bench_copper"), 0},
 		}, cases[2:]...)...)
+		cases = append(cases, benchCase{"load 1M lead rows → postgres", pg(load, "crmsync_bench_load"), 0})
 	}
-	fmt.Fprintf(a.stdout, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(a.stdout, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cases {
 		var out bytes.Buffer
 		cmd := exec.CommandContext(ctx, self, append([]string{"bench", "--json"}, c.args...)...)
@@ -256,13 +285,17 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		ideal, incr := "—", "—"
+		requests, ideal, incr, ceiling := fmt.Sprintf("%d (%d)", r.Requests, r.MinRequests), "—", "—", "—"
 		if c.rate > 0 {
 			ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.MinRequests)/c.rate))
 			incr = fmt.Sprint(r.IncrementalRequests)
 		}
-		fmt.Fprintf(a.stdout, "| %s | %d | %.0f | %.2f | %.0f | %d (%d) | %d | %s | %s |\n",
-			c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, r.Requests, r.MinRequests, r.RateLimited, ideal, incr)
+		if r.CeilingRowsPerSec > 0 {
+			requests = "—"
+			ceiling = fmt.Sprintf("%.0f (%.0f %%)", r.CeilingRowsPerSec, 100*r.RowsPerSec/r.CeilingRowsPerSec)
+		}
+		fmt.Fprintf(a.stdout, "| %s | %d | %.0f | %.2f | %.0f | %s | %d | %s | %s | %s |\n",
+			c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, requests, r.RateLimited, ideal, incr, ceiling)
 	}
 	return nil
 }
@@ -282,4 +315,85 @@ func peakRSSMB() float64 {
 		return 0
 	}
 	return float64(ru.Maxrss) / 1024
+}
+
+// benchLoadRows is how many generated rows a load run stores (the suite's size).
+const benchLoadRows = 1_000_000
+
+// runLoad stores o.loadRows generated lead-like rows twice, into fresh tables of the same
+// shape: through crmsync's destination code in the engine's batches (each with its bookmark),
+// and through the database's fastest path (PostgreSQL: one COPY; SQLite: one prepared INSERT
+// in one transaction).
+func runLoad(ctx context.Context, o benchOptions) (benchResult, error) {
+	open := func(suffix string) (destination.Destination, string, func(), error) {
+		if o.dest == "" {
+			dir, err := os.MkdirTemp("", "crmsync-bench")
+			if err != nil {
+				return nil, "", nil, err
+			}
+			d, _, err := openSQLite(ctx, filepath.Join(dir, "load.db"), "")
+			if err != nil {
+				os.RemoveAll(dir)
+				return nil, "", nil, err
+			}
+			return d, "sqlite", func() { d.Close(); os.RemoveAll(dir) }, nil
+		}
+		schema := cmp.Or(o.schema, "crmsync_bench_load") + suffix
+		if err := freshSchema(ctx, o.dest, schema); err != nil {
+			return nil, "", nil, err
+		}
+		d, name, err := openDestination(ctx, o.dest, schema, "close")
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return d, name, func() { d.Close() }, nil
+	}
+	ceilingDst, _, closeCeiling, err := open("_raw")
+	if err != nil {
+		return benchResult{}, err
+	}
+	var ceiling time.Duration
+	switch d := ceilingDst.(type) {
+	case *sqlite.Destination:
+		ceiling, err = loadbench.SQLiteCeiling(ctx, d, o.loadRows)
+	case *postgres.Destination:
+		ceiling, err = loadbench.PostgresCeiling(ctx, d, o.loadRows)
+	}
+	closeCeiling()
+	if err != nil {
+		return benchResult{}, fmt.Errorf("load ceiling: %w", err)
+	}
+	dst, name, closeDst, err := open("")
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer closeDst()
+	cpu0 := cpuSeconds()
+	took, err := loadbench.Through(ctx, dst, o.loadRows, engine.DefaultBatchSize)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("load through crmsync: %w", err)
+	}
+	res := benchResult{Dest: name, Rows: int64(o.loadRows), Seconds: took.Seconds(), CPUSeconds: cpuSeconds() - cpu0,
+		PeakRSSMB: peakRSSMB(), CeilingRowsPerSec: float64(o.loadRows) / ceiling.Seconds()}
+	res.RowsPerSec = float64(res.Rows) / res.Seconds
+	res.CPUPer100k = res.CPUSeconds / float64(res.Rows) * 100000
+	return res, nil
+}
+
+// freshSchema drops a PostgreSQL bench schema, so every bench run starts from empty tables
+// (a second run into the same schema would otherwise be an incremental sync). SQLite benches
+// always use a new file.
+func freshSchema(ctx context.Context, dest, schema string) error {
+	if !strings.HasPrefix(dest, "postgres://") && !strings.HasPrefix(dest, "postgresql://") {
+		return nil
+	}
+	d, err := postgres.Open(ctx, dest, schema) // its errors carry no password
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, err := d.Pool().Exec(ctx, "DROP SCHEMA "+pgx.Identifier{d.Schema()}.Sanitize()+" CASCADE"); err != nil {
+		return fmt.Errorf("postgres: drop bench schema %s: %w", d.Schema(), err)
+	}
+	return nil
 }

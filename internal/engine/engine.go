@@ -19,11 +19,16 @@ import (
 	"github.com/crmsync/crmsync/internal/state"
 )
 
+// DefaultBatchSize is how many rows a destination transaction carries unless told otherwise:
+// enough to amortise a commit, few enough that the batches in flight stay well inside the
+// memory budget for wide rows.
+const DefaultBatchSize = 2000
+
 // Options tune a sync.
 type Options struct {
 	StartDate   time.Time // earliest data on a first sync
 	Streams     []string  // empty: all
-	BatchSize   int       // rows per destination transaction; zero: 2000
+	BatchSize   int       // rows per destination transaction; zero: DefaultBatchSize
 	Concurrency int       // streams read at once; zero: 4
 	// Windows is how many time windows a large first read of a server-filtered stream is
 	// split into and read in parallel; zero: 8. SplitAbove is the smallest window span that
@@ -153,7 +158,7 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 
 func withDefaults(o Options) Options {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 2000
+		o.BatchSize = DefaultBatchSize
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
