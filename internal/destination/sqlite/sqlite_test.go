@@ -257,3 +257,42 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/row")
 }
+
+// TestJournalModes checks the journal each phase of a file's life uses: a rollback journal for
+// the first sync into a new file, WAL after it, so later syncs never block readers.
+func TestJournalModes(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "modes.db")
+	mode := func(db *sql.DB) string {
+		t.Helper()
+		var m string
+		if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for i, want := range []string{"delete", "wal", "wal"} {
+		d, err := Open(ctx, path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mode(d.DB()); got != want {
+			t.Errorf("open %d: journal_mode = %s, want %s", i+1, got, want)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if got := mode(raw); got != "wal" {
+		t.Errorf("after the syncs the file's journal_mode is %s, want wal (readers never blocked)", got)
+	}
+	var size int
+	if err := raw.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil || size != 16384 {
+		t.Errorf("page_size = %d (%v), want 16384", size, err)
+	}
+}
