@@ -29,7 +29,7 @@ func (u usageError) Unwrap() error { return u.err }
 // softMemoryLimit keeps the heap of a long sync compact: without it the collector lets the
 // heap grow to twice the live data, which is most of a big sync's peak RSS. It is a soft
 // limit (the runtime caps the GC's CPU share), and GOMEMLIMIT overrides it.
-const softMemoryLimit = 180 << 20
+const softMemoryLimit = 150 << 20
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {

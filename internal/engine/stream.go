@@ -373,30 +373,56 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 // values that do not fit their column's type first evolve the table: columns are added and
 // types widened, never dropped or narrowed.
 func (r *streamRun) batch(ctx context.Context, recs []record.Record) (destination.Batch, error) {
-	if err := r.evolve(ctx, recs); err != nil {
+	rows, err := r.convert(recs)
+	if errors.Is(err, errDrift) {
+		if err := r.evolve(ctx, recs); err != nil {
+			return destination.Batch{}, err
+		}
+		rows, err = r.convert(recs)
+	}
+	if err != nil {
 		return destination.Batch{}, err
 	}
+	return destination.Batch{Table: r.table, Columns: r.cols, Rows: rows}, nil
+}
+
+// errDrift says a record has a field the table lacks or a value its column cannot hold.
+var errDrift = errors.New("the table's columns do not fit the record")
+
+// convert turns records into rows in the table's column order, visiting only the fields each
+// record has (sparse records, such as Close's activity types, fill few of the columns).
+func (r *streamRun) convert(recs []record.Record) ([][]any, error) {
+	n := len(r.cols)
+	extracted, hasExtracted := r.colIdx[destination.ExtractedAtColumn]
+	deleted, hasDeleted := r.colIdx[destination.DeletedAtColumn]
+	cells := make([]any, len(recs)*n) // one allocation for the batch's rows
 	rows := make([][]any, len(recs))
-	extracted := r.started
 	for i, rec := range recs {
-		row := make([]any, len(r.cols))
-		for j, c := range r.cols {
-			switch c.Name {
-			case destination.ExtractedAtColumn:
-				row[j] = extracted
-			case destination.DeletedAtColumn:
-				row[j] = nil
-			default:
-				v, err := record.Convert(rec[c.Name], c.Type)
-				if err != nil {
-					return destination.Batch{}, fmt.Errorf("field %s: %w", c.Name, err)
-				}
-				row[j] = v
+		row := cells[i*n : (i+1)*n : (i+1)*n]
+		for k, v := range rec {
+			if v == nil {
+				continue // a null fits any column, and a column it lacks is NULL anyway
 			}
+			j, ok := r.colIdx[k]
+			if !ok {
+				return nil, fmt.Errorf("field %s: %w", k, errDrift)
+			}
+			cv, ok := record.ConvertIfFits(v, r.cols[j].Type)
+			if !ok {
+				return nil, fmt.Errorf("field %s: %w", k, errDrift)
+			}
+			row[j] = cv
+		}
+		// The metadata columns are crmsync's, whatever a record carries under their names.
+		if hasExtracted {
+			row[extracted] = r.started
+		}
+		if hasDeleted {
+			row[deleted] = nil
 		}
 		rows[i] = row
 	}
-	return destination.Batch{Table: r.table, Columns: r.cols, Rows: rows}, nil
+	return rows, nil
 }
 
 func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {

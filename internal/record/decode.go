@@ -4,39 +4,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // The API answers are lists of flat-ish objects whose nested values are stored as JSON text.
 // Decoding them with encoding/json into maps, only to re-encode the nested parts, was most of
-// the CPU of a sync. These functions validate the text once (json.Valid) and then split it in a
-// single pass: top-level scalars become Go values (string, bool, json.Number, nil), nested
-// objects and arrays stay json.RawMessage slices of the input.
+// the CPU of a sync. These functions validate and split the text in a single pass, accepting
+// exactly what encoding/json accepts (the fuzz tests compare the two): top-level scalars become
+// Go values (string, bool, json.Number, nil), nested objects and arrays stay json.RawMessage
+// slices of the input. (Validating first with json.Valid cost as much as the split itself.)
 
 // DecodeArray decodes a JSON array of objects.
 func DecodeArray(data []byte) ([]Record, error) {
-	if !json.Valid(data) {
-		return nil, invalid(data)
-	}
-	s := scanner{b: data}
-	s.ws()
-	if !s.eat('[') {
-		return nil, errors.New("expected a JSON array")
-	}
-	return s.array()
+	return decode(data, '[', "array", (*scanner).array)
 }
 
 // DecodeObject decodes one JSON object.
 func DecodeObject(data []byte) (Record, error) {
-	if !json.Valid(data) {
-		return nil, invalid(data)
-	}
+	return decode(data, '{', "object", (*scanner).object)
+}
+
+// decode reads a whole text that is one value opened by open, read by parse.
+func decode[T any](data []byte, open byte, what string, parse func(*scanner) (T, error)) (T, error) {
+	var zero T
 	s := scanner{b: data}
 	s.ws()
-	if !s.eat('{') {
-		return nil, errors.New("expected a JSON object")
+	if !s.eat(open) {
+		return zero, s.fail(errors.New("expected a JSON " + what))
 	}
-	return s.object()
+	v, err := parse(&s)
+	if err == nil {
+		err = s.end()
+	}
+	if err != nil {
+		return zero, s.fail(err)
+	}
+	return v, nil
 }
 
 // UnmarshalJSON lets a Record sit inside larger structures decoded by encoding/json.
@@ -55,12 +59,25 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	return err
 }
 
-func invalid(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
+// fail explains a rejected text: encoding/json's description when the text is not JSON at
+// all, else what the scanner expected.
+func (s *scanner) fail(err error) error {
+	if !json.Valid(s.b) {
+		var v any
+		if jerr := json.Unmarshal(s.b, &v); jerr != nil {
+			return jerr
+		}
 	}
-	return errors.New("invalid JSON")
+	return err
+}
+
+// end checks that only whitespace follows the value.
+func (s *scanner) end() error {
+	s.ws()
+	if s.i != len(s.b) {
+		return errSyntax
+	}
+	return nil
 }
 
 type scanner struct {
@@ -70,9 +87,26 @@ type scanner struct {
 	listKey  string
 	list     []Record
 	listSeen bool
+	depth    int // objects and arrays entered and not left
 }
 
-var errEOF = errors.New("unexpected end of JSON input")
+var (
+	errEOF    = errors.New("unexpected end of JSON input")
+	errSyntax = errors.New("invalid JSON")
+	errDepth  = errors.New("JSON nested too deeply")
+)
+
+// maxDepth is encoding/json's nesting limit, so both accept the same texts.
+const maxDepth = 10000
+
+// nest enters an object or array.
+func (s *scanner) nest() error {
+	s.depth++
+	if s.depth > maxDepth {
+		return errDepth
+	}
+	return nil
+}
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -93,10 +127,15 @@ func (s *scanner) eat(c byte) bool {
 	return false
 }
 
+// array reads a list of objects whose '[' is consumed.
 func (s *scanner) array() ([]Record, error) {
+	if err := s.nest(); err != nil {
+		return nil, err
+	}
 	var out []Record
 	s.ws()
 	if s.eat(']') {
+		s.depth--
 		return out, nil
 	}
 	for {
@@ -111,19 +150,32 @@ func (s *scanner) array() ([]Record, error) {
 		out = append(out, rec)
 		s.ws()
 		if s.eat(']') {
+			s.depth--
 			return out, nil
 		}
 		if !s.eat(',') {
-			return nil, errEOF
+			return nil, s.unexpected()
 		}
 	}
 }
 
+// unexpected is the error for the byte at the cursor.
+func (s *scanner) unexpected() error {
+	if s.i >= len(s.b) {
+		return errEOF
+	}
+	return errSyntax
+}
+
 // object reads the members of an object whose '{' is consumed.
 func (s *scanner) object() (Record, error) {
+	if err := s.nest(); err != nil {
+		return nil, err
+	}
 	rec := make(Record, 32)
 	s.ws()
 	if s.eat('}') {
+		s.depth--
 		return rec, nil
 	}
 	for {
@@ -134,7 +186,7 @@ func (s *scanner) object() (Record, error) {
 		}
 		s.ws()
 		if !s.eat(':') {
-			return nil, errEOF
+			return nil, s.unexpected()
 		}
 		s.ws()
 		if key == s.listKey && s.listKey != "" && s.eat('[') {
@@ -152,39 +204,142 @@ func (s *scanner) object() (Record, error) {
 		}
 		s.ws()
 		if s.eat('}') {
+			s.depth--
 			return rec, nil
 		}
 		if !s.eat(',') {
-			return nil, errEOF
+			return nil, s.unexpected()
 		}
 	}
 }
 
 // str reads a string token.
 func (s *scanner) str() (string, error) {
-	if !s.eat('"') {
-		return "", errors.New("expected a string")
+	start := s.i
+	escaped, err := s.skipString()
+	if err != nil {
+		return "", err
 	}
-	start, escaped := s.i, false
+	raw := s.b[start+1 : s.i-1]
+	if !escaped && utf8.Valid(raw) {
+		return string(raw), nil
+	}
+	return unquote(raw), nil
+}
+
+// unquote decodes the inside of a string token that skipString accepted, as encoding/json
+// does: escapes resolved, invalid UTF-8 and unpaired surrogates replaced by U+FFFD.
+func unquote(raw []byte) string {
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; {
+		case c == '\\':
+			e := raw[i+1]
+			i += 2
+			switch e {
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r := hex4(raw[i:])
+				i += 4
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if pair := utf16.DecodeRune(r, hex4(raw[i+2:])); pair != utf8.RuneError {
+							b = utf8.AppendRune(b, pair)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+			default: // '"', '\\', '/'
+				b = append(b, e)
+			}
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, r)
+			} else {
+				b = append(b, raw[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return string(b)
+}
+
+// hex4 reads the four hex digits skipString checked.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c <= 'F':
+			c -= 'A' - 10
+		default:
+			c -= 'a' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// skipString moves past a string token, checking it, and reports whether it has escapes.
+func (s *scanner) skipString() (escaped bool, err error) {
+	if !s.eat('"') {
+		return false, s.unexpected()
+	}
 	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return escaped, nil
+		case c < 0x20:
+			return false, errors.New("control character in a string")
 		case c == '\\':
 			escaped = true
-			s.i += 2
-			continue
-		case c == '"':
-			raw := s.b[start:s.i]
-			s.i++
-			if !escaped && utf8.Valid(raw) {
-				return string(raw), nil
+			if s.i+1 >= len(s.b) {
+				return false, errEOF
 			}
-			var out string
-			err := json.Unmarshal(s.b[start-1:s.i], &out)
-			return out, err
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					return false, errEOF
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !isHex(h) {
+						return false, errors.New("invalid \\u escape in a string")
+					}
+				}
+				s.i += 6
+			default:
+				return false, errors.New("invalid escape in a string")
+			}
+		default:
+			s.i++
 		}
-		s.i++
 	}
-	return "", errEOF
+	return false, errEOF
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func (s *scanner) value() (any, error) {
@@ -196,84 +351,144 @@ func (s *scanner) value() (any, error) {
 		return s.str()
 	case '{', '[':
 		start := s.i
-		if err := s.skipNested(); err != nil {
+		if err := s.skipValue(); err != nil {
 			return nil, err
 		}
 		return json.RawMessage(s.b[start:s.i:s.i]), nil
-	case 't', 'f', 'n':
-		start := s.i
-		s.literal()
-		switch string(s.b[start:s.i]) {
-		case "true":
-			return true, nil
-		case "false":
-			return false, nil
-		case "null":
-			return nil, nil
-		}
-		return nil, fmt.Errorf("invalid literal %q", s.b[start:s.i])
+	case 't':
+		return true, s.word("true")
+	case 'f':
+		return false, s.word("false")
+	case 'n':
+		return nil, s.word("null")
 	default:
 		start := s.i
-		s.literal()
-		if start == s.i {
-			return nil, fmt.Errorf("unexpected %q", c)
+		if err := s.skipNumber(); err != nil {
+			return nil, fmt.Errorf("unexpected %q: %w", c, err)
 		}
 		return json.Number(s.b[start:s.i]), nil
 	}
 }
 
-func (s *scanner) literal() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return
-		}
-		s.i++
+// skipNumber moves past a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) skipNumber() error {
+	s.eat('-')
+	switch {
+	case s.eat('0'):
+	case s.i < len(s.b) && '1' <= s.b[s.i] && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		return s.unexpected()
 	}
+	if s.eat('.') {
+		if s.digits() == 0 {
+			return s.unexpected()
+		}
+	}
+	if s.eat('e') || s.eat('E') {
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if s.digits() == 0 {
+			return s.unexpected()
+		}
+	}
+	return nil
 }
 
-// skipNested moves past an object or array, minding strings.
-func (s *scanner) skipNested() error {
-	depth := 0
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '"':
-			s.i++
-			for s.i < len(s.b) && s.b[s.i] != '"' {
-				if s.b[s.i] == '\\' {
-					s.i++
-				}
-				s.i++
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				s.i++
-				return nil
-			}
-		}
+// digits moves past decimal digits and counts them.
+func (s *scanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
 		s.i++
 	}
-	return errEOF
+	return s.i - start
+}
+
+// word moves past the literal w.
+func (s *scanner) word(w string) error {
+	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
+		return s.unexpected()
+	}
+	s.i += len(w)
+	return nil
+}
+
+// skipValue moves past any value, checking it.
+func (s *scanner) skipValue() error {
+	if s.i >= len(s.b) {
+		return errEOF
+	}
+	switch s.b[s.i] {
+	case '{':
+		return s.skipContainer('}', true)
+	case '[':
+		return s.skipContainer(']', false)
+	case '"':
+		_, err := s.skipString()
+		return err
+	case 't':
+		return s.word("true")
+	case 'f':
+		return s.word("false")
+	case 'n':
+		return s.word("null")
+	}
+	return s.skipNumber()
+}
+
+// skipContainer moves past an object (members) or array, checking it.
+func (s *scanner) skipContainer(closing byte, members bool) error {
+	s.i++
+	if err := s.nest(); err != nil {
+		return err
+	}
+	s.ws()
+	if s.eat(closing) {
+		s.depth--
+		return nil
+	}
+	for {
+		s.ws()
+		if members {
+			if _, err := s.skipString(); err != nil {
+				return err
+			}
+			s.ws()
+			if !s.eat(':') {
+				return s.unexpected()
+			}
+			s.ws()
+		}
+		if err := s.skipValue(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.eat(closing) {
+			s.depth--
+			return nil
+		}
+		if !s.eat(',') {
+			return s.unexpected()
+		}
+	}
 }
 
 // DecodePage decodes a list envelope such as Close's {"data": [...], "has_more": true}: the
 // member named listKey is decoded as records, the other members as in a Record. The text is
 // validated and scanned once.
 func DecodePage(data []byte, listKey string) (fields Record, list []Record, err error) {
-	if !json.Valid(data) {
-		return nil, nil, invalid(data)
-	}
 	s := scanner{b: data, listKey: listKey}
 	s.ws()
 	if !s.eat('{') {
-		return nil, nil, errors.New("expected a JSON object")
+		return nil, nil, s.fail(errors.New("expected a JSON object"))
 	}
 	fields, err = s.object()
+	if err == nil {
+		err = s.end()
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, s.fail(err)
 	}
 	if !s.listSeen {
 		return nil, nil, fmt.Errorf("the answer has no %q list", listKey)

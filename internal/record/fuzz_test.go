@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -90,25 +91,56 @@ func FuzzDecodeArray(f *testing.F) {
 	for _, seed := range []string{`[{"id": 5015299552, "parent": {"id": 1, "type": "person"}, "details": null}]`, `[]`, `[{"id": 1},`, `[1]`, `{}`} {
 		f.Add([]byte(seed))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		list, err := DecodeArray(data)
-		if err != nil {
-			return
+	f.Fuzz(checkDecodeArray)
+}
+
+// checkDecodeArray fails when DecodeArray accepts data that encoding/json rejects, or decodes
+// it differently.
+func checkDecodeArray(t *testing.T, data []byte) {
+	list, err := DecodeArray(data)
+	if err != nil {
+		return
+	}
+	var ref []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&ref); err != nil || dec.More() {
+		t.Fatalf("accepted %q, which encoding/json rejects", data)
+	}
+	if len(ref) != len(list) {
+		t.Fatalf("%d records, encoding/json sees %d", len(list), len(ref))
+	}
+	for i := range ref {
+		if ref[i] == nil && list[i] == nil {
+			continue
 		}
-		var ref []map[string]any
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if err := dec.Decode(&ref); err != nil || dec.More() {
-			t.Fatalf("accepted %q, which encoding/json rejects", data)
-		}
-		if len(ref) != len(list) {
-			t.Fatalf("%d records, encoding/json sees %d", len(list), len(ref))
-		}
-		for i := range ref {
-			if ref[i] == nil && list[i] == nil {
+		same(t, ref[i], list[i])
+	}
+}
+
+// TestDecodeLikeEncodingJSON holds the texts where a hand-written JSON scanner most often
+// parts ways with encoding/json: each must be accepted by both or by neither, and decode alike.
+func TestDecodeLikeEncodingJSON(t *testing.T) {
+	// Inside [{"v": …}], 9,998 brackets reach encoding/json's limit of 10,000 levels.
+	deep := strings.Repeat("[", 9998) + strings.Repeat("]", 9998)
+	tooDeep := strings.Repeat("[", 9999) + strings.Repeat("]", 9999)
+	values := []string{
+		`"plain"`, `"\u00e9\u00E9"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\ude00\ud83d"`,
+		`"\/\b\f\n\r\t\"\\"`, `"\x"`, `"\u12"`, `"\u12g4"`, "\"tab\there\"", "\"unit\x1fseparator\"", "\"del\x7f\"", "\"\xff\xfe bad utf-8\"", "\"\xe2\x82\"",
+		`0`, `-0`, `-`, `01`, `1.`, `.5`, `1.5e`, `1e5`, `1E+5`, `1e-5`, `-1.25E-07`, `123456789012345678901234567890`, `+1`, `0x10`,
+		`true`, `false`, `null`, `tru`, `nul`, `nulls`, `True`,
+		`{}`, `[]`, `{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `[1 2]`, `{"a":[{"b":null}]}`, deep, tooDeep,
+	}
+	for _, v := range values {
+		for _, doc := range []string{`[{"v": ` + v + `}]`, `[{"v": ` + v + `}] x`, ` [ {"v" : ` + v + ` } ] `} {
+			ok := func() bool { _, err := DecodeArray([]byte(doc)); return err == nil }()
+			var ref []map[string]any
+			refOK := json.Unmarshal([]byte(doc), &ref) == nil
+			if ok != refOK {
+				t.Errorf("%.60q: accepted = %v, encoding/json accepts = %v", doc, ok, refOK)
 				continue
 			}
-			same(t, ref[i], list[i])
+			checkDecodeArray(t, []byte(doc))
 		}
-	})
+	}
 }

@@ -141,6 +141,22 @@ func Convert(v any, t catalog.Type) (any, error) {
 	return nil, fmt.Errorf("value %s does not fit a %s column", preview(v), t)
 }
 
+// ConvertIfFits is Fits and Convert in one step (a timestamp is parsed once): the stored value
+// and true, or false when v does not fit a column of type t.
+func ConvertIfFits(v any, t catalog.Type) (any, bool) {
+	switch {
+	case v == nil:
+		return nil, true
+	case t == catalog.Timestamp:
+		tm, err := ParseTime(v)
+		return tm, err == nil
+	case !Fits(v, t):
+		return nil, false
+	}
+	c, err := Convert(v, t)
+	return c, err == nil
+}
+
 // ParseTime reads the instants both APIs send: ISO 8601 strings with or without offset or
 // fraction (naive means UTC, as Close's event log sends them) and unix seconds (Copper).
 func ParseTime(v any) (time.Time, error) {

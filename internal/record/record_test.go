@@ -2,6 +2,7 @@ package record
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,6 +70,31 @@ func TestFitsAndWiden(t *testing.T) {
 	if catalog.Widen(catalog.Integer, catalog.Number) != catalog.Number || catalog.Widen(catalog.Number, catalog.String) != catalog.String ||
 		catalog.Widen(catalog.Timestamp, catalog.String) != catalog.String || catalog.Widen("", catalog.JSON) != catalog.JSON {
 		t.Fatal("Widen must only widen: integer → number → string")
+	}
+}
+
+// TestConvertIfFits checks the one-step conversion against Fits and Convert on every pair of
+// value shape and column type.
+func TestConvertIfFits(t *testing.T) {
+	values := []any{nil, true, "x", "2024-06-04T08:31:44.512000+00:00", json.Number("3"), json.Number("3.5"),
+		json.Number("123456789012345678901234"), json.Number("1759932175"), json.RawMessage(`{"a":1}`), json.RawMessage(`[1]`),
+		map[string]any{"a": 1.0}}
+	types := []catalog.Type{catalog.Integer, catalog.Number, catalog.Boolean, catalog.Timestamp, catalog.String, catalog.JSON}
+	for _, v := range values {
+		for _, typ := range types {
+			got, ok := ConvertIfFits(v, typ)
+			if fits := Fits(v, typ); ok != fits {
+				t.Errorf("ConvertIfFits(%#v, %s) fits = %v, Fits says %v", v, typ, ok, fits)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			want, err := Convert(v, typ)
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("ConvertIfFits(%#v, %s) = %#v, Convert gives %#v, %v", v, typ, got, want, err)
+			}
+		}
 	}
 }
 

@@ -403,11 +403,14 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	sqlFor := func(n int) string { return upsertRowsSQL(name, b.Table.Stream, b.Columns, n) }
-	if b.Table.Stream.Method == catalog.AppendOnly {
-		sqlFor = func(n int) string { return appendRowsSQL(name, b.Table.Stream, b.Columns, n) }
+	s := b.Table.Stream
+	keys := s.PrimaryKey
+	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, b.Columns, named, n) }
+	if s.Method == catalog.AppendOnly {
+		keys = versionKey(s)
+		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
 	}
-	err = execRows(ctx, tx, b.Rows, b.Columns, sqlFor)
+	err = execRows(ctx, tx, b.Rows, b.Columns, keys, sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -423,9 +426,132 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 // maxVariables stays under SQLite's limit of bound parameters per statement (32766).
 const maxVariables = 32000
 
-// execRows writes rows with statements of up to 100 rows each, built by sqlFor(n).
-func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, sqlFor func(n int) string) error {
-	per := min(100, max(1, maxVariables/len(cols)))
+// statementSQL builds a statement writing n rows that fill the named columns.
+type statementSQL func(named []catalog.Column, n int) string
+
+// execRows writes rows with multi-row statements built by sqlFor. When no key repeats within
+// the batch, rows are grouped by the columns they fill and each group's statements name only
+// those: sparse records (each Close activity type fills a few of ~90 columns) would otherwise
+// spend most of the write binding and storing NULLs, and a column a statement leaves out is
+// NULL all the same. A batch repeating a key keeps its order instead, since which copy wins
+// depends on it. keys are the columns whose values identify a stored row.
+func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, keys []string, sqlFor statementSQL) error {
+	if !distinctKeys(rows, cols, keys) {
+		all := make([]int, len(cols))
+		for i := range all {
+			all[i] = i
+		}
+		return execGroup(ctx, tx, rows, cols, all, sqlFor)
+	}
+	for _, g := range groupByFilled(rows, len(cols)) {
+		if err := execGroup(ctx, tx, g.rows, cols, g.filled, sqlFor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minOmittedCells is how many NULL cells a group of rows must spare to get statements of its
+// own: preparing a statement costs about as much as binding and storing 500 NULLs.
+const minOmittedCells = 512
+
+// rowGroup is rows that fill the same columns.
+type rowGroup struct {
+	filled []int // indexes of the non-NULL columns
+	rows   [][]any
+}
+
+// groupByFilled groups rows by the columns they fill, in order of first appearance. Groups
+// too small to pay for their statements (see minOmittedCells) are merged into one, which
+// names every column any of them fills.
+func groupByFilled(rows [][]any, width int) []*rowGroup {
+	var groups []*rowGroup
+	byMask := map[string]*rowGroup{}
+	mask := make([]byte, (width+7)/8)
+	for _, row := range rows {
+		clear(mask)
+		for j, v := range row {
+			if v != nil {
+				mask[j/8] |= 1 << (j % 8)
+			}
+		}
+		g, ok := byMask[string(mask)]
+		if !ok {
+			g = &rowGroup{}
+			for j, v := range row {
+				if v != nil {
+					g.filled = append(g.filled, j)
+				}
+			}
+			byMask[string(mask)] = g
+			groups = append(groups, g)
+		}
+		g.rows = append(g.rows, row)
+	}
+	var out []*rowGroup
+	rest := &rowGroup{}
+	restFills := make([]bool, width)
+	for _, g := range groups {
+		if len(g.rows)*(width-len(g.filled)) >= minOmittedCells {
+			out = append(out, g)
+			continue
+		}
+		rest.rows = append(rest.rows, g.rows...)
+		for _, j := range g.filled {
+			restFills[j] = true
+		}
+	}
+	if len(rest.rows) == 0 {
+		return out
+	}
+	for j, fills := range restFills {
+		if fills {
+			rest.filled = append(rest.filled, j)
+		}
+	}
+	return append(out, rest)
+}
+
+// distinctKeys reports whether no two rows share their key values (and none lacks one).
+func distinctKeys(rows [][]any, cols []catalog.Column, keys []string) bool {
+	idx := make([]int, len(keys))
+	for i, k := range keys {
+		if idx[i] = catalog.IndexOf(cols, k); idx[i] < 0 {
+			return false
+		}
+	}
+	if len(idx) == 0 {
+		return true // no key: every row is inserted, in any order
+	}
+	seen := make(map[string]struct{}, len(rows))
+	var key []byte
+	for _, row := range rows {
+		key = key[:0]
+		for _, i := range idx {
+			switch v := row[i].(type) {
+			case nil:
+				return false
+			case string:
+				key = append(append(key, v...), 0)
+			default:
+				key = fmt.Appendf(key, "%T\x00%v\x00", v, v)
+			}
+		}
+		if _, dup := seen[string(key)]; dup {
+			return false
+		}
+		seen[string(key)] = struct{}{}
+	}
+	return true
+}
+
+// execGroup writes rows filling the columns at filled, up to 100 rows per statement.
+func execGroup(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, filled []int, sqlFor statementSQL) error {
+	named := make([]catalog.Column, len(filled))
+	for i, j := range filled {
+		named[i] = cols[j]
+	}
+	per := min(100, max(1, maxVariables/len(named)))
 	var stmt *sql.Stmt
 	stmtRows := 0
 	defer func() {
@@ -433,7 +559,7 @@ func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Colu
 			stmt.Close()
 		}
 	}()
-	args := make([]any, 0, per*len(cols))
+	args := make([]any, 0, per*len(named))
 	for start := 0; start < len(rows); start += per {
 		chunk := rows[start:min(start+per, len(rows))]
 		if len(chunk) != stmtRows {
@@ -441,15 +567,15 @@ func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Colu
 				stmt.Close()
 			}
 			var err error
-			if stmt, err = tx.PrepareContext(ctx, sqlFor(len(chunk))); err != nil {
+			if stmt, err = tx.PrepareContext(ctx, sqlFor(named, len(chunk))); err != nil {
 				return err
 			}
 			stmtRows = len(chunk)
 		}
 		args = args[:0]
 		for _, row := range chunk {
-			for _, v := range row {
-				args = append(args, sqlValue(v))
+			for _, j := range filled {
+				args = append(args, sqlValue(row[j]))
 			}
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
@@ -474,12 +600,13 @@ func sqlValue(v any) any {
 
 // upsertRowsSQL upserts n rows per statement (fewer statements spend less time in the driver
 // per row; SQLite applies the rows in order, so a key repeated within one statement behaves as
-// in separate ones). It replaces an existing row only with a version at least as new (by
-// cursor), so a batch carrying an older copy of a row (re-reads, descending listings) never
-// regresses it.
-func upsertRowsSQL(name string, s catalog.Stream, cols []catalog.Column, n int) string {
+// in separate ones). The rows fill the named columns; an update sets every column of the batch
+// (cols), so a column the rows leave out becomes NULL as if bound. It replaces an existing row
+// only with a version at least as new (by cursor), so a batch carrying an older copy of a row
+// (re-reads, descending listings) never regresses it.
+func upsertRowsSQL(name string, s catalog.Stream, cols, named []catalog.Column, n int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES %s", quote(name), columnList(cols), rowPlaceholders(len(cols), n))
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES %s", quote(name), columnList(named), rowPlaceholders(len(named), n))
 	if len(s.PrimaryKey) == 0 {
 		return b.String() // nothing to upsert on
 	}
@@ -571,7 +698,10 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 			}
 		}
 	}
-	if err := execRows(ctx, tx, b.Rows, b.Columns, func(n int) string { return upsertRowsSQL(r.stage, r.table.Stream, b.Columns, n) }); err != nil {
+	sqlFor := func(named []catalog.Column, n int) string {
+		return upsertRowsSQL(r.stage, r.table.Stream, b.Columns, named, n)
+	}
+	if err := execRows(ctx, tx, b.Rows, b.Columns, r.table.Stream.PrimaryKey, sqlFor); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -296,3 +296,53 @@ func TestJournalModes(t *testing.T) {
 		t.Errorf("page_size = %d (%v), want 16384", size, err)
 	}
 }
+
+func TestGroupByFilled(t *testing.T) {
+	const width = 100
+	row := func(filled ...int) []any {
+		r := make([]any, width)
+		for _, j := range filled {
+			r[j] = "v"
+		}
+		return r
+	}
+	repeat := func(n int, r []any) [][]any {
+		out := make([][]any, n)
+		for i := range out {
+			out[i] = r
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		rows   [][]any
+		groups []string // "rows:filled columns" per group, in order
+	}{
+		{"one shape", repeat(10, row(0, 1, 2)), []string{"10:[0 1 2]"}},
+		{"big shapes apart", append(repeat(10, row(0, 1)), repeat(10, row(0, 5))...), []string{"10:[0 1]", "10:[0 5]"}},
+		{"small shapes merged", [][]any{row(0, 1), row(0, 7), row(0, 1)}, []string{"3:[0 1 7]"}},
+		{"big apart, small merged", append(append(repeat(6, row(0, 3)), row(0, 4)), row(0, 9)), []string{"6:[0 3]", "2:[0 4 9]"}},
+		{"dense rows spare too little", repeat(5, row(seq(95)...)), []string{"5:" + fmt.Sprint(seq(95))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			total := 0
+			for _, g := range groupByFilled(tt.rows, width) {
+				got = append(got, fmt.Sprintf("%d:%v", len(g.rows), g.filled))
+				total += len(g.rows)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.groups) || total != len(tt.rows) {
+				t.Errorf("groups = %v, want %v", got, tt.groups)
+			}
+		})
+	}
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
