@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -41,7 +43,8 @@ type benchOptions struct {
 	serverRate           float64 // simulator's limit in requests/s; 0: none
 	clientRate           float64 // crmsync's pacing; 0: unpaced
 	incremental          bool
-	loadRows             int // > 0: measure the destination's load ceiling instead of a sync
+	inProcess            bool // serve the simulator in this process (profiles then include it)
+	loadRows             int  // > 0: measure the destination's load ceiling instead of a sync
 	cpuProfile           string
 	memProfile           string
 	trace                string
@@ -72,28 +75,79 @@ var pageSizes = map[string]int{
 	"copper/people": 200, "copper/companies": 200, "copper/activities_search": 200,
 }
 
-func runBench(ctx context.Context, o benchOptions) (benchResult, error) {
-	var handler http.Handler
-	var streams []string
+// benchStreams are the streams a bench syncs (nil: all).
+var benchStreams = map[string][]string{"close": {"leads", "activities", "users", "custom_fields"}}
+
+// benchSimulator builds the simulated account a bench run syncs.
+func benchSimulator(o benchOptions) (http.Handler, error) {
 	switch o.source {
 	case "close":
-		sim, err := closesim.New(closesim.Config{Seed: 1, APIKey: demoKey, Leads: o.leads, Activities: o.activities,
+		return closesim.New(closesim.Config{Seed: 1, APIKey: demoKey, Leads: o.leads, Activities: o.activities,
 			Users: 20, CustomFields: 20, Latency: o.latency, RateLimit: o.serverRate})
-		if err != nil {
-			return benchResult{}, err
-		}
-		handler, streams = sim, []string{"leads", "activities", "users", "custom_fields"}
 	case "copper":
-		sim, err := coppersim.New(coppersim.Config{Seed: 1, APIKey: demoKey, UserEmail: demoEmail, People: o.people,
+		return coppersim.New(coppersim.Config{Seed: 1, APIKey: demoKey, UserEmail: demoEmail, People: o.people,
 			Companies: o.companies, Activities: o.activities, Users: 10, Latency: o.latency, RateLimit: o.serverRate})
-		if err != nil {
-			return benchResult{}, err
-		}
-		handler = sim
-	default:
-		return benchResult{}, usageError{fmt.Errorf("source: %q is not a known source", o.source)}
 	}
-	base, stop, err := serve(handler, "127.0.0.1:0")
+	return nil, usageError{fmt.Errorf("source: %q is not a known source", o.source)}
+}
+
+// serveSimulator serves the bench's simulated account on loopback: in this process, or (the
+// default) in a child process, so that crmsync's CPU and memory are measured without the
+// simulator's (which holds the whole account in memory).
+func serveSimulator(ctx context.Context, o benchOptions, args []string) (string, func(), error) {
+	if o.inProcess {
+		h, err := benchSimulator(o)
+		if err != nil {
+			return "", nil, err
+		}
+		return serve(h, "127.0.0.1:0")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, append([]string{"bench", "--serve-simulator"}, args...)...)
+	stdin, err := cmd.StdinPipe() // the child serves until its stdin closes
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start the simulator: %w", err)
+	}
+	stop := func() { stdin.Close(); cmd.Wait() }
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("start the simulator: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// runSimulatorServer is the child of serveSimulator: it prints the base URL, then serves until
+// its standard input closes.
+func runSimulatorServer(o benchOptions, stdin io.Reader, stdout io.Writer) error {
+	h, err := benchSimulator(o)
+	if err != nil {
+		return err
+	}
+	base, stop, err := serve(h, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintln(stdout, base)
+	io.Copy(io.Discard, stdin)
+	return nil
+}
+
+func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, error) {
+	streams := benchStreams[o.source]
+	base, stop, err := serveSimulator(ctx, o, args)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -182,7 +236,7 @@ func runBench(ctx context.Context, o benchOptions) (benchResult, error) {
 
 func (a *app) benchCommand() *cobra.Command {
 	var o benchOptions
-	var asJSON, suite bool
+	var asJSON, suite, serveOnly bool
 	cmd := &cobra.Command{
 		Use:    "bench",
 		Short:  "Measure a full sync of a simulated account served on loopback (in this process)",
@@ -192,11 +246,16 @@ func (a *app) benchCommand() *cobra.Command {
 			if suite {
 				return a.benchSuite(cmd.Context(), o.dest)
 			}
-			run := runBench
-			if o.loadRows > 0 {
-				run = runLoad
+			if serveOnly {
+				return runSimulatorServer(o, cmd.InOrStdin(), a.stdout)
 			}
-			res, err := run(cmd.Context(), o)
+			var res benchResult
+			var err error
+			if o.loadRows > 0 {
+				res, err = runLoad(cmd.Context(), o)
+			} else {
+				res, err = runBench(cmd.Context(), o, simulatorArgs(cmd))
+			}
 			if err != nil {
 				return err
 			}
@@ -231,11 +290,23 @@ func (a *app) benchCommand() *cobra.Command {
 	f.BoolVar(&o.incremental, "incremental", false, "then sync again with nothing changed and count its requests")
 	f.IntVar(&o.loadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVar(&o.inProcess, "in-process", false, "serve the simulator in this process (default: a child process, so crmsync's CPU and memory are measured alone)")
+	f.BoolVar(&serveOnly, "serve-simulator", false, "only serve the simulated account, printing its URL, until standard input closes")
+	f.MarkHidden("serve-simulator")
 	f.BoolVar(&suite, "suite", false, "run the whole benchmark suite (each case in its own process) and print one table")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations during the sync) to this file")
 	f.StringVar(&o.trace, "trace", "", "write an execution trace (go tool trace) to this file")
 	return cmd
+}
+
+// simulatorArgs are the flags of cmd that shape the simulated account, for its child process.
+func simulatorArgs(cmd *cobra.Command) []string {
+	var args []string
+	for _, name := range []string{"source", "leads", "activities", "people", "companies", "latency", "rate-limit"} {
+		args = append(args, "--"+name, cmd.Flags().Lookup(name).Value.String())
+	}
+	return args
 }
 
 // benchCase is one row of the suite.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -330,4 +331,40 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("integrity check after a full disk: %q, %v", check, err)
 	}
 	bookmarksHonest(t, r, acc)
+}
+
+// TestBenchMeasures runs the real binary's bench modes on small sizes: a sync from a simulator
+// in a child process (which must be gone afterwards) and a load-ceiling run, checking the
+// figures are measured and plausible.
+func TestBenchMeasures(t *testing.T) {
+	run := func(args ...string) benchResult {
+		t.Helper()
+		out, err := exec.CommandContext(t.Context(), binary, append([]string{"bench", "--json"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("bench %v: %v", args, err)
+		}
+		var r benchResult
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("bench %v printed %q: %v", args, out, err)
+		}
+		return r
+	}
+	for _, args := range [][]string{
+		{"--source", "close", "--leads", "700", "--activities", "900", "--incremental"},
+		{"--source", "copper", "--people", "500", "--companies", "300", "--activities", "400", "--incremental"},
+	} {
+		r := run(args...)
+		if r.Rows < 1600-400 || r.RowsPerSec <= 0 || r.CPUSeconds <= 0 || r.PeakRSSMB <= 0 {
+			t.Errorf("bench %v: implausible %+v", args, r)
+		}
+		if r.Requests < r.MinRequests || r.MinRequests == 0 || r.IncrementalRequests == 0 || r.IncrementalRequests > 20 {
+			t.Errorf("bench %v: requests %d (minimum %d), incremental %d", args, r.Requests, r.MinRequests, r.IncrementalRequests)
+		}
+	}
+	if r := run("--load", "3000"); r.Rows != 3000 || r.RowsPerSec <= 0 || r.CeilingRowsPerSec <= 0 {
+		t.Errorf("bench --load: %+v", r)
+	}
+	if out, _ := exec.Command("pgrep", "-f", binary+" bench --serve-simulator").Output(); len(out) > 0 {
+		t.Errorf("a simulator child outlived its bench: pids %s", out)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -436,7 +437,8 @@ type statementSQL func(named []catalog.Column, n int) string
 // NULL all the same. A batch repeating a key keeps its order instead, since which copy wins
 // depends on it. keys are the columns whose values identify a stored row.
 func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, keys []string, sqlFor statementSQL) error {
-	if !distinctKeys(rows, cols, keys) {
+	rows, distinct := sortedByKey(rows, cols, keys)
+	if !distinct {
 		all := make([]int, len(cols))
 		for i := range all {
 			all[i] = i
@@ -512,37 +514,51 @@ func groupByFilled(rows [][]any, width int) []*rowGroup {
 	return append(out, rest)
 }
 
-// distinctKeys reports whether no two rows share their key values (and none lacks one).
-func distinctKeys(rows [][]any, cols []catalog.Column, keys []string) bool {
+// sortedByKey returns rows in key order and true when no two rows share their key values
+// (and none lacks one); else rows as they are and false. CRM ids are random, so rows in
+// arrival order would touch the key index's pages at random, and a batch of them dirties more
+// pages than SQLite's cache holds; in key order each page is visited once per batch.
+func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, bool) {
 	idx := make([]int, len(keys))
 	for i, k := range keys {
 		if idx[i] = catalog.IndexOf(cols, k); idx[i] < 0 {
-			return false
+			return rows, false
 		}
 	}
 	if len(idx) == 0 {
-		return true // no key: every row is inserted, in any order
+		return rows, true // no key: every row is inserted, in any order
 	}
-	seen := make(map[string]struct{}, len(rows))
+	type keyed struct {
+		key string
+		row []any
+	}
+	byKey := make([]keyed, len(rows))
 	var key []byte
-	for _, row := range rows {
+	for r, row := range rows {
 		key = key[:0]
 		for _, i := range idx {
 			switch v := row[i].(type) {
 			case nil:
-				return false
+				return rows, false
 			case string:
 				key = append(append(key, v...), 0)
+			case time.Time:
+				key = append(v.UTC().AppendFormat(key, TimeLayout), 0)
 			default:
 				key = fmt.Appendf(key, "%T\x00%v\x00", v, v)
 			}
 		}
-		if _, dup := seen[string(key)]; dup {
-			return false
-		}
-		seen[string(key)] = struct{}{}
+		byKey[r] = keyed{string(key), row}
 	}
-	return true
+	slices.SortFunc(byKey, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	sorted := make([][]any, len(rows))
+	for r, k := range byKey {
+		if r > 0 && k.key == byKey[r-1].key {
+			return rows, false
+		}
+		sorted[r] = k.row
+	}
+	return sorted, true
 }
 
 // execGroup writes rows filling the columns at filled, up to 100 rows per statement.
