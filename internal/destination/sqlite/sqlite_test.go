@@ -346,3 +346,36 @@ func seq(n int) []int {
 	}
 	return s
 }
+
+// TestIntegerKeyIsNotTheRowid checks that an integer primary key does not become the rowid, so
+// rows arriving in random id order are appended rather than inserted all over the table.
+func TestIntegerKeyIsNotTheRowid(t *testing.T) {
+	ctx := t.Context()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "rowid.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := catalog.Stream{Name: "people", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_modified",
+		Columns: catalog.Cols("id:int", "date_modified:ts")}
+	tb := destination.Table{Source: "copper", Stream: s}
+	cols, err := d.Prepare(ctx, tb, append(s.Columns, destination.MetadataColumns...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	rows := [][]any{{int64(900), now, now, nil}, {int64(7), now, now, nil}}
+	if err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: rows}, stateAt(now)); err != nil {
+		t.Fatal(err)
+	}
+	var maxRowid, maxID int64
+	if err := d.DB().QueryRowContext(ctx, `SELECT max(rowid), max(id) FROM people`).Scan(&maxRowid, &maxID); err != nil {
+		t.Fatal(err)
+	}
+	if maxRowid != 2 || maxID != 900 {
+		t.Errorf("max(rowid) = %d, max(id) = %d: want rows appended (rowid 2) with their ids kept", maxRowid, maxID)
+	}
+	if got := cols[catalog.IndexOf(cols, "id")].Type; got != catalog.Integer {
+		t.Errorf("id reads back as %s", got)
+	}
+}
