@@ -72,8 +72,9 @@ func (g *Gen) Row(i int, extracted time.Time) []any {
 	}
 }
 
-// Through writes n rows through d in batches, each committed with its bookmark, as the
-// engine does, and returns how long the writes took (generation included, as in a sync).
+// Through writes n rows through d in batches, each committed with its bookmark, and returns
+// how long it took. As in the engine, the next batch is made while one is being written (a COPY
+// likewise reads its rows while the server stores them).
 func Through(ctx context.Context, d destination.Destination, n, batchSize int) (time.Duration, error) {
 	cols, err := d.Prepare(ctx, Table, Columns())
 	if err != nil {
@@ -81,14 +82,31 @@ func Through(ctx context.Context, d destination.Destination, n, batchSize int) (
 	}
 	g := NewGen()
 	extracted := time.Now().UTC()
+	type batch struct {
+		rows [][]any
+		st   state.Stream
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 1)
 	start := time.Now()
-	for from := 0; from < n; from += batchSize {
-		rows := make([][]any, min(batchSize, n-from))
-		for j := range rows {
-			rows[j] = g.Row(from+j, extracted)
+	go func() {
+		defer close(batches)
+		for from := 0; from < n; from += batchSize {
+			rows := make([][]any, min(batchSize, n-from))
+			for j := range rows {
+				rows[j] = g.Row(from+j, extracted)
+			}
+			st := state.Stream{Bookmark: g.base.Add(time.Duration(from+len(rows)) * time.Second), SchemaVersion: 1, LastSyncAt: extracted}
+			select {
+			case batches <- batch{rows, st}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		st := state.Stream{Bookmark: g.base.Add(time.Duration(from+len(rows)) * time.Second), SchemaVersion: 1, LastSyncAt: extracted}
-		if err := d.Write(ctx, destination.Batch{Table: Table, Columns: cols, Rows: rows}, st); err != nil {
+	}()
+	for b := range batches {
+		if err := d.Write(ctx, destination.Batch{Table: Table, Columns: cols, Rows: b.rows}, b.st); err != nil {
 			return 0, err
 		}
 	}
