@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -110,10 +111,17 @@ func repeatsKey(b destination.Batch, keys []string) bool {
 	for _, row := range b.Rows {
 		key = key[:0]
 		for _, i := range idx {
-			if row[i] == nil {
+			switch v := row[i].(type) {
+			case nil:
 				return true
+			case string:
+				key = append(append(key, 's'), v...)
+			case int64:
+				key = strconv.AppendInt(append(key, 'i'), v, 10)
+			default:
+				key = fmt.Appendf(key, "%T:%v", v, v)
 			}
-			key = fmt.Appendf(key, "%T\x00%v\x00", row[i], row[i])
+			key = append(key, 0)
 		}
 		if _, dup := seen[string(key)]; dup {
 			return true
