@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,33 +99,16 @@ func repeatsKey(b destination.Batch, keys []string) bool {
 	if len(keys) == 0 {
 		return false // no key: every row is inserted on either path
 	}
-	idx := make([]int, len(keys))
-	for i, k := range keys {
-		if idx[i] = catalog.IndexOf(b.Columns, k); idx[i] < 0 {
-			return true
-		}
+	rowKeys, ok := destination.RowKeys(b.Rows, b.Columns, keys)
+	if !ok {
+		return true
 	}
-	seen := make(map[string]struct{}, len(b.Rows))
-	var key []byte
-	for _, row := range b.Rows {
-		key = key[:0]
-		for _, i := range idx {
-			switch v := row[i].(type) {
-			case nil:
-				return true
-			case string:
-				key = append(append(key, 's'), v...)
-			case int64:
-				key = strconv.AppendInt(append(key, 'i'), v, 10)
-			default:
-				key = fmt.Appendf(key, "%T:%v", v, v)
-			}
-			key = append(key, 0)
-		}
-		if _, dup := seen[string(key)]; dup {
+	seen := make(map[string]struct{}, len(rowKeys))
+	for _, k := range rowKeys {
+		if _, dup := seen[k]; dup {
 			return true
 		}
-		seen[string(key)] = struct{}{}
+		seen[k] = struct{}{}
 	}
 	return false
 }

@@ -523,44 +523,24 @@ func groupByFilled(rows [][]any, width int) []*rowGroup {
 // arrival order would touch the key index's pages at random, and a batch of them dirties more
 // pages than SQLite's cache holds; in key order each page is visited once per batch.
 func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, bool) {
-	idx := make([]int, len(keys))
-	for i, k := range keys {
-		if idx[i] = catalog.IndexOf(cols, k); idx[i] < 0 {
-			return rows, false
-		}
-	}
-	if len(idx) == 0 {
+	if len(keys) == 0 {
 		return rows, true // no key: every row is inserted, in any order
 	}
-	type keyed struct {
-		key string
-		row []any
+	rowKeys, ok := destination.RowKeys(rows, cols, keys)
+	if !ok {
+		return rows, false
 	}
-	byKey := make([]keyed, len(rows))
-	var key []byte
-	for r, row := range rows {
-		key = key[:0]
-		for _, i := range idx {
-			switch v := row[i].(type) {
-			case nil:
-				return rows, false
-			case string:
-				key = append(append(key, v...), 0)
-			case time.Time:
-				key = append(v.UTC().AppendFormat(key, TimeLayout), 0)
-			default:
-				key = fmt.Appendf(key, "%T\x00%v\x00", v, v)
-			}
-		}
-		byKey[r] = keyed{string(key), row}
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
 	}
-	slices.SortFunc(byKey, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(rowKeys[a], rowKeys[b]) })
 	sorted := make([][]any, len(rows))
-	for r, k := range byKey {
-		if r > 0 && k.key == byKey[r-1].key {
+	for n, i := range order {
+		if n > 0 && rowKeys[i] == rowKeys[order[n-1]] {
 			return rows, false
 		}
-		sorted[r] = k.row
+		sorted[n] = rows[i]
 	}
 	return sorted, true
 }
