@@ -239,7 +239,7 @@ func (a *app) benchCommand() *cobra.Command {
 	var asJSON, suite, serveOnly bool
 	cmd := &cobra.Command{
 		Use:    "bench",
-		Short:  "Measure a full sync of a simulated account served on loopback (in this process)",
+		Short:  "Measure a full sync of a simulated account served on loopback, or a destination's load ceiling",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -288,7 +288,7 @@ func (a *app) benchCommand() *cobra.Command {
 	f.Float64Var(&o.serverRate, "rate-limit", 0, "simulated rate limit in requests per second (0: none)")
 	f.Float64Var(&o.clientRate, "requests-per-second", 0, "crmsync's pacing (0: unpaced, following the 429s)")
 	f.BoolVar(&o.incremental, "incremental", false, "then sync again with nothing changed and count its requests")
-	f.IntVar(&o.loadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path")
+	f.IntVar(&o.loadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path (SQLite: new files in a temporary directory)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVar(&o.inProcess, "in-process", false, "serve the simulator in this process (default: a child process, so crmsync's CPU and memory are measured alone)")
 	f.BoolVar(&serveOnly, "serve-simulator", false, "only serve the simulated account, printing its URL, until standard input closes")
@@ -397,7 +397,7 @@ const benchLoadRows = 1_000_000
 // in one transaction).
 func runLoad(ctx context.Context, o benchOptions) (benchResult, error) {
 	open := func(suffix string) (destination.Destination, string, func(), error) {
-		if o.dest == "" {
+		if !isPostgresDest(o.dest) { // SQLite: a new file each time
 			dir, err := os.MkdirTemp("", "crmsync-bench")
 			if err != nil {
 				return nil, "", nil, err
@@ -455,7 +455,7 @@ func runLoad(ctx context.Context, o benchOptions) (benchResult, error) {
 // (a second run into the same schema would otherwise be an incremental sync). SQLite benches
 // always use a new file.
 func freshSchema(ctx context.Context, dest, schema string) error {
-	if !strings.HasPrefix(dest, "postgres://") && !strings.HasPrefix(dest, "postgresql://") {
+	if !isPostgresDest(dest) {
 		return nil
 	}
 	d, err := postgres.Open(ctx, dest, schema) // its errors carry no password

@@ -65,12 +65,17 @@ func openDestination(ctx context.Context, dest, schema, sourceName string) (dest
 	switch {
 	case strings.HasPrefix(dest, "sqlite:"):
 		return openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(dest, "sqlite:"), "//"), schema)
-	case strings.HasPrefix(dest, "postgres://"), strings.HasPrefix(dest, "postgresql://"):
+	case isPostgresDest(dest):
 		return openPostgres(ctx, dest, schema, sourceName)
 	case strings.HasSuffix(dest, ".db") || strings.HasSuffix(dest, ".sqlite"):
 		return openSQLite(ctx, dest, schema)
 	}
 	return nil, "", usageError{fmt.Errorf("dest: %q is not a destination; use sqlite:PATH or postgres://user@host:5432/db", dest)}
+}
+
+// isPostgresDest reports whether dest names a PostgreSQL database.
+func isPostgresDest(dest string) bool {
+	return strings.HasPrefix(dest, "postgres://") || strings.HasPrefix(dest, "postgresql://")
 }
 
 func openSQLite(ctx context.Context, path, schema string) (destination.Destination, string, error) {

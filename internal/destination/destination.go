@@ -68,3 +68,13 @@ type Replacement interface {
 
 // ErrLocked is returned by Lock when another sync of the same source holds the lock.
 var ErrLocked = errors.New("another sync of this source is running against this destination")
+
+// StoredKey is the columns that identify one stored row of s: its primary key, and for an
+// append-only stream, which keeps every version of a row, the version field too.
+func StoredKey(s catalog.Stream) []string {
+	keys := append([]string{}, s.PrimaryKey...)
+	if s.Method == catalog.AppendOnly && s.VersionField != "" {
+		keys = append(keys, s.VersionField)
+	}
+	return keys
+}

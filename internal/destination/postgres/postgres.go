@@ -30,8 +30,8 @@ type Destination struct {
 	connCfg *pgx.ConnConfig // for the dedicated lock connections
 	schema  string          // physical schema name (after Ident)
 	secrets []string        // password spellings to scrub from connection errors
-	// direct holds the streams whose batches must take the merge path (see mergeOnly).
-	direct sync.Map
+	// mergeOnlyStreams holds the streams whose batches must take the merge path (see mergeOnly).
+	mergeOnlyStreams sync.Map
 }
 
 var _ destination.Destination = (*Destination)(nil)

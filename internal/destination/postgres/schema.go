@@ -48,7 +48,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 			if len(widened) > 0 {
 				// pgx caches a COPY target's column types by statement text, so a COPY
 				// straight into the table would encode values as the old types.
-				d.direct.Store(t.Stream.Name, false)
+				d.mergeFromNowOn(t.Stream.Name)
 			}
 		}
 		if err := d.recordNames(ctx, tx, table, added); err != nil {
@@ -177,20 +177,11 @@ func createSQL(table string, s catalog.Stream, cols []catalog.Column, kind table
 		b.WriteString(" ON COMMIT DROP")
 	}
 	stmts := []string{b.String()}
-	if keys := versionKey(s); kind == targetTable && s.Method == catalog.AppendOnly && len(keys) > 0 {
+	if keys := destination.StoredKey(s); kind == targetTable && s.Method == catalog.AppendOnly && len(keys) > 0 {
 		// No name: PostgreSQL picks one that is unique in the schema, whatever the table's name.
 		stmts = append(stmts, fmt.Sprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT", table, quotedList(keys)))
 	}
 	return stmts
-}
-
-// versionKey is what identifies one stored version of an append-only stream's row.
-func versionKey(s catalog.Stream) []string {
-	keys := append([]string{}, s.PrimaryKey...)
-	if s.VersionField != "" {
-		keys = append(keys, s.VersionField)
-	}
-	return keys
 }
 
 // alterSQL adds and widens columns in one statement (one table rewrite at most), or "".

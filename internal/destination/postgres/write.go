@@ -62,11 +62,7 @@ const uniqueViolation = "23505"
 // with a unique violation), or an earlier batch of the table met stored rows in this run.
 func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.Batch) (bool, error) {
 	s := b.Table.Stream
-	keys := versionKey(s)
-	if s.Method != catalog.AppendOnly {
-		keys = s.PrimaryKey
-	}
-	if d.mergeOnly(s.Name) || repeatsKey(b, keys) {
+	if d.mergeOnly(s.Name) || repeatsKey(b, destination.StoredKey(s)) {
 		return false, nil
 	}
 	if _, err := tx.Exec(ctx, "SAVEPOINT "+directSavepoint); err != nil {
@@ -79,7 +75,7 @@ func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.B
 		_, err = tx.Exec(ctx, "RELEASE SAVEPOINT "+directSavepoint)
 		return err == nil, err
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
-		d.direct.Store(s.Name, false) // the table holds rows of this run's range: merge from now on
+		d.mergeFromNowOn(s.Name) // the table holds rows of this run's range
 		_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+directSavepoint)
 		return false, err
 	}
@@ -89,9 +85,12 @@ func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.B
 // mergeOnly reports whether the stream's batches take the merge path for the rest of the run:
 // a direct COPY met stored rows, or a column of the table was widened.
 func (d *Destination) mergeOnly(stream string) bool {
-	_, met := d.direct.Load(stream)
-	return met
+	_, ok := d.mergeOnlyStreams.Load(stream)
+	return ok
 }
+
+// mergeFromNowOn sends the stream's later batches of this run down the merge path.
+func (d *Destination) mergeFromNowOn(stream string) { d.mergeOnlyStreams.Store(stream, struct{}{}) }
 
 // repeatsKey reports whether two rows of b share their values of keys (or a key is absent
 // from the batch, or a key value is NULL, which the merge path resolves).
@@ -119,10 +118,9 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	s := b.Table.Stream
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if len(b.Rows) > 0 {
-			if direct, err := d.copyDirect(ctx, tx, b); direct || err != nil {
-				if err != nil {
-					return fmt.Errorf("copy rows: %w", err)
-				}
+			if direct, err := d.copyDirect(ctx, tx, b); err != nil {
+				return err
+			} else if direct {
 				return d.saveState(ctx, tx, b.Table.Source, s.Name, st)
 			}
 			stage, err := stageBatch(ctx, tx, s, b.Columns, b.Rows, 0)
@@ -155,7 +153,7 @@ func mergeSQL(table, stage string, s catalog.Stream, cols []catalog.Column) stri
 	list := columnList(cols)
 	if s.Method == catalog.AppendOnly {
 		q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY %s", table, list, list, stage, quote(ordColumn))
-		if keys := versionKey(s); len(keys) > 0 {
+		if keys := destination.StoredKey(s); len(keys) > 0 {
 			q += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quotedList(keys))
 		}
 		return q

@@ -294,7 +294,7 @@ func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string
 }
 
 func indexSQL(name string, s catalog.Stream) []string {
-	keys := versionKey(s)
+	keys := destination.StoredKey(s)
 	if s.Method != catalog.AppendOnly || len(keys) == 0 {
 		return nil
 	}
@@ -305,15 +305,6 @@ func indexSQL(name string, s catalog.Stream) []string {
 		exprs[i] = fmt.Sprintf("IFNULL(%s, '')", quote(k))
 	}
 	return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ux_"+name+"_version"), quote(name), strings.Join(exprs, ", "))}
-}
-
-// versionKey is what identifies one stored version of an append-only stream's row.
-func versionKey(s catalog.Stream) []string {
-	keys := append([]string{}, s.PrimaryKey...)
-	if s.VersionField != "" {
-		keys = append(keys, s.VersionField)
-	}
-	return keys
 }
 
 func sqlType(t catalog.Type) string {
@@ -409,13 +400,11 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	defer tx.Rollback()
 	s := b.Table.Stream
-	keys := s.PrimaryKey
 	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, b.Columns, named, n) }
 	if s.Method == catalog.AppendOnly {
-		keys = versionKey(s)
 		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
 	}
-	err = execRows(ctx, tx, b.Rows, b.Columns, keys, sqlFor)
+	err = execRows(ctx, tx, b.Rows, b.Columns, destination.StoredKey(s), sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -635,7 +624,7 @@ func upsertRowsSQL(name string, s catalog.Stream, cols, named []catalog.Column, 
 // appendRowsSQL inserts n rows, skipping versions (primary key + version field) already stored.
 func appendRowsSQL(name string, s catalog.Stream, cols []catalog.Column, n int) string {
 	verb := "INSERT OR IGNORE"
-	if len(versionKey(s)) == 0 {
+	if len(destination.StoredKey(s)) == 0 {
 		verb = "INSERT"
 	}
 	return fmt.Sprintf("%s INTO %s (%s) VALUES %s", verb, quote(name), columnList(cols), rowPlaceholders(len(cols), n))
