@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // Config sizes and shapes the simulated Close account.
@@ -39,6 +43,31 @@ type Config struct {
 	// RateLimit is requests per second per endpoint group (method + path
 	// pattern); 0 = unlimited. Burst = max(1, RateLimit).
 	RateLimit float64
+	// GroupRateLimits overrides RateLimit for single endpoint groups, keyed
+	// "METHOD pattern" exactly as the route table names them: "GET /me/",
+	// "GET /lead/", "GET /lead/{id}/", "GET /activity/", "GET /task/",
+	// "GET /event/", … (GroupKeys lists them all; HEAD has its own keys).
+	// 0 = unlimited for that group. Unknown keys → error from New.
+	GroupRateLimits map[string]float64
+	// RateWindow zero keeps the token bucket (refill per second, burst
+	// max(1, rate)). Non-zero switches to fixed windows (aligned to
+	// multiples of RateWindow): at most rate×RateWindow requests per window;
+	// RateLimit's limit is that number and reset the time to the window end.
+	RateWindow time.Duration
+	// FractionalReset prints reset with millisecond decimals (reset=0.347)
+	// instead of rounded-up whole seconds: the docs do not settle which.
+	FractionalReset bool
+	// EnforceResets rejects a request that arrives before an announced
+	// reset of its group ran out (a 429's reset — genuine, fault or storm —
+	// or a 503's Retry-After) with another 429 carrying the time left, as a
+	// server that punishes early retries would. Off, such requests are only
+	// counted (Stats.InsideReset) and served normally, which keeps the old
+	// behaviour for tests that fire faults under a frozen clock.
+	EnforceResets bool
+	// QueryExactMinute changes the lead query's minute semantics: the value
+	// means exactly HH:MM:00.000000 and is compared with the record's full
+	// precision timestamp (default: both truncated to the minute).
+	QueryExactMinute bool
 	// Latency is added to every response.
 	Latency time.Duration
 	Faults  Faults
@@ -48,8 +77,9 @@ type Config struct {
 }
 
 // Faults are injected per request with the given probabilities (one draw
-// per request decides among the first seven kinds, so their rates add up
-// and must not exceed 1). The draws come from a PRNG seeded by Seed.
+// per request decides among all Rate* kinds, so their rates add up and must
+// not exceed 1; MutateBetweenPages is drawn separately). The draws come from
+// a PRNG seeded by Seed. Every429/Every5xx are counted, not drawn.
 type Faults struct {
 	Seed          int64
 	Rate429       float64 // 429 with RateLimit/Retry-After headers and the legacy body
@@ -64,6 +94,27 @@ type Faults struct {
 	// a listing (_skip > 0 or _cursor), a few records of that stream are
 	// inserted, updated or deleted, so offset pages shift.
 	MutateBetweenPages float64
+
+	// Every429 answers every Nth request (1-based, counted over all
+	// authenticated requests to a known endpoint since New or SetFaults)
+	// with 429, RateLimit remaining=0 and reset=StormReset, Retry-After and
+	// the legacy body; it closes the group for StormReset.
+	Every429 int
+	// Every5xx answers every Nth request with a proxy's 502 (HTML body).
+	// When Every429 hits the same request, 429 wins.
+	Every5xx   int
+	StormReset time.Duration // zero → 1s
+	// Rate503RetryAfter: 503 with Retry-After: RetryAfter (zero → 1s, sent
+	// as whole seconds); it closes the group for RetryAfter.
+	Rate503RetryAfter float64
+	RetryAfter        time.Duration
+	// RateStall: status, headers (full Content-Length) and half the body
+	// are sent, then nothing for StallFor or until the client goes away,
+	// then the rest. RateStallHeaders: nothing at all for that long, then
+	// the normal response.
+	RateStall        float64
+	RateStallHeaders float64
+	StallFor         time.Duration // zero → 40s
 }
 
 // Stats counts what the server saw since New or ResetStats.
@@ -71,9 +122,21 @@ type Stats struct {
 	Requests int64
 	ByStatus map[int]int64    // status 0 = connection reset (no response)
 	ByPath   map[string]int64 // URL path without query
-	Faults   map[string]int64 // injected faults by kind: 429, 429_nohint, 5xx, truncate, bad_json, reset, slow, mutate
-	// RateLimited counts genuine 429s from the token buckets (not faults).
-	RateLimited int64
+	// Faults counts injected faults by kind: 429, 429_nohint, 5xx, truncate,
+	// bad_json, reset, slow, mutate, storm_429, storm_5xx, 503_retry_after,
+	// stall, stall_headers.
+	Faults map[string]int64
+	// RateLimited counts genuine 429s from the limiter (not faults, not
+	// InsideReset).
+	RateLimited        int64
+	RateLimitedByGroup map[string]int64
+	// ByGroup counts requests per endpoint group key ("GET /lead/").
+	ByGroup map[string]int64
+	// InsideReset counts requests that arrived while their group was closed
+	// by an announced reset (a 429's reset or a 503's Retry-After), whether
+	// or not Config.EnforceResets answered them 429.
+	InsideReset        int64
+	InsideResetByGroup map[string]int64
 }
 
 // Server is the fake Close API. It is an http.Handler for the root of a
@@ -108,6 +171,7 @@ type Server struct {
 	faultMu sync.Mutex
 	faults  Faults
 	frng    rng
+	storm   simfault.Storm
 
 	rl limiter
 
@@ -127,8 +191,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("closesim: dataset size %d out of range", n)
 		}
 	}
-	if cfg.Span < 0 || cfg.MaxSkip < 0 || cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) {
-		return nil, errors.New("closesim: negative Span, MaxSkip or RateLimit")
+	if cfg.Span < 0 || cfg.MaxSkip < 0 || cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) || cfg.RateWindow < 0 {
+		return nil, errors.New("closesim: negative Span, MaxSkip, RateLimit or RateWindow")
+	}
+	if err := checkGroupLimits(cfg.GroupRateLimits); err != nil {
+		return nil, err
 	}
 	if err := checkFaults(cfg.Faults); err != nil {
 		return nil, err
@@ -155,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 	s.mrng = rng{s.h(hMisc+5, 0)}
 	s.org = makeID("orga_", s.h(hOrg, 0), 43)
 	s.n0 = [numStreams]int{cfg.Leads, cfg.Activities, cfg.Tasks, cfg.Users, cfg.CustomFields, cfg.Events}
-	s.rl.init(cfg.RateLimit)
+	s.rl.init(cfg.RateLimit, cfg.GroupRateLimits, cfg.RateWindow)
 	s.setFaults(cfg.Faults)
 	s.build()
 	s.stats = newStats()
@@ -163,18 +230,30 @@ func New(cfg Config) (*Server, error) {
 }
 
 func checkFaults(f Faults) error {
-	sum := 0.0
-	for _, p := range []float64{f.Rate429, f.Rate429NoHint, f.Rate5xx, f.RateTruncate, f.RateBadJSON, f.RateReset, f.RateSlow} {
-		if p < 0 || p > 1 || math.IsNaN(p) {
-			return errors.New("closesim: fault rates must be in [0,1]")
+	err := simfault.CheckRates("closesim", []simfault.Rate{
+		simfault.R("Rate429", f.Rate429), simfault.R("Rate429NoHint", f.Rate429NoHint), simfault.R("Rate5xx", f.Rate5xx),
+		simfault.R("RateTruncate", f.RateTruncate), simfault.R("RateBadJSON", f.RateBadJSON), simfault.R("RateReset", f.RateReset),
+		simfault.R("RateSlow", f.RateSlow), simfault.R("Rate503RetryAfter", f.Rate503RetryAfter),
+		simfault.R("RateStall", f.RateStall), simfault.R("RateStallHeaders", f.RateStallHeaders),
+	}, []simfault.Rate{simfault.R("MutateBetweenPages", f.MutateBetweenPages)})
+	if err != nil {
+		return err
+	}
+	return simfault.CheckNonNegative("closesim", simfault.S("SlowDelay", int64(f.SlowDelay)),
+		simfault.S("Every429", int64(f.Every429)), simfault.S("Every5xx", int64(f.Every5xx)),
+		simfault.S("StormReset", int64(f.StormReset)), simfault.S("RetryAfter", int64(f.RetryAfter)),
+		simfault.S("StallFor", int64(f.StallFor)))
+}
+
+func checkGroupLimits(m map[string]float64) error {
+	known := GroupKeys()
+	for k, v := range m {
+		if !slices.Contains(known, k) {
+			return fmt.Errorf("closesim: GroupRateLimits: unknown endpoint group %q (see GroupKeys)", k)
 		}
-		sum += p
-	}
-	if sum > 1+1e-9 {
-		return errors.New("closesim: fault rates add up to more than 1")
-	}
-	if f.MutateBetweenPages < 0 || f.MutateBetweenPages > 1 {
-		return errors.New("closesim: MutateBetweenPages must be in [0,1]")
+		if v < 0 || math.IsNaN(v) {
+			return fmt.Errorf("closesim: GroupRateLimits[%q] = %v", k, v)
+		}
 	}
 	return nil
 }
@@ -475,24 +554,21 @@ func (s *Server) SameTimestamp() time.Time { return time.UnixMicro(s.sameTS).UTC
 // ---- stats ----
 
 func newStats() Stats {
-	return Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
+	return Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{},
+		RateLimitedByGroup: map[string]int64{}, ByGroup: map[string]int64{}, InsideResetByGroup: map[string]int64{}}
 }
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
-	c := newStats()
-	c.Requests, c.RateLimited = s.stats.Requests, s.stats.RateLimited
-	for k, v := range s.stats.ByStatus {
-		c.ByStatus[k] = v
-	}
-	for k, v := range s.stats.ByPath {
-		c.ByPath[k] = v
-	}
-	for k, v := range s.stats.Faults {
-		c.Faults[k] = v
-	}
+	c := s.stats
+	c.ByStatus = maps.Clone(s.stats.ByStatus)
+	c.ByPath = maps.Clone(s.stats.ByPath)
+	c.Faults = maps.Clone(s.stats.Faults)
+	c.RateLimitedByGroup = maps.Clone(s.stats.RateLimitedByGroup)
+	c.ByGroup = maps.Clone(s.stats.ByGroup)
+	c.InsideResetByGroup = maps.Clone(s.stats.InsideResetByGroup)
 	return c
 }
 
@@ -509,24 +585,24 @@ func (s *Server) countFault(kind string) {
 	s.statMu.Unlock()
 }
 
-// SetFaults replaces the fault configuration (goroutine-safe) and reseeds
-// the fault PRNG from f.Seed. Invalid rates are clamped.
-func (s *Server) SetFaults(f Faults) { s.setFaults(f) }
+// SetFaults replaces the fault configuration (goroutine-safe), reseeds
+// the fault PRNG from f.Seed and restarts the Every429/Every5xx count.
+// Invalid settings (the rules of New) return an error and leave the
+// current faults in effect.
+func (s *Server) SetFaults(f Faults) error {
+	if err := checkFaults(f); err != nil {
+		return err
+	}
+	s.setFaults(f)
+	return nil
+}
 
 func (s *Server) setFaults(f Faults) {
-	clamp := func(p *float64) {
-		if math.IsNaN(*p) || *p < 0 {
-			*p = 0
-		}
-		*p = min(*p, 1)
-	}
-	for _, p := range []*float64{&f.Rate429, &f.Rate429NoHint, &f.Rate5xx, &f.RateTruncate, &f.RateBadJSON, &f.RateReset, &f.RateSlow, &f.MutateBetweenPages} {
-		clamp(p)
-	}
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	s.faults = f
 	s.frng = rng{mix64(uint64(f.Seed) ^ 0xFA17)}
+	s.storm.Reset()
 }
 
 var _ http.Handler = (*Server)(nil)

@@ -1,10 +1,13 @@
 package closesim
 
 import (
+	"maps"
 	"math"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 type faultKind int
@@ -18,6 +21,9 @@ const (
 	faultBadJSON
 	faultReset
 	faultSlow
+	fault503RetryAfter
+	faultStall
+	faultStallHeaders
 )
 
 // drawFault makes the per-request fault decision: one uniform draw against
@@ -28,7 +34,9 @@ func (s *Server) drawFault() (faultKind, uint64) {
 	f := &s.faults
 	u := s.frng.float()
 	aux := s.frng.next()
-	for k, p := range []float64{f.Rate429, f.Rate429NoHint, f.Rate5xx, f.RateTruncate, f.RateBadJSON, f.RateReset, f.RateSlow} {
+	// New kinds go at the end so old seeds keep drawing the same faults.
+	for k, p := range []float64{f.Rate429, f.Rate429NoHint, f.Rate5xx, f.RateTruncate, f.RateBadJSON, f.RateReset, f.RateSlow,
+		f.Rate503RetryAfter, f.RateStall, f.RateStallHeaders} {
 		if u < p {
 			return faultKind(k + 1), aux
 		}
@@ -41,6 +49,32 @@ func (s *Server) slowDelay() time.Duration {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	return s.faults.SlowDelay
+}
+
+// faultDurations returns the durations of the current faults with their
+// defaults applied.
+func (s *Server) faultDurations() (storm, retryAfter, stall time.Duration) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	f := &s.faults
+	storm, retryAfter, stall = f.StormReset, f.RetryAfter, f.StallFor
+	if storm == 0 {
+		storm = time.Second
+	}
+	if retryAfter == 0 {
+		retryAfter = time.Second
+	}
+	if stall == 0 {
+		stall = simfault.DefaultStallFor
+	}
+	return
+}
+
+func (s *Server) stormHit() simfault.Hit {
+	s.faultMu.Lock()
+	e429, e5xx := s.faults.Every429, s.faults.Every5xx
+	s.faultMu.Unlock()
+	return s.storm.Next(e429, e5xx)
 }
 
 // maybeMutate applies MutateBetweenPages before a follow-up page: 1–3
@@ -67,69 +101,136 @@ func (s *Server) maybeMutate(sid int) {
 
 // ---- rate limiting ----
 
-// limiter is a token bucket per endpoint group (method + path pattern),
-// refilled at rate per second up to burst = max(1, rate).
+// limiter keeps, per endpoint group (method + path pattern), a token bucket
+// (refilled at rate per second up to burst = max(1, rate)) or, when window
+// is set, a fixed-window counter; and the time until which an announced
+// reset closes the group.
 type limiter struct {
 	mu      sync.Mutex
-	rate    float64
-	burst   float64
+	def     float64
+	rates   map[string]float64
+	window  time.Duration
 	buckets map[string]*bucket
+	closed  map[string]time.Time
 }
 
 type bucket struct {
 	tokens float64
 	last   time.Time
+	start  time.Time // fixed window: start of the current window
+	n      int       // fixed window: requests accepted in it
 }
 
 type rlResult struct {
+	limited          bool // the group has a limit
 	ok               bool
 	limit, remaining int
-	reset            int     // seconds until the bucket is full again
-	wait             float64 // seconds until the next token (when !ok)
+	reset            float64 // seconds until the bucket is full / the window ends
+	wait             float64 // seconds until a request is accepted again (when !ok)
 }
 
-func (r rlResult) header() string {
-	return "limit=" + strconv.Itoa(r.limit) + ", remaining=" + strconv.Itoa(r.remaining) + ", reset=" + strconv.Itoa(r.reset)
+func (r rlResult) header(frac bool) string {
+	return "limit=" + strconv.Itoa(r.limit) + ", remaining=" + strconv.Itoa(r.remaining) + ", reset=" + simfault.FormatReset(r.reset, frac)
 }
 
-func (l *limiter) init(rate float64) {
-	l.rate = rate
-	l.burst = math.Max(1, rate)
+func (l *limiter) init(rate float64, rates map[string]float64, window time.Duration) {
+	l.def = rate
+	l.rates = maps.Clone(rates)
+	l.window = window
 	l.buckets = map[string]*bucket{}
+	l.closed = map[string]time.Time{}
 }
 
-func (l *limiter) enabled() bool { return l.rate > 0 }
+func (l *limiter) rate(key string) float64 {
+	if r, ok := l.rates[key]; ok {
+		return r
+	}
+	return l.def
+}
 
-func (l *limiter) limit() int { return int(math.Max(1, math.Floor(l.burst))) }
+// limit is what RateLimit's limit= says for the group; unlimited groups
+// advertise 1000, as they always have.
+func (l *limiter) limit(key string) int {
+	r := l.rate(key)
+	switch {
+	case r <= 0:
+		return 1000
+	case l.window > 0:
+		return simfault.WindowLimit(r, l.window)
+	}
+	return int(math.Max(1, math.Floor(r)))
+}
 
 func (l *limiter) take(key string, now time.Time) rlResult {
-	if !l.enabled() {
+	rate := l.rate(key)
+	if rate <= 0 {
 		return rlResult{ok: true}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[key]
+	burst := math.Max(1, rate)
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: burst, last: now}
 		l.buckets[key] = b
 	}
+	res := rlResult{limited: true, limit: l.limit(key)}
+	if l.window > 0 {
+		start := now.Truncate(l.window)
+		if !b.start.Equal(start) {
+			b.start, b.n = start, 0
+		}
+		if b.n < res.limit {
+			b.n++
+			res.ok = true
+		}
+		res.remaining = res.limit - b.n
+		res.reset = start.Add(l.window).Sub(now).Seconds()
+		if !res.ok {
+			res.wait = res.reset
+		}
+		return res
+	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+dt*l.rate)
+		b.tokens = math.Min(burst, b.tokens+dt*rate)
 		b.last = now
 	}
-	res := rlResult{limit: l.limit()}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.tokens >= 1-1e-9 { // float slack: a client that waited exactly is on time
+		b.tokens = math.Max(0, b.tokens-1)
 		res.ok = true
 	} else {
-		res.wait = (1 - b.tokens) / l.rate
+		res.wait = (1 - b.tokens) / rate
 	}
-	res.remaining = int(math.Floor(b.tokens))
-	if missing := l.burst - b.tokens; missing > 0 {
-		res.reset = int(math.Ceil(missing / l.rate))
+	res.remaining = int(math.Floor(b.tokens + 1e-9))
+	if missing := burst - b.tokens; missing > 1e-9 {
+		res.reset = missing / rate
 	}
 	if !res.ok {
-		res.reset = max(res.reset, int(math.Ceil(res.wait)))
+		res.reset = math.Max(res.reset, res.wait)
 	}
 	return res
+}
+
+// closedFor reports how long the group stays closed by an announced reset.
+func (l *limiter) closedFor(key string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.closed[key]
+	if !ok {
+		return 0, false
+	}
+	if !now.Before(t) {
+		delete(l.closed, key)
+		return 0, false
+	}
+	return t.Sub(now), true
+}
+
+// close records that the group was told to wait until t.
+func (l *limiter) close(key string, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.After(l.closed[key]) {
+		l.closed[key] = t
+	}
 }

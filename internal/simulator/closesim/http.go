@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // route is one endpoint group (rate limits apply per method + group).
@@ -79,6 +81,32 @@ func (s *Server) route(path string) *route {
 	return nil
 }
 
+// GroupKeys lists every endpoint group key accepted by
+// Config.GroupRateLimits and used in Stats.ByGroup: the method ("GET" or
+// "HEAD"), a space and the route pattern, e.g. "GET /lead/",
+// "GET /lead/{id}/", "GET /activity/email/", "GET /custom_field/lead/".
+func GroupKeys() []string {
+	pats := []string{"/me/"}
+	for _, p := range []string{"/lead/", "/task/", "/user/", "/event/", "/activity/"} {
+		pats = append(pats, p, p+"{id}/")
+	}
+	for _, at := range actTypes {
+		pats = append(pats, "/activity/"+at.path+"/", "/activity/"+at.path+"/{id}/")
+	}
+	for _, root := range []string{"custom_field", "custom_fields"} {
+		for _, g := range cfGroups {
+			pats = append(pats, "/"+root+"/"+g.path+"/", "/"+root+"/"+g.path+"/{id}/")
+		}
+	}
+	var keys []string
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		for _, p := range pats {
+			keys = append(keys, m+" "+p)
+		}
+	}
+	return keys
+}
+
 func oneOrList(seg []string, group string, sid int, h func(*Server, *call) error) *route {
 	switch len(seg) {
 	case 1:
@@ -91,6 +119,7 @@ func oneOrList(seg []string, group string, sid int, h func(*Server, *call) error
 
 // ServeHTTP serves the Close API under /api/v1/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	simfault.SetDate(w.Header(), s.now()) // the simulator's clock, so tests can move it
 	code := s.serve(w, r)
 	s.statMu.Lock()
 	s.stats.Requests++
@@ -146,18 +175,45 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		return s.jsonError(w, http.StatusMethodNotAllowed, "Method not allowed (the simulator is read-only).")
 	}
 
-	// Rate limit per endpoint group.
-	rl := s.rl.take(r.Method+" "+rt.group, s.now())
-	if s.rl.enabled() {
-		w.Header().Set("RateLimit", rl.header())
+	// Order: a closed group answers first (the client ignored a reset;
+	// with EnforceResets), then the storms, the limiter, the random faults.
+	key := r.Method + " " + rt.group
+	now := s.now()
+	s.statMu.Lock()
+	s.stats.ByGroup[key]++
+	s.statMu.Unlock()
+	hit := s.stormHit()
+	if left, closed := s.rl.closedFor(key, now); closed {
+		s.statMu.Lock()
+		s.stats.InsideReset++
+		s.stats.InsideResetByGroup[key]++
+		s.statMu.Unlock()
+		if s.cfg.EnforceResets {
+			return s.tooMany(w, key, now, left.Seconds())
+		}
+	}
+	stormReset, retryAfter, stallFor := s.faultDurations()
+	switch hit {
+	case simfault.HitTooMany:
+		s.countFault("storm_429")
+		return s.tooMany(w, key, now, stormReset.Seconds())
+	case simfault.HitBadGateway:
+		s.countFault("storm_5xx")
+		return s.serverError(w, http.StatusBadGateway)
+	}
+
+	rl := s.rl.take(key, now)
+	if rl.limited {
+		w.Header().Set("RateLimit", rl.header(s.cfg.FractionalReset))
 	} else {
 		w.Header().Set("RateLimit", "limit=1000, remaining=1000, reset=0")
 	}
 	if !rl.ok {
 		s.statMu.Lock()
 		s.stats.RateLimited++
+		s.stats.RateLimitedByGroup[key]++
 		s.statMu.Unlock()
-		return s.tooMany(w, rl.wait)
+		return s.tooMany(w, key, now, rl.wait)
 	}
 
 	q := r.URL.Query()
@@ -165,7 +221,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 	switch fk {
 	case fault429:
 		s.countFault("429")
-		return s.tooMany(w, 1)
+		return s.tooMany(w, key, now, 1)
+	case fault503RetryAfter:
+		s.countFault("503_retry_after")
+		w.Header().Set("Retry-After", strconv.Itoa(simfault.CeilSeconds(retryAfter.Seconds())))
+		s.rl.close(key, now.Add(retryAfter))
+		return s.jsonError(w, http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable))
+	case faultStallHeaders:
+		s.countFault("stall_headers")
+		if !simfault.Wait(r, stallFor) {
+			return 0
+		}
+		simfault.SetDate(w.Header(), s.now())
 	case fault429NoHint:
 		s.countFault("429_nohint")
 		w.Header().Del("RateLimit")
@@ -224,6 +291,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		default:
 			return s.reply(w, 200, []byte("<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>"), "text/html; charset=utf-8")
 		}
+	case faultStall:
+		s.countFault("stall")
+		w.Header().Set("Content-Type", "application/json")
+		simfault.WriteStalled(w, r, c.code, body, stallFor)
+		return c.code
 	}
 	return s.reply(w, c.code, body, "application/json")
 }
@@ -270,19 +342,21 @@ func (s *Server) serverError(w http.ResponseWriter, code int) int {
 	}
 }
 
-// tooMany answers 429 with the current headers and the legacy body
-// {"error": {"rate_reset": s, "message": ...}} (deprecated but still sent).
-func (s *Server) tooMany(w http.ResponseWriter, wait float64) int {
+// tooMany answers 429 with RateLimit, Retry-After and the legacy body
+// {"error": {"rate_reset": s, "message": ...}} (deprecated but still sent),
+// and closes the group for wait seconds. Every hint is rounded up, so a
+// client that honours any of them is never early.
+func (s *Server) tooMany(w http.ResponseWriter, key string, now time.Time, wait float64) int {
 	wait = math.Max(wait, 0.001)
-	secs := int(math.Ceil(wait))
-	w.Header().Set("RateLimit", "limit="+strconv.Itoa(s.rl.limit())+", remaining=0, reset="+strconv.Itoa(secs))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.rl.close(key, now.Add(simfault.Seconds(wait)))
+	w.Header().Set("RateLimit", "limit="+strconv.Itoa(s.rl.limit(key))+", remaining=0, reset="+simfault.FormatReset(wait, s.cfg.FractionalReset))
+	w.Header().Set("Retry-After", strconv.Itoa(simfault.CeilSeconds(wait)))
 	var e enc
 	e.obj()
 	e.key("error")
 	e.obj()
 	e.key("rate_reset")
-	e.raw(strconv.FormatFloat(math.Round(wait*1000)/1000, 'f', -1, 64))
+	e.raw(strconv.FormatFloat(simfault.CeilMillis(wait), 'f', -1, 64))
 	e.key("message")
 	e.str("API call count exceeded for this period")
 	e.end()
@@ -349,7 +423,7 @@ func (s *Server) hLeads(c *call) error {
 		return err
 	}
 	qr := newQuery(sLeads)
-	qr.created, qr.updated, qr.order, qr.desc, err = parseLeadQuery(c.q.Get("query"))
+	qr.created, qr.updated, qr.order, qr.desc, err = parseLeadQuery(c.q.Get("query"), s.cfg.QueryExactMinute)
 	if err != nil {
 		return err
 	}

@@ -77,8 +77,11 @@ func rangeParams(q url.Values, field string) (span, error) {
 // has minute precision: both the record's timestamp and the value are
 // truncated to the minute before comparing, so date_updated>="…T10:05"
 // matches everything from 10:05:00.000000 on, and date_updated<"…T10:05"
-// excludes all of minute 10:05. Any other term → 400.
-func parseLeadQuery(qs string) (created, updated span, order int, desc bool, err error) {
+// excludes all of minute 10:05. With exact (Config.QueryExactMinute) the
+// value means exactly HH:MM:00.000000 and the record keeps its full
+// precision: <= "10:05" excludes 10:05:05, > "10:05" includes 10:05:00.5.
+// Any other term → 400.
+func parseLeadQuery(qs string, exact bool) (created, updated span, order int, desc bool, err error) {
 	created, updated, order = anyTime, anyTime, fID
 	p := 0
 	skipWS := func() {
@@ -152,6 +155,14 @@ func parseLeadQuery(qs string) (created, updated span, order int, desc bool, err
 		}
 		m := floorDiv(t.UnixMicro(), usPerMinute) * usPerMinute
 		var b span
+		if exact {
+			var ok bool
+			if b, ok = timeBound(op, m, false); !ok {
+				return created, updated, order, desc, badRequest("Unsupported operator %q in query.", op)
+			}
+			*target = target.and(b)
+			continue
+		}
 		switch op { // minute granularity, see above
 		case ">=":
 			b = span{m, math.MaxInt64}
