@@ -1,7 +1,9 @@
-// Package apiclient is the HTTP client every source shares: authentication hook, a token-bucket
-// limiter adapted from the server's rate-limit headers, retries with exponential backoff and
-// jitter on 429/5xx/network errors/unreadable bodies (honouring Retry-After and reset hints),
-// bounded response sizes, and redaction of secrets from every error it returns.
+// Package apiclient is the HTTP client every source shares: authentication hook, pacing per
+// rate-limit group learned from the server's RateLimit headers (see pacer), retries with
+// exponential backoff and jitter on 5xx, network errors, stalled and unreadable answers, waits
+// on 429s and 503s that close a group for every request of it without spending the retry
+// budget, bounded response sizes, no credential-carrying redirects, and redaction of secrets
+// from every error it returns.
 package apiclient
 
 import (
@@ -15,8 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,12 +35,25 @@ type Config struct {
 	Authorize func(*http.Request)
 	// Secrets are redacted from every error message the client returns.
 	Secrets []string
-	// RequestsPerSecond paces requests (shared by all streams); zero: unlimited.
-	RequestsPerSecond float64
-	Burst             int
-	// MaxAttempts bounds the tries of one request; zero: 8.
+	// Group names the rate-limit group of a request; nil: its method and path (Close limits
+	// each endpoint group separately). Copper returns one name: one limit per key.
+	Group func(Request) string
+	// LearnLimits reads each group's limit from RateLimit headers and paces by it.
+	LearnLimits bool
+	// GroupRate paces each group when the server does not tell its limit (requests/s);
+	// zero: unpaced.
+	GroupRate float64
+	// Ceiling bounds all requests together (the user's --requests-per-second); zero: none.
+	Ceiling float64
+	// MaxAttempts bounds the tries of one request that fail (rate limits do not count);
+	// zero: 8.
 	MaxAttempts int
-	// Timeout bounds one attempt; zero: 60s.
+	// RateLimitTimeout bounds how long one request may keep being rate limited; zero: 10 min.
+	RateLimitTimeout time.Duration
+	// StallTimeout abandons an attempt when no byte arrives for this long (waiting for the
+	// headers or within the body); zero: 15 s.
+	StallTimeout time.Duration
+	// Timeout bounds one whole attempt; zero: 5 min.
 	Timeout time.Duration
 	// MaxResponseBytes bounds one response body; zero: 64 MiB.
 	MaxResponseBytes int64
@@ -51,32 +64,42 @@ type Config struct {
 	// Transport overrides the HTTP transport (tests); nil: a clone of the default, which
 	// honours HTTPS_PROXY/NO_PROXY.
 	Transport http.RoundTripper
+	// Clock paces and waits; nil: the system clock.
+	Clock Clock
 	// AuthHint is appended to the message of a 401/403, naming the settings to check.
 	AuthHint string
 }
 
 // Tuning is how a source's client paces and retries; each source's Config embeds it.
 type Tuning struct {
-	// RequestsPerSecond paces the client; zero: the source's default; negative: unlimited.
+	// RequestsPerSecond is a ceiling over all requests; zero: none (the server's limits
+	// and the source's documented pace apply); negative: no pacing beyond what the server
+	// announces.
 	RequestsPerSecond float64
 	// Transport overrides HTTP (tests); nil: the default, which honours HTTPS_PROXY/NO_PROXY.
-	Transport   http.RoundTripper
-	UserAgent   string
-	MaxAttempts int           // zero: 8
-	BaseBackoff time.Duration // zero: 500ms
-	Timeout     time.Duration // per attempt; zero: 60s
+	Transport        http.RoundTripper
+	Clock            Clock
+	UserAgent        string
+	MaxAttempts      int           // zero: 8
+	BaseBackoff      time.Duration // zero: 500ms
+	Timeout          time.Duration // per attempt; zero: 5 min
+	StallTimeout     time.Duration // zero: 15 s
+	RateLimitTimeout time.Duration // zero: 10 min
 }
 
-// Apply returns c with the tuning set; defaultRPS is the source's pace when none is given.
-func (t Tuning) Apply(c Config, defaultRPS float64) Config {
+// Apply returns c with the tuning set; groupRate is the source's pace for a group whose limit
+// the server does not announce.
+func (t Tuning) Apply(c Config, groupRate float64) Config {
+	c.GroupRate = groupRate
 	switch rps := t.RequestsPerSecond; {
-	case rps == 0:
-		c.RequestsPerSecond = defaultRPS
 	case rps > 0:
-		c.RequestsPerSecond = rps
+		c.Ceiling = rps
+		c.GroupRate = min(groupRate, rps)
+	case rps < 0:
+		c.GroupRate = 0
 	}
-	c.Burst = 1 // smooth pacing: a burst would overrun rolling-window limits like Copper's
-	c.Transport, c.UserAgent, c.MaxAttempts, c.BaseBackoff, c.Timeout = t.Transport, t.UserAgent, t.MaxAttempts, t.BaseBackoff, t.Timeout
+	c.Transport, c.Clock, c.UserAgent = t.Transport, t.Clock, t.UserAgent
+	c.MaxAttempts, c.BaseBackoff, c.Timeout, c.StallTimeout, c.RateLimitTimeout = t.MaxAttempts, t.BaseBackoff, t.Timeout, t.StallTimeout, t.RateLimitTimeout
 	return c
 }
 
@@ -85,12 +108,13 @@ type Client struct {
 	cfg     Config
 	base    *url.URL
 	http    *http.Client
-	limiter *rate.Limiter
+	clock   Clock
+	ceiling *rate.Limiter // nil: none
 
-	mu          sync.Mutex
-	pausedUntil time.Time // set from rate-limit headers: nobody sends before this
+	mu     sync.Mutex
+	groups map[string]*pacer
 
-	requests, retries, limited atomic.Int64
+	requests, retries, limited, waited atomic.Int64
 	// clockOffset is the server's Date minus the local time at arrival, in nanoseconds;
 	// clockKnown says whether a Date header was seen.
 	clockOffset atomic.Int64
@@ -108,7 +132,7 @@ func (c *Client) observeDate(h http.Header) {
 	if err != nil {
 		return
 	}
-	c.clockOffset.Store(int64(d.Sub(time.Now()) - time.Second))
+	c.clockOffset.Store(int64(d.Sub(c.clock.Now()) - time.Second))
 	c.clockKnown.Store(true)
 }
 
@@ -118,44 +142,89 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || base.Scheme == "" || base.Host == "" {
 		return nil, fmt.Errorf("base URL %q must be an absolute URL such as https://api.example.com", cfg.BaseURL)
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 8
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 60 * time.Second
-	}
-	if cfg.MaxResponseBytes <= 0 {
-		cfg.MaxResponseBytes = 64 << 20
-	}
-	if cfg.BaseBackoff <= 0 {
-		cfg.BaseBackoff = 500 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 60 * time.Second
-	}
+	cfg.MaxAttempts = cmpOr(cfg.MaxAttempts, 8)
+	cfg.Timeout = cmpOr(cfg.Timeout, 5*time.Minute)
+	cfg.StallTimeout = cmpOr(cfg.StallTimeout, DefaultStallTimeout)
+	cfg.RateLimitTimeout = cmpOr(cfg.RateLimitTimeout, DefaultRateLimitTimeout)
+	cfg.MaxResponseBytes = cmpOr(cfg.MaxResponseBytes, 64<<20)
+	cfg.BaseBackoff = cmpOr(cfg.BaseBackoff, 500*time.Millisecond)
+	cfg.MaxBackoff = cmpOr(cfg.MaxBackoff, 60*time.Second)
 	transport := cfg.Transport
 	if transport == nil {
 		transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	limiter := rate.NewLimiter(rate.Inf, 0)
-	if cfg.RequestsPerSecond > 0 {
-		burst := cfg.Burst
-		if burst <= 0 {
-			burst = 1
-		}
-		limiter = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst)
+	clock := cfg.Clock
+	if clock == nil {
+		clock = SystemClock{}
 	}
-	return &Client{
-		cfg:     cfg,
-		base:    base,
-		http:    &http.Client{Transport: transport, Timeout: cfg.Timeout},
-		limiter: limiter,
-	}, nil
+	c := &Client{
+		cfg:    cfg,
+		base:   base,
+		http:   &http.Client{Transport: transport, Timeout: cfg.Timeout, CheckRedirect: checkRedirect},
+		clock:  clock,
+		groups: map[string]*pacer{},
+	}
+	if cfg.Ceiling > 0 {
+		c.ceiling = rate.NewLimiter(rate.Limit(cfg.Ceiling), 1)
+	}
+	return c, nil
+}
+
+// Defaults of the time bounds, for the settings' documentation.
+const (
+	DefaultStallTimeout     = 15 * time.Second
+	DefaultRateLimitTimeout = 10 * time.Minute
+)
+
+func cmpOr[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// checkRedirect follows a redirect only to the same scheme and host with the same method: the
+// credential headers (Copper's X-PW-*) would follow it to another host, and Go turns a
+// redirected POST search into a GET.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	status := 0
+	if req.Response != nil {
+		status = req.Response.StatusCode
+	}
+	switch {
+	case len(via) >= 5:
+		return &StatusError{Status: status, Path: first.URL.Path, Message: "too many redirects"}
+	case req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host:
+		return &StatusError{Status: status, Path: first.URL.Path,
+			Message: fmt.Sprintf("refusing to follow a redirect to %s://%s: the credentials would go with it (point --base-url at the API's real address)", req.URL.Scheme, req.URL.Host)}
+	case req.Method != first.Method:
+		return &StatusError{Status: status, Path: first.URL.Path,
+			Message: fmt.Sprintf("refusing a redirect that turns %s into %s", first.Method, req.Method)}
+	}
+	return nil
+}
+
+// pacer returns the pacer of the request's rate-limit group.
+func (c *Client) pacer(req Request) *pacer {
+	name := req.Method + " " + req.Path
+	if c.cfg.Group != nil {
+		name = c.cfg.Group(req)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.groups[name]
+	if p == nil {
+		p = newPacer(c.clock, c.cfg.LearnLimits, c.cfg.GroupRate)
+		c.groups[name] = p
+	}
+	return p
 }
 
 // Stats reports the work done so far.
 func (c *Client) Stats() source.RequestStats {
-	return source.RequestStats{Requests: c.requests.Load(), Retries: c.retries.Load(), RateLimited: c.limited.Load()}
+	return source.RequestStats{Requests: c.requests.Load(), Retries: c.retries.Load(), RateLimited: c.limited.Load(),
+		RateLimitWait: time.Duration(c.waited.Load())}
 }
 
 // Request is one API call. Path is relative to the base URL ("/lead/").
@@ -172,7 +241,8 @@ type Response struct {
 	Body   []byte
 }
 
-// StatusError is a final HTTP error answer: a 4xx other than 401, 403 and 429, or a body over the size bound.
+// StatusError is a final HTTP error answer: a 4xx other than 401, 403 and 429, a body over the
+// size bound, or a redirect the client refuses to follow.
 type StatusError struct {
 	Status  int
 	Message string // the server's message, redacted and shortened
@@ -199,87 +269,172 @@ func (e *AuthError) Error() string {
 
 // Do sends the request with pacing and retries. decode parses a 2xx body; when it fails (a
 // truncated or non-JSON answer), the attempt counts as failed and is retried.
+//
+// Failures (5xx, network errors, stalls, unreadable bodies) are retried up to MaxAttempts
+// times. Rate limits are not failures: a 429 (or a 503 with Retry-After) makes the request wait
+// with the rest of its group for as long as the server asks, bounded only by RateLimitTimeout.
 func (c *Client) Do(ctx context.Context, req Request, decode func(Response) error) error {
-	var lastErr error
-	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
+	p := c.pacer(req)
+	meter := source.WaitMeterFrom(ctx)
+	var limitedSince time.Time
+	failures := 0
+	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			c.retries.Add(1)
 		}
-		wait, err := c.attempt(ctx, req, decode)
-		if err == nil {
+		waited, err := c.acquire(ctx, p)
+		meter.Add(waited)
+		c.waited.Add(int64(waited))
+		if err != nil {
+			return c.redactErr(err)
+		}
+		res := c.attempt(ctx, req, decode)
+		p.done(res.outcome)
+		if res.err == nil {
 			return nil
 		}
 		var se *StatusError
 		var ae *AuthError
-		if errors.As(err, &ae) || errors.As(err, &se) || ctx.Err() != nil {
-			return c.redactErr(err)
+		if errors.As(res.err, &ae) || errors.As(res.err, &se) || ctx.Err() != nil {
+			return c.redactErr(res.err)
 		}
-		lastErr = err
-		if attempt == c.cfg.MaxAttempts {
-			break
+		if res.limited {
+			c.limited.Add(1)
+			now := c.clock.Now()
+			if limitedSince.IsZero() {
+				limitedSince = now
+			}
+			if now.Sub(limitedSince) >= c.cfg.RateLimitTimeout {
+				return c.redactErr(fmt.Errorf("%w: still rate limited after %s (the bound is --rate-limit-timeout)", res.err, c.cfg.RateLimitTimeout))
+			}
+			continue // the pacer holds the next attempt until the group reopens
+		}
+		failures++
+		if failures >= c.cfg.MaxAttempts {
+			return c.redactErr(fmt.Errorf("%s %s: giving up after %d failed attempts: %w", req.Method, req.Path, failures, res.err))
 		}
 		// A host that cannot be reached at all is most likely a wrong setting: say so after a
 		// few tries instead of backing off for minutes.
-		if unreachable(err) && attempt >= maxUnreachableAttempts {
-			return c.redactErr(fmt.Errorf("%s %s: cannot reach the API (check --base-url and the network): %w", req.Method, req.Path, err))
+		if unreachable(res.err) && failures >= maxUnreachableAttempts {
+			return c.redactErr(fmt.Errorf("%s %s: cannot reach the API (check --base-url and the network): %w", req.Method, req.Path, res.err))
 		}
+		wait := res.retryAfter
 		if wait <= 0 {
-			wait = c.backoff(attempt)
+			wait = c.backoff(failures)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := c.clock.Sleep(ctx, wait); err != nil {
 			return c.redactErr(err)
 		}
 	}
-	return c.redactErr(fmt.Errorf("%s %s: giving up after %d attempts: %w", req.Method, req.Path, c.cfg.MaxAttempts, lastErr))
 }
 
-// attempt sends the request once. It returns the server's wait hint with a failure worth
-// retrying; *AuthError and *StatusError are final.
-func (c *Client) attempt(ctx context.Context, req Request, decode func(Response) error) (time.Duration, error) {
-	if err := c.pace(ctx); err != nil {
-		return 0, err
+// acquire waits for the request's group and for the overall ceiling.
+func (c *Client) acquire(ctx context.Context, p *pacer) (time.Duration, error) {
+	waited, err := p.acquire(ctx)
+	if err != nil || c.ceiling == nil {
+		return waited, err
 	}
+	now := c.clock.Now()
+	d := c.ceiling.ReserveN(now, 1).DelayFrom(now)
+	if err := c.clock.Sleep(ctx, d); err != nil {
+		return waited, err
+	}
+	return waited + d, nil
+}
+
+// result is what one attempt came to.
+type result struct {
+	err        error
+	limited    bool          // a rate limit, not a failure
+	retryAfter time.Duration // the server's wait hint on a failure
+	outcome    outcome       // for the pacer
+}
+
+// errStalled cancels an attempt whose answer stopped arriving.
+var errStalled = errors.New("stalled")
+
+// attempt sends the request once. *AuthError and *StatusError are final.
+func (c *Client) attempt(ctx context.Context, req Request, decode func(Response) error) (res result) {
 	httpReq, err := c.newRequest(ctx, req)
 	if err != nil {
-		return 0, err
+		return result{err: &StatusError{Path: req.Path, Message: err.Error()}}
 	}
+	// A stalled answer is abandoned: the timer cancels the attempt unless bytes keep coming.
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(c.cfg.StallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+	httpReq = httpReq.WithContext(actx)
+
 	c.requests.Add(1)
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return result{err: ctx.Err()}
 		}
-		return 0, fmt.Errorf("%s %s: %w", req.Method, req.Path, unwrapURLError(err))
+		if context.Cause(actx) == errStalled {
+			return result{err: fmt.Errorf("%s %s: no answer for %s (abandoned; the bound is --stall-timeout)", req.Method, req.Path, c.cfg.StallTimeout)}
+		}
+		return result{err: fmt.Errorf("%s %s: %w", req.Method, req.Path, unwrapURLError(err))}
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
-	c.observeRateHeaders(resp.Header)
+	body, readErr := io.ReadAll(io.LimitReader(idleReader{resp.Body, stall, c.cfg.StallTimeout}, c.cfg.MaxResponseBytes+1))
+	if readErr != nil && ctx.Err() != nil {
+		return result{err: ctx.Err()}
+	}
+	if readErr != nil && context.Cause(actx) == errStalled {
+		readErr = fmt.Errorf("no data for %s after %d bytes (abandoned; the bound is --stall-timeout)", c.cfg.StallTimeout, len(body))
+	}
+	now := c.clock.Now()
+	res.outcome.answered = true
+	res.outcome.budget, res.outcome.hasLimit = parseBudget(resp.Header)
 	c.observeDate(resp.Header)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return 0, &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}
+		res.err = &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}
 	case resp.StatusCode == http.StatusTooManyRequests:
-		c.limited.Add(1)
-		wait := retryAfter(resp.Header, body)
-		if wait > 0 {
-			c.pauseFor(wait)
+		res.limited = true
+		if res.outcome.closeFor = resetHint(resp.Header, body, now); res.outcome.closeFor <= 0 {
+			res.outcome.noHint = true
 		}
-		return wait, fmt.Errorf("%s %s: rate limited (HTTP 429)", req.Method, req.Path)
+		res.err = fmt.Errorf("%s %s: rate limited (HTTP 429)", req.Method, req.Path)
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		// The server says when to come back: a closed window like a 429's, for the group.
+		res.limited = true
+		if res.outcome.closeFor = resetHint(resp.Header, nil, now); res.outcome.closeFor <= 0 {
+			res.outcome.noHint = true
+		}
+		res.err = fmt.Errorf("%s %s: unavailable (HTTP 503)", req.Method, req.Path)
 	case resp.StatusCode >= 500:
-		return retryAfter(resp.Header, nil), fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)
-	case resp.StatusCode >= 400 || resp.StatusCode < 200 || resp.StatusCode >= 300:
-		return 0, &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}
+		res.retryAfter = resetHint(resp.Header, nil, now)
+		res.err = fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)
+	case resp.StatusCode < 200 || resp.StatusCode >= 300:
+		res.err = &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}
+	case readErr != nil:
+		res.err = fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr)
+	case int64(len(body)) > c.cfg.MaxResponseBytes:
+		res.err = &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", c.cfg.MaxResponseBytes), Path: req.Path}
+	default:
+		if err := decode(Response{Header: resp.Header, Body: body}); err != nil {
+			res.err = fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err)
+		}
 	}
-	if readErr != nil {
-		return 0, fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr)
+	return res
+}
+
+// idleReader restarts the stall timer whenever bytes arrive.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
 	}
-	if int64(len(body)) > c.cfg.MaxResponseBytes {
-		return 0, &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", c.cfg.MaxResponseBytes), Path: req.Path}
-	}
-	if err := decode(Response{Header: resp.Header, Body: body}); err != nil {
-		return 0, fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err)
-	}
-	return 0, nil
+	return n, err
 }
 
 func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, error) {
@@ -313,117 +468,13 @@ func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, er
 	return r, nil
 }
 
-// pace waits for the token bucket and for any pause the server asked for.
-func (c *Client) pace(ctx context.Context) error {
-	for {
-		c.mu.Lock()
-		until := c.pausedUntil
-		c.mu.Unlock()
-		d := time.Until(until)
-		if d <= 0 {
-			break
-		}
-		if err := sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-	return c.limiter.Wait(ctx)
-}
-
-func (c *Client) pauseFor(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if until := time.Now().Add(d); until.After(c.pausedUntil) {
-		c.pausedUntil = until
-	}
-}
-
-var rateLimitHeader = regexp.MustCompile(`remaining=(\d+)\s*,\s*reset=([\d.]+)`)
-
-// observeRateHeaders pauses proactively when the server says the budget is spent.
-func (c *Client) observeRateHeaders(h http.Header) {
-	if m := rateLimitHeader.FindStringSubmatch(h.Get("RateLimit")); m != nil {
-		if m[1] == "0" {
-			if s, err := strconv.ParseFloat(m[2], 64); err == nil {
-				c.pauseFor(seconds(s))
-			}
-		}
-		return
-	}
-	if h.Get("X-Rate-Limit-Remaining") == "0" {
-		if s, err := strconv.ParseFloat(h.Get("X-Rate-Limit-Reset"), 64); err == nil {
-			c.pauseFor(seconds(s))
-		}
-	}
-}
-
-// retryAfter reads the server's wait hint: RateLimit reset, Retry-After (seconds or HTTP
-// date), RateLimit-Reset, X-Rate-Limit-Reset, then a JSON body's rate_reset (top level or
-// under "error"; the two Close clients disagree on where it is).
-func retryAfter(h http.Header, body []byte) time.Duration {
-	if m := rateLimitHeader.FindStringSubmatch(h.Get("RateLimit")); m != nil {
-		if s, err := strconv.ParseFloat(m[2], 64); err == nil && s > 0 {
-			return seconds(s)
-		}
-	}
-	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil {
-			return seconds(s)
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return time.Until(t)
-		}
-	}
-	for _, k := range []string{"RateLimit-Reset", "X-Rate-Limit-Reset"} {
-		if s, err := strconv.ParseFloat(h.Get(k), 64); err == nil && s > 0 {
-			return seconds(s)
-		}
-	}
-	if len(body) > 0 {
-		var b struct {
-			RateReset float64 `json:"rate_reset"`
-			Error     struct {
-				RateReset float64 `json:"rate_reset"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(body, &b) == nil {
-			if b.Error.RateReset > 0 {
-				return seconds(b.Error.RateReset)
-			}
-			if b.RateReset > 0 {
-				return seconds(b.RateReset)
-			}
-		}
-	}
-	return 0
-}
-
-func seconds(s float64) time.Duration {
-	d := time.Duration(s * float64(time.Second))
-	if d > 10*time.Minute {
-		d = 10 * time.Minute // a broken hint must not stall a sync for hours
-	}
-	return d
-}
-
-// backoff is exponential with full jitter.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.BaseBackoff << (attempt - 1)
+// backoff is exponential with equal jitter: between half and all of base × 2^(n-1), capped.
+func (c *Client) backoff(failures int) time.Duration {
+	d := c.cfg.BaseBackoff << (failures - 1)
 	if d > c.cfg.MaxBackoff || d <= 0 {
 		d = c.cfg.MaxBackoff
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // errorMessage extracts a short message from an error body (JSON "error"/"message" or text).

@@ -74,7 +74,7 @@ func TestRetries(t *testing.T) {
 		{"401 stops", []func(http.ResponseWriter){status(401, nil, `{"error": "bad key"}`), ok}, 1, "check the key setting", 0},
 		{"403 stops", []func(http.ResponseWriter){status(403, nil, `Forbidden`), ok}, 1, "refused access", 0},
 		{"400 stops with message", []func(http.ResponseWriter){status(400, nil, `{"error": "max_skip = 250000"}`), ok}, 1, "max_skip = 250000", 0},
-		{"always 500 gives up", []func(http.ResponseWriter){status(500, nil, "")}, 4, "giving up after 4 attempts", 0},
+		{"always 500 gives up", []func(http.ResponseWriter){status(500, nil, "")}, 4, "giving up after 4 failed attempts", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +129,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 
 func TestPacing(t *testing.T) {
 	srv, n := scripted(t, ok)
-	c, _ := New(Config{BaseURL: srv.URL, RequestsPerSecond: 20, Burst: 1})
+	c, _ := New(Config{BaseURL: srv.URL, GroupRate: 20})
 	t0 := time.Now()
 	for range 11 {
 		if err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData); err != nil {

@@ -51,8 +51,11 @@ type StreamReport struct {
 	From, To time.Time // window read (zero for full-table streams)
 	Bookmark time.Time // saved bookmark after the sync
 	Duration time.Duration
-	Notes    []string
-	Err      error
+	// RateLimitWait is the time the stream's requests were held back by rate limits, summed
+	// over its requests (parallel slices add up).
+	RateLimitWait time.Duration
+	Notes         []string
+	Err           error
 }
 
 // Report says what happened in one sync.
@@ -181,8 +184,9 @@ func withDefaults(o Options) Options {
 	return o
 }
 
-// Window computes the range a stream reads: from = max(start date, bookmark − lookback,
-// now − max history), to = the sync's start. It also says when the history limit clipped it.
+// Window computes the range a stream covers: from = max(start date, bookmark − lookback,
+// now − max history), to = the sync's start (the read itself is not bounded above; see
+// source.Window). It also says when the history limit clipped it.
 func Window(s catalog.Stream, startDate, bookmark, now time.Time) (w source.Window, clipped bool) {
 	from := startDate
 	if !bookmark.IsZero() {

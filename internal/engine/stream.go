@@ -53,14 +53,21 @@ type streamRun struct {
 
 func (r *streamRun) run(ctx context.Context) StreamReport {
 	s := r.stream
-	t0 := time.Now()
+	t0 := r.opts.Now()
 	rep := StreamReport{Stream: s.Name, Method: s.Method}
 	log := r.opts.Logger.With("stream", s.Name)
+	if err := r.checkSchemaVersion(&rep); err != nil {
+		rep.Err = err
+		log.Error("stream refused", "err", err)
+		return rep
+	}
+	meter := &source.WaitMeter{}
+	ctx = source.WithWaitMeter(ctx, meter)
 	r.table = destination.Table{Source: r.cat.Source, Stream: s}
 	r.limit = r.apiNow.Add(-s.Settle)
 	r.saved = r.prev
 	r.queued = r.prev.Bookmark
-	r.lastFlush = time.Now()
+	r.lastFlush = r.opts.Now()
 
 	var w source.Window
 	if s.Method != catalog.FullTable {
@@ -83,7 +90,8 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	}
 	rep.Rows = r.rows
 	rep.Bookmark = r.saved.Bookmark
-	rep.Duration = time.Since(t0)
+	rep.Duration = r.opts.Now().Sub(t0)
+	rep.RateLimitWait = meter.Total()
 	if err != nil {
 		rep.Err = err
 		log.Error("stream failed", "rows", r.rows, "err", err)
@@ -134,7 +142,9 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 	if s.ServerFiltered && r.opts.Windows > 1 && w.To.Sub(w.From) > r.opts.SplitAbove {
 		readErr = r.readWindows(ctx, w)
 	} else {
-		readErr = r.src.Read(ctx, s, w, r)
+		// No upper bound: whatever changed before the sync started is read, however the
+		// API rounds its clock; the bookmark still stops at the sync start.
+		readErr = r.src.Read(ctx, s, source.Window{From: w.From}, r)
 	}
 	if readErr == nil {
 		// The whole window was read: every row before its end is handed over.
@@ -210,7 +220,7 @@ func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
 		from := w.From.Add(time.Duration(i) * step)
 		to := from.Add(step)
 		if i == n-1 {
-			to = w.To
+			to = time.Time{} // the last slice is unbounded, like an unsplit read
 		}
 		r.windows[i] = windowProgress{from: from, to: to, progress: from}
 	}
@@ -255,7 +265,7 @@ func (r *streamRun) windowsCheckpoint() time.Time {
 			return w.progress
 		}
 	}
-	return r.windows[len(r.windows)-1].to
+	return r.apiNow // all read: the bookmark may reach the sync's start
 }
 
 // windowEmitter is the Emitter of one slice of a split read.
@@ -271,7 +281,7 @@ func (e windowEmitter) Record(ctx context.Context, rec record.Record) error {
 func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
 	r := e.r
 	r.mu.Lock()
-	if c.After(r.windows[e.i].progress) && c.Before(r.windows[e.i].to) {
+	if win := r.windows[e.i]; c.After(win.progress) && (win.to.IsZero() || c.Before(win.to)) {
 		r.windows[e.i].progress = c
 	}
 	r.checkpoint = r.windowsCheckpoint()
@@ -287,7 +297,9 @@ func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
 	if len(r.pending) >= r.opts.BatchSize {
 		return r.flushLocked(ctx)
 	}
-	return nil
+	// A stream that never checkpoints (newest-first or unsorted listings) still commits its
+	// rows every FlushInterval, with the bookmark it had.
+	return r.flushIfDueLocked(ctx)
 }
 
 // Checkpoint implements source.Emitter.
@@ -303,7 +315,7 @@ func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
 // flushIfDueLocked commits what is pending once FlushInterval has passed, so a slow read
 // still advances its bookmark. Caller holds r.mu.
 func (r *streamRun) flushIfDueLocked(ctx context.Context) error {
-	if len(r.pending) > 0 && time.Since(r.lastFlush) >= r.opts.FlushInterval {
+	if len(r.pending) > 0 && r.opts.Now().Sub(r.lastFlush) >= r.opts.FlushInterval {
 		return r.flushLocked(ctx)
 	}
 	return nil
@@ -321,7 +333,7 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 	if p := r.writeErr.Load(); p != nil {
 		return *p
 	}
-	r.lastFlush = time.Now()
+	r.lastFlush = r.opts.Now()
 	// Checkpoints only grow, so every batch's bookmark is at least its predecessor's.
 	st := flushState(r.prev, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started)
 	if len(r.pending) == 0 && (r.replace != nil || st.Bookmark.Equal(r.queued)) {
@@ -460,5 +472,24 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 		return err
 	}
 	r.setColumns(cols)
+	return nil
+}
+
+// checkSchemaVersion compares the schema version the table was written with to the source's.
+// An older one is migrated by reading the stream again from the start date (upserts bring
+// every row to the new shape; new columns arrive as drift). A newer one was written by a newer
+// crmsync, whose rows this one could damage: the stream is refused. Caller: run, first.
+func (r *streamRun) checkSchemaVersion(rep *StreamReport) error {
+	had, want := r.prev.SchemaVersion, r.cat.SchemaVersion
+	switch {
+	case had == 0 || had == want:
+		return nil
+	case had > want:
+		return fmt.Errorf("table %s was written by a newer crmsync (schema version %d; this one writes %d): upgrade crmsync, or sync into another --schema", r.stream.Name, had, want)
+	}
+	if r.stream.Method != catalog.FullTable {
+		r.prev.Bookmark = time.Time{}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("schema version %d → %d: reading again from the start date", had, want))
+	}
 	return nil
 }

@@ -78,11 +78,11 @@ func TestSplitReadBookmarkCoversOnlyTheFinishedPrefix(t *testing.T) {
 		{"first slice in progress", []windowProgress{win(0, 3*day, false), win(1, 9*day, false)}, t0.Add(3 * day)},
 		{"a later slice done does not count while an earlier one runs", []windowProgress{win(0, day, false), win(1, 0, true)}, t0.Add(day)},
 		{"first done, second in progress", []windowProgress{win(0, 0, true), win(1, 2*day, false)}, t0.Add(12 * day)},
-		{"all done", []windowProgress{win(0, 0, true), win(1, 0, true)}, t0.Add(20 * day)},
+		{"all done: up to the sync start", []windowProgress{win(0, 0, true), win(1, 0, true)}, t0.Add(20 * day)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &streamRun{windows: tt.windows}
+			r := &streamRun{windows: tt.windows, apiNow: t0.Add(20 * day)}
 			if got := r.windowsCheckpoint(); !got.Equal(tt.want) {
 				t.Fatalf("bookmark %s, want %s", got, tt.want)
 			}

@@ -5,19 +5,26 @@ package source
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/record"
 )
 
-// Window is the range of cursor values one sync reads for a stream: From inclusive, To
-// exclusive. To is the sync's start time, so no row changed during the sync is half-read
-// and the bookmark never passes the moment the sync began.
+// Window is the range of cursor values one read asks the API for: From inclusive, To
+// exclusive. A zero To means no upper bound: a sync reads everything changed up to the moment
+// each page is served, so a change made just before the sync started is in it whatever the
+// API's clock and timestamp precision. (The engine keeps bookmarks behind the sync's start, so
+// a row changed during the sync is read again next time.) The parallel slices of a large first
+// read are bounded above, all but the last.
 type Window struct {
 	From time.Time
 	To   time.Time
 }
+
+// Bounded says whether the window has an upper bound.
+func (w Window) Bounded() bool { return !w.To.IsZero() }
 
 // Emitter receives what a stream read produces.
 type Emitter interface {
@@ -45,7 +52,10 @@ type Source interface {
 type RequestStats struct {
 	Requests    int64 // every attempt sent
 	Retries     int64 // attempts that were retries of a failed one
-	RateLimited int64 // 429 answers
+	RateLimited int64 // 429 answers (and 503s with Retry-After)
+	// RateLimitWait is the time requests spent held back by rate limits (pacing and
+	// closed windows), summed over requests: concurrent waits add up.
+	RateLimitWait time.Duration
 }
 
 // Unavailable is returned by Read when the account does not offer a stream at all (Copper
@@ -62,4 +72,36 @@ func (u *Unavailable) Error() string { return "not available on this account: " 
 type Clock interface {
 	// ClockOffset is the API's clock minus the local clock, and whether it is known yet.
 	ClockOffset() (time.Duration, bool)
+}
+
+// WaitMeter sums the time the requests of one stream spent waiting for rate limits. The engine
+// puts one in the context of each stream's read; the API client adds to it.
+type WaitMeter struct{ ns atomic.Int64 }
+
+// Add records a wait.
+func (m *WaitMeter) Add(d time.Duration) {
+	if m != nil && d > 0 {
+		m.ns.Add(int64(d))
+	}
+}
+
+// Total is the time recorded so far.
+func (m *WaitMeter) Total() time.Duration {
+	if m == nil {
+		return 0
+	}
+	return time.Duration(m.ns.Load())
+}
+
+type waitMeterKey struct{}
+
+// WithWaitMeter returns a context whose requests report their rate-limit waits to m.
+func WithWaitMeter(ctx context.Context, m *WaitMeter) context.Context {
+	return context.WithValue(ctx, waitMeterKey{}, m)
+}
+
+// WaitMeterFrom returns the context's meter, or nil (whose Add does nothing).
+func WaitMeterFrom(ctx context.Context) *WaitMeter {
+	m, _ := ctx.Value(waitMeterKey{}).(*WaitMeter)
+	return m
 }

@@ -34,15 +34,18 @@ const (
 	eventPageSize    = 50
 )
 
-// DefaultRequestsPerSecond is the client's pace when none is configured.
+// DefaultRequestsPerSecond paces an endpoint group whose answers do not announce its limit.
+// Close limits each endpoint group separately and announces the limit in a RateLimit header on
+// most answers; the client learns it from the first answer (sending one request at a time to a
+// group until then) and paces just under it.
 const DefaultRequestsPerSecond = 15
 
 // Config connects to one Close account.
 type Config struct {
 	APIKey  string
 	BaseURL string // scheme and host; empty: DefaultBaseURL
-	// Tuning's default pace is DefaultRequestsPerSecond: under Close's documented 20/s per key
-	// example, leaving room for other tools using the same key.
+	// Tuning.RequestsPerSecond is a ceiling over all endpoint groups; each group is paced by
+	// the limit its answers announce (DefaultRequestsPerSecond when they do not).
 	apiclient.Tuning
 }
 
@@ -66,7 +69,9 @@ func New(cfg Config) (*Source, error) {
 		BaseURL:   strings.TrimSuffix(base, "/") + apiPrefix,
 		Authorize: func(r *http.Request) { r.Header.Set("Authorization", auth) },
 		Secrets:   []string{cfg.APIKey, auth, strings.TrimPrefix(auth, "Basic ")},
-		AuthHint:  "check the Close API key (--api-key, api_key in the config file, or CLOSE_API_KEY)",
+		// Limits are per endpoint group (method and path), announced in RateLimit headers.
+		LearnLimits: true,
+		AuthHint:    "check the Close API key (--api-key, api_key in the config file, or CLOSE_API_KEY)",
 	}, DefaultRequestsPerSecond))
 	if err != nil {
 		return nil, fmt.Errorf("close: %w", err)
@@ -172,7 +177,10 @@ func (s *Source) readCustomFields(ctx context.Context, w source.Window, out sour
 // claimed before the walk ends; the engine commits the window end when it does.
 func (s *Source) readEvents(ctx context.Context, w source.Window, out source.Emitter) error {
 	base := url.Values{"_limit": {fmt.Sprint(eventPageSize)}}
-	q := url.Values{"date_updated__gte": {apiTime(w.From)}, "date_updated__lt": {apiTime(w.To)}, "_limit": {fmt.Sprint(eventPageSize)}}
+	q := url.Values{"date_updated__gte": {apiTime(w.From)}, "_limit": {fmt.Sprint(eventPageSize)}}
+	if w.Bounded() {
+		q.Set("date_updated__lt", apiTime(w.To))
+	}
 	for {
 		p, err := s.list(ctx, "/event/", q)
 		if err != nil {
@@ -210,11 +218,18 @@ func (s *Source) offsetFetch(path string, limit int, query func(anchor time.Time
 }
 
 func (s *Source) readLeads(ctx context.Context, w source.Window, out source.Emitter) error {
-	// The lead list has no date filters; its search query does, at minute precision (so the
-	// lower bound is rounded down and the upper bound includes the sync start's minute).
+	// The lead list has no date filters; its search query does, at minute precision. Whether
+	// `<=` takes in the whole minute or stops at its first instant is not documented, so no
+	// bound relies on it: the lower bound is rounded down to the minute (both readings include
+	// everything from there), an unbounded window sends no upper bound, and a slice's upper
+	// bound is the minute after its end (both readings reach past the end; the overlap with
+	// the next slice is read twice and upserted once).
 	query := func(anchor time.Time) url.Values {
-		return url.Values{"query": {fmt.Sprintf(`date_updated>="%s" date_updated<="%s" sort:date_updated`,
-			anchor.Format("2006-01-02T15:04"), w.To.Format("2006-01-02T15:04"))}}
+		q := fmt.Sprintf(`date_updated>="%s"`, anchor.Format(queryMinute))
+		if w.Bounded() {
+			q += fmt.Sprintf(` date_updated<="%s"`, w.To.Truncate(time.Minute).Add(time.Minute).Format(queryMinute))
+		}
+		return url.Values{"query": {q + " sort:date_updated"}}
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      s.offsetFetch("/lead/", leadPageSize, query),
@@ -223,9 +238,16 @@ func (s *Source) readLeads(ctx context.Context, w source.Window, out source.Emit
 	}, w.From.Truncate(time.Minute), out)
 }
 
+// queryMinute is the lead query's time format: minute precision.
+const queryMinute = "2006-01-02T15:04"
+
 func (s *Source) readActivities(ctx context.Context, w source.Window, out source.Emitter) error {
 	query := func(anchor time.Time) url.Values {
-		return url.Values{"date_created__gte": {apiTime(anchor)}, "date_created__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
+		q := url.Values{"date_created__gte": {apiTime(anchor)}, "_order_by": {"date_created"}}
+		if w.Bounded() {
+			q.Set("date_created__lt", apiTime(w.To))
+		}
+		return q
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      s.offsetFetch("/activity/", activityPageSize, query),
@@ -239,7 +261,10 @@ func (s *Source) readTasks(ctx context.Context, w source.Window, out source.Emit
 	// as the key (so pages cannot shift) and claim the bookmark only when the walk ends.
 	// Without _type=all the API returns lead tasks only.
 	query := func(anchor time.Time) url.Values {
-		q := url.Values{"_type": {"all"}, "date_updated__gte": {apiTime(w.From)}, "date_updated__lt": {apiTime(w.To)}, "_order_by": {"date_created"}}
+		q := url.Values{"_type": {"all"}, "date_updated__gte": {apiTime(w.From)}, "_order_by": {"date_created"}}
+		if w.Bounded() {
+			q.Set("date_updated__lt", apiTime(w.To))
+		}
 		if !anchor.IsZero() {
 			q.Set("date_created__gte", apiTime(anchor))
 		}

@@ -26,7 +26,9 @@ const apiPrefix = "/developer_api/v1"
 // pageSize is the largest page the search endpoints allow.
 const pageSize = 200
 
-// DefaultRequestsPerSecond is the client's pace when none is configured.
+// DefaultRequestsPerSecond is the pace of all requests of an account: just under Copper's
+// documented 180 requests a minute per key (rolling), one at a time so no 60 s window exceeds
+// it. Copper announces nothing in headers, so nothing is learned.
 const DefaultRequestsPerSecond = 2.95
 
 // Config connects to one Copper account.
@@ -34,8 +36,7 @@ type Config struct {
 	APIKey    string
 	UserEmail string
 	BaseURL   string // scheme and host; empty: DefaultBaseURL
-	// Tuning's default pace is DefaultRequestsPerSecond: just under Copper's 180 requests a
-	// minute (rolling), one at a time so no 60 s window exceeds it.
+	// Tuning.RequestsPerSecond is a ceiling; the pace is DefaultRequestsPerSecond.
 	apiclient.Tuning
 }
 
@@ -65,7 +66,9 @@ func New(cfg Config) (*Source, error) {
 			r.Header.Set("X-PW-Application", "developer_api")
 			r.Header.Set("X-PW-UserEmail", email)
 		},
-		Secrets:  []string{key, email},
+		Secrets: []string{key, email},
+		// One limit for every endpoint of a key.
+		Group:    func(apiclient.Request) string { return "account" },
 		AuthHint: "check the Copper API key (COPPER_API_KEY, --api-key) and the email of its owner (COPPER_USER_EMAIL, --user-email)",
 	}, DefaultRequestsPerSecond))
 	if err != nil {
@@ -186,14 +189,17 @@ func (s *Source) readUsers(ctx context.Context, out source.Emitter) error {
 }
 
 // readModified reads a search entity by modification time, ascending, from the bookmark
-// (inclusive) to the sync start, re-anchoring the lower bound as it goes (see package keyset):
+// (inclusive) to the window's end or the newest change, re-anchoring the lower bound as it goes (see package keyset):
 // that keeps every search under Copper's 100,000-result ceiling and pages from shifting.
 func (s *Source) readModified(ctx context.Context, entity string, w source.Window, out source.Emitter) error {
 	fetch := func(ctx context.Context, anchor time.Time, skip int) (keyset.Page, error) {
 		body := map[string]any{
 			"page_number": pageOf(skip), "page_size": pageSize,
 			"sort_by": "date_modified", "sort_direction": "asc",
-			"minimum_modified_date": anchor.Unix(), "maximum_modified_date": w.To.Unix(),
+			"minimum_modified_date": anchor.Unix(),
+		}
+		if w.Bounded() {
+			body["maximum_modified_date"] = w.To.Unix() // inclusive, whole seconds: covers < To
 		}
 		if entity == "leads" {
 			body["include_converted_leads"] = true // hidden from search by default
@@ -219,7 +225,10 @@ func (s *Source) readActivities(ctx context.Context, w source.Window, out source
 		}
 		body := map[string]any{
 			"page_number": pageOf(skip), "page_size": pageSize,
-			"minimum_activity_date": w.From.Unix(), "maximum_activity_date": upper.Unix(),
+			"minimum_activity_date": w.From.Unix(),
+		}
+		if !upper.IsZero() {
+			body["maximum_activity_date"] = upper.Unix()
 		}
 		recs, err := s.search(ctx, "activities", body)
 		return keyset.Page{Records: recs, More: len(recs) == pageSize}, err
