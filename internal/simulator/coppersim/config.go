@@ -2,8 +2,10 @@ package coppersim
 
 import (
 	"errors"
-	"fmt"
+	"math"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // Defaults used when the corresponding Config field is empty.
@@ -58,6 +60,21 @@ type Faults struct {
 	// MutateBetweenPages is the probability that, before serving page 2+ of a
 	// search, a few records of that entity are updated, inserted and deleted.
 	MutateBetweenPages float64
+
+	// Every429 answers every Nth request (1-based, counted over all
+	// authenticated requests since New or SetFaults) with Copper's
+	// header-less 429. Every5xx answers every Nth with a gateway's 502
+	// (HTML). When both hit the same request, 429 wins.
+	Every429 int
+	Every5xx int
+	// RateStall: status, headers (full Content-Length) and half the body
+	// are sent, then nothing for StallFor or until the client goes away,
+	// then the rest. RateStallHeaders: nothing at all for that long, then
+	// the normal response. Both are response faults (exclusive with the
+	// others).
+	RateStall        float64
+	RateStallHeaders float64
+	StallFor         time.Duration // zero → 40s
 }
 
 // Stats counts what the server has seen since New or ResetStats.
@@ -65,23 +82,24 @@ type Stats struct {
 	Requests int64
 	ByStatus map[int]int64    // status codes written (a reset connection has none)
 	ByPath   map[string]int64 // path pattern, ids replaced by {id}
-	Faults   map[string]int64 // "429", "429_no_hint", "5xx", "truncate", "bad_json", "reset", "slow", "mutate"
+	// Faults: "429", "429_no_hint", "5xx", "truncate", "bad_json", "reset",
+	// "slow", "mutate", "storm_429", "storm_5xx", "stall", "stall_headers".
+	Faults map[string]int64
+	// RateLimited counts genuine 429s from the rolling window (not faults).
+	RateLimited int64
 }
 
 func (f Faults) validate() error {
-	rates := []float64{f.Rate429, f.Rate429NoHint, f.Rate5xx, f.RateTruncate, f.RateBadJSON, f.RateReset, f.RateSlow, f.MutateBetweenPages}
-	for _, r := range rates {
-		if r < 0 || r > 1 {
-			return fmt.Errorf("coppersim: fault rate %v out of [0,1]", r)
-		}
+	err := simfault.CheckRates("coppersim", []simfault.Rate{
+		simfault.R("Rate429", f.Rate429), simfault.R("Rate429NoHint", f.Rate429NoHint), simfault.R("Rate5xx", f.Rate5xx),
+		simfault.R("RateTruncate", f.RateTruncate), simfault.R("RateBadJSON", f.RateBadJSON), simfault.R("RateReset", f.RateReset),
+		simfault.R("RateStall", f.RateStall), simfault.R("RateStallHeaders", f.RateStallHeaders),
+	}, []simfault.Rate{simfault.R("RateSlow", f.RateSlow), simfault.R("MutateBetweenPages", f.MutateBetweenPages)})
+	if err != nil {
+		return err
 	}
-	if sum := f.Rate429 + f.Rate429NoHint + f.Rate5xx + f.RateTruncate + f.RateBadJSON + f.RateReset; sum > 1+1e-9 {
-		return fmt.Errorf("coppersim: response fault rates sum to %v > 1", sum)
-	}
-	if f.SlowDelay < 0 {
-		return errors.New("coppersim: negative SlowDelay")
-	}
-	return nil
+	return simfault.CheckNonNegative("coppersim", simfault.S("SlowDelay", int64(f.SlowDelay)),
+		simfault.S("Every429", int64(f.Every429)), simfault.S("Every5xx", int64(f.Every5xx)), simfault.S("StallFor", int64(f.StallFor)))
 }
 
 func (c *Config) normalize() error {
@@ -90,7 +108,7 @@ func (c *Config) normalize() error {
 			return errors.New("coppersim: negative size")
 		}
 	}
-	if c.RateLimit < 0 || c.Latency < 0 || c.Span < 0 || c.RateWindow < 0 {
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || c.Latency < 0 || c.Span < 0 || c.RateWindow < 0 {
 		return errors.New("coppersim: negative rate, latency, span or window")
 	}
 	if err := c.Faults.validate(); err != nil {

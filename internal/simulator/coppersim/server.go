@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 const apiPrefix = "/developer_api/v1/"
@@ -29,6 +31,7 @@ type Server struct {
 	faultMu  sync.Mutex
 	faults   Faults
 	faultRng rng
+	storm    simfault.Storm
 
 	limiter limiter
 
@@ -44,7 +47,7 @@ func New(cfg Config) (*Server, error) {
 	s.end = cfg.Epoch.Unix()
 	s.start = s.end - int64(cfg.Span/time.Second)
 	s.small = defaultSmallLists()
-	s.SetFaults(cfg.Faults)
+	s.setFaults(cfg.Faults)
 	s.ResetStats()
 	if cfg.RateLimit > 0 {
 		s.limiter.init(cfg.RateLimit, cfg.RateWindow)
@@ -56,15 +59,22 @@ func New(cfg Config) (*Server, error) {
 // Config returns the effective configuration (defaults filled in).
 func (s *Server) Config() Config { return s.cfg }
 
-// SetFaults replaces the fault configuration and restarts its random stream.
-// It panics on rates outside [0,1] or response-fault rates summing above 1.
-func (s *Server) SetFaults(f Faults) {
+// SetFaults replaces the fault configuration, restarts its random stream
+// and the Every429/Every5xx count. Invalid settings (the rules of New)
+// return an error and leave the current faults in effect.
+func (s *Server) SetFaults(f Faults) error {
 	if err := f.validate(); err != nil {
-		panic(err)
+		return err
 	}
+	s.setFaults(f)
+	return nil
+}
+
+func (s *Server) setFaults(f Faults) {
 	s.faultMu.Lock()
 	s.faults = f
 	s.faultRng = rng{mix64(uint64(f.Seed) ^ 0xfa017fa017)}
+	s.storm.Reset()
 	s.faultMu.Unlock()
 }
 
@@ -72,7 +82,7 @@ func (s *Server) SetFaults(f Faults) {
 func (s *Server) Stats() Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	out := Stats{Requests: s.stats.Requests, ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
+	out := Stats{Requests: s.stats.Requests, RateLimited: s.stats.RateLimited, ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
 	for k, v := range s.stats.ByStatus {
 		out.ByStatus[k] = v
 	}
@@ -124,7 +134,7 @@ type limiter struct {
 }
 
 func (l *limiter) init(perSecond float64, window time.Duration) {
-	limit := max(int(perSecond*window.Seconds()), 1)
+	limit := simfault.WindowLimit(perSecond, window)
 	l.times = make([]int64, limit)
 	l.window = int64(window)
 }
@@ -195,6 +205,7 @@ type faultDraw struct {
 	variant   int
 	slow      bool
 	slowDelay time.Duration
+	stallFor  time.Duration
 }
 
 func (s *Server) drawFault() faultDraw {
@@ -206,11 +217,16 @@ func (s *Server) drawFault() faultDraw {
 	d.variant = s.faultRng.intn(1 << 16)
 	d.slow = s.faultRng.float() < f.RateSlow
 	d.slowDelay = f.SlowDelay
+	d.stallFor = f.StallFor
+	if d.stallFor == 0 {
+		d.stallFor = simfault.DefaultStallFor
+	}
 	for _, k := range []struct {
 		name string
 		rate float64
 	}{{"429", f.Rate429}, {"429_no_hint", f.Rate429NoHint}, {"5xx", f.Rate5xx},
-		{"truncate", f.RateTruncate}, {"bad_json", f.RateBadJSON}, {"reset", f.RateReset}} {
+		{"truncate", f.RateTruncate}, {"bad_json", f.RateBadJSON}, {"reset", f.RateReset},
+		{"stall", f.RateStall}, {"stall_headers", f.RateStallHeaders}} { // new kinds last: old seeds draw as before
 		if u < k.rate {
 			d.kind = k.name
 			break
@@ -245,14 +261,30 @@ func (s *Server) checkAuth(r *http.Request) string {
 
 // ServeHTTP serves the API; mount it at the root (paths are /developer_api/v1/...).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	simfault.SetDate(w.Header(), s.cfg.Now()) // the simulator's clock, so tests can move it
 	s.count(pathPattern(r.URL.Path))
 	s.sleep(r, s.cfg.Latency)
 	if msg := s.checkAuth(r); msg != "" {
 		s.write(w, errResp(http.StatusUnauthorized, msg))
 		return
 	}
+	// Storms come before the limiter: like rejected requests, they do not
+	// use up the window.
+	switch s.stormHit() {
+	case simfault.HitTooMany:
+		s.countFault("storm_429")
+		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
+		return
+	case simfault.HitBadGateway:
+		s.countFault("storm_5xx")
+		s.write5xx(w, 1) // 502
+		return
+	}
 	if !s.limiter.allow(s.cfg.Now().UnixNano()) {
 		// Copper documents no rate-limit headers and no Retry-After.
+		s.statsMu.Lock()
+		s.stats.RateLimited++
+		s.statsMu.Unlock()
 		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
 		return
 	}
@@ -279,6 +311,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.countFault(fd.kind)
 		resetConn(w)
 		return
+	case "stall_headers":
+		s.countFault(fd.kind)
+		if !simfault.Wait(r, fd.stallFor) {
+			return // the client went away: no response
+		}
+		simfault.SetDate(w.Header(), s.cfg.Now())
 	}
 	resp := s.route(r)
 	defer s.release(resp)
@@ -292,21 +330,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.countFault(fd.kind)
 			s.writeBadJSON(w, resp, fd.variant)
 			return
+		case "stall":
+			s.countFault(fd.kind)
+			s.setHeaders(w, resp)
+			s.countStatus(resp.status)
+			simfault.WriteStalled(w, r, resp.status, resp.body, fd.stallFor)
+			return
 		}
 	}
 	s.write(w, resp)
 }
 
 func (s *Server) write(w http.ResponseWriter, resp response) {
+	s.setHeaders(w, resp)
+	s.countStatus(resp.status)
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body)
+}
+
+func (s *Server) setHeaders(w http.ResponseWriter, resp response) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
 	if resp.total >= 0 {
 		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
 	}
-	s.countStatus(resp.status)
-	w.WriteHeader(resp.status)
-	_, _ = w.Write(resp.body)
+}
+
+func (s *Server) stormHit() simfault.Hit {
+	s.faultMu.Lock()
+	e429, e5xx := s.faults.Every429, s.faults.Every5xx
+	s.faultMu.Unlock()
+	return s.storm.Next(e429, e5xx)
 }
 
 func (s *Server) write5xx(w http.ResponseWriter, variant int) {
@@ -326,12 +381,7 @@ func (s *Server) write5xx(w http.ResponseWriter, variant int) {
 // writeTruncated declares the full Content-Length, sends half the body and
 // closes the connection: the client sees an unexpected EOF.
 func (s *Server) writeTruncated(w http.ResponseWriter, resp response) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
-	if resp.total >= 0 {
-		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
-	}
+	s.setHeaders(w, resp)
 	s.countStatus(resp.status)
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body[:len(resp.body)/2])
