@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/engine"
-	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/source/copper"
 )
 
@@ -31,7 +31,9 @@ func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 	fl.StringVar(&f.cfg.UserEmail, "user-email", "", "Copper: email of the user who owns the API key (or COPPER_USER_EMAIL)")
 	fl.StringVar(&f.cfg.BaseURL, "base-url", "", "replace the API's scheme and host (proxy, simulator); API paths stay")
 	fl.BoolVar(&f.cfg.AllowInsecureHTTP, "allow-insecure-http", false, "allow an http:// base URL that is not loopback")
-	fl.Float64Var(&f.cfg.RequestsPerSecond, "requests-per-second", 0, "pace API requests (default: the source's documented limit); negative: unlimited")
+	fl.Float64Var(&f.cfg.RequestsPerSecond, "requests-per-second", 0, "ceiling on API requests per second over all endpoints (default: none; each endpoint group is paced by the limit the API announces, Copper by its documented 180/min); negative: no pacing beyond what the API announces")
+	fl.DurationVar(&f.cfg.StallTimeout, "stall-timeout", 0, fmt.Sprintf("abandon and retry an API answer that sends nothing for this long (default %s)", apiclient.DefaultStallTimeout))
+	fl.DurationVar(&f.cfg.RateLimitTimeout, "rate-limit-timeout", 0, fmt.Sprintf("give up on a request that stays rate limited this long (default %s)", apiclient.DefaultRateLimitTimeout))
 	fl.StringVar(&f.cfg.LogLevel, "log-level", "", "debug, info, warn or error (default warn; info with --verbose)")
 	fl.StringVar(&f.cfg.LogFormat, "log-format", "", "text or json")
 	if withSync {
@@ -123,7 +125,7 @@ func (a *app) checkCommand() *cobra.Command {
 			if err := cfg.CheckCredentials(); err != nil {
 				return usageError{err}
 			}
-			src, err := newSource(cfg, nil)
+			src, err := newSource(cfg)
 			if err != nil {
 				return usageError{err}
 			}
@@ -215,11 +217,12 @@ const typicalLatency = 400 * time.Millisecond
 // down, since every window costs a partial last page (and a whole request on a small table).
 // Below two requests in flight the other tables, read concurrently under the same limiter,
 // keep it busy better than a split would: Copper's 3 requests/s at 400 ms gives 1.2, so 1.
-// Unpaced (simulators, tests): 8.
+// Close (paced per endpoint group by the limits it announces) and unpaced runs: 8.
 func windowsFor(cfg config.Config) int {
 	rps := cfg.RequestsPerSecond
-	if rps == 0 {
-		rps = map[string]float64{"close": closecrm.DefaultRequestsPerSecond, "copper": copper.DefaultRequestsPerSecond}[cfg.Source]
+	if rps == 0 && cfg.Source == "copper" {
+		// Close learns each endpoint group's limit, so only a ceiling bounds it up front.
+		rps = copper.DefaultRequestsPerSecond
 	}
 	if rps <= 0 {
 		return 8

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/crmsync/crmsync/internal/apiclient"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/destination"
@@ -41,14 +40,15 @@ func catalogOf(name string) (catalog.Catalog, error) {
 	return catalog.Catalog{}, fmt.Errorf("source: %q is not a known source", name)
 }
 
-// newSource builds the source named in cfg; transport overrides HTTP (nil: default).
-func newSource(cfg config.Config, transport http.RoundTripper) (source.Source, error) {
-	ua := "crmsync/" + version
+// newSource builds the source named in cfg.
+func newSource(cfg config.Config) (source.Source, error) {
+	tuning := apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, UserAgent: "crmsync/" + version,
+		StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout}
 	switch cfg.Source {
 	case "close":
-		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua}})
+		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Tuning: tuning})
 	case "copper":
-		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, Transport: transport, UserAgent: ua}})
+		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, Tuning: tuning})
 	}
 	return nil, fmt.Errorf("source: %q is not a known source", cfg.Source)
 }
@@ -113,7 +113,10 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if cfg.Concurrency < 0 || cfg.BatchSize < 0 {
 		return usageError{errors.New("concurrency and batch_size must not be negative")}
 	}
-	src, err := newSource(cfg, nil)
+	if err := cfg.CheckTimeouts(); err != nil {
+		return usageError{err}
+	}
+	src, err := newSource(cfg)
 	if err != nil {
 		return usageError{err}
 	}
@@ -216,7 +219,7 @@ func isTerminal(w any) bool {
 func (a *app) printReport(rep engine.Report, dest string) {
 	w := a.stdout
 	fmt.Fprintf(w, "%s → %s: %d rows in %s\n", rep.Source, dest, rep.Rows(), rep.Duration.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-26s %-12s %10s  %-27s %s\n", "TABLE", "METHOD", "ROWS", "BOOKMARK", "STATUS")
+	fmt.Fprintf(w, "  %-26s %-12s %10s  %-27s %-14s %s\n", "TABLE", "METHOD", "ROWS", "BOOKMARK", "RATE-LIMITED", "STATUS")
 	for _, s := range rep.Streams {
 		status := "ok"
 		if s.Err != nil {
@@ -226,24 +229,27 @@ func (a *app) printReport(rep engine.Report, dest string) {
 		if !s.Bookmark.IsZero() {
 			bm = s.Bookmark.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %s\n", s.Stream, s.Method, s.Rows, bm, status)
+		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %-14s %s\n", s.Stream, s.Method, s.Rows, bm, s.RateLimitWait.Round(100*time.Millisecond), status)
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "    note: %s\n", n)
 		}
 	}
-	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d\n", rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited)
+	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d; RATE-LIMITED is the time a table's requests waited for rate limits (summed over parallel requests)\n",
+		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited)
 }
 
 type reportStreamJSON struct {
-	Table    string   `json:"table"`
-	Method   string   `json:"method"`
-	Rows     int64    `json:"rows"`
-	From     string   `json:"from,omitempty"`
-	To       string   `json:"to,omitempty"`
-	Bookmark string   `json:"bookmark,omitempty"`
-	Seconds  float64  `json:"seconds"`
-	Notes    []string `json:"notes,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Table    string  `json:"table"`
+	Method   string  `json:"method"`
+	Rows     int64   `json:"rows"`
+	From     string  `json:"from,omitempty"`
+	To       string  `json:"to,omitempty"`
+	Bookmark string  `json:"bookmark,omitempty"`
+	Seconds  float64 `json:"seconds"`
+	// RateLimitWaitSeconds is the time the table's requests waited for rate limits.
+	RateLimitWaitSeconds float64  `json:"rate_limit_wait_seconds"`
+	Notes                []string `json:"notes,omitempty"`
+	Error                string   `json:"error,omitempty"`
 }
 
 func writeReportJSON(path string, rep engine.Report, dest string) error {
@@ -260,7 +266,8 @@ func writeReportJSON(path string, rep engine.Report, dest string) error {
 	}{rep.Source, dest, rep.StartedAt.Format(time.RFC3339), rep.Duration.Seconds(), rep.Rows(),
 		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited, nil}
 	for _, s := range rep.Streams {
-		r := reportStreamJSON{Table: s.Stream, Method: string(s.Method), Rows: s.Rows, Seconds: s.Duration.Seconds(), Notes: s.Notes}
+		r := reportStreamJSON{Table: s.Stream, Method: string(s.Method), Rows: s.Rows, Seconds: s.Duration.Seconds(),
+			RateLimitWaitSeconds: s.RateLimitWait.Seconds(), Notes: s.Notes}
 		if !s.From.IsZero() {
 			r.From, r.To = s.From.Format(time.RFC3339), s.To.Format(time.RFC3339)
 		}

@@ -29,8 +29,12 @@ type Config struct {
 	Streams   []string `yaml:"streams"`    // empty: all
 
 	RequestsPerSecond float64 `yaml:"requests_per_second"`
-	Concurrency       int     `yaml:"concurrency"`
-	BatchSize         int     `yaml:"batch_size"`
+	// StallTimeout abandons (and retries) an answer that stops sending bytes for this long.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// RateLimitTimeout bounds how long one request may keep being rate limited.
+	RateLimitTimeout time.Duration `yaml:"rate_limit_timeout"`
+	Concurrency      int           `yaml:"concurrency"`
+	BatchSize        int           `yaml:"batch_size"`
 	// AllowInsecureHTTP permits an http:// base URL that is not a loopback address.
 	AllowInsecureHTTP bool   `yaml:"allow_insecure_http"`
 	LogLevel          string `yaml:"log_level"`  // debug | info | warn | error
@@ -93,6 +97,8 @@ func knownKeys(fields map[string]reflect.Value) []string {
 
 func kindName(k reflect.Kind) string {
 	switch k {
+	case reflect.Int64: // time.Duration, the only int64 setting
+		return "a duration such as 15s or 10m"
 	case reflect.Int:
 		return "a whole number"
 	case reflect.Float64:
@@ -149,6 +155,12 @@ func Overlay(base, top Config) Config {
 	if top.RequestsPerSecond != 0 {
 		base.RequestsPerSecond = top.RequestsPerSecond
 	}
+	if top.StallTimeout != 0 {
+		base.StallTimeout = top.StallTimeout
+	}
+	if top.RateLimitTimeout != 0 {
+		base.RateLimitTimeout = top.RateLimitTimeout
+	}
 	if top.Concurrency != 0 {
 		base.Concurrency = top.Concurrency
 	}
@@ -165,6 +177,14 @@ func Overlay(base, top Config) Config {
 		base.LogFormat = top.LogFormat
 	}
 	return base
+}
+
+// CheckTimeouts refuses negative time bounds (zero means the default).
+func (c Config) CheckTimeouts() error {
+	if c.StallTimeout < 0 || c.RateLimitTimeout < 0 {
+		return errors.New("stall_timeout and rate_limit_timeout must not be negative")
+	}
+	return nil
 }
 
 // CheckSource validates the source name.
