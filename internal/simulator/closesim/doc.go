@@ -38,8 +38,14 @@
 //   - /lead/ has no date filters; the deprecated `query` parameter works
 //     for date_updated / date_created with > >= < <= and
 //     sort:[-]date_updated|date_created. The query language has minute
-//     precision: the record's timestamp and the value are both truncated to
-//     the minute before comparing. Other terms → 400.
+//     precision (seconds in the value are ignored). By default the record's
+//     timestamp and the value are both truncated to the minute before
+//     comparing, so date_updated<="12:34" includes 12:34:59.
+//     Config.QueryExactMinute instead reads the value as exactly
+//     HH:MM:00.000000 against the record's full precision: <="12:34"
+//     excludes 12:34:05, >="12:34" includes 12:34:00 on, >"12:34" includes
+//     12:34:00.5. The docs do not say which; a client must survive both.
+//     Other terms → 400.
 //   - /activity/ (and /activity/<type>/): date_created__gt/gte/lt/lte
 //     (ISO 8601, naive = UTC), _order_by=[-]date_created. Trap: there is
 //     no date_updated filter (it is silently ignored) although
@@ -65,17 +71,55 @@
 //   - Timestamps: "2024-06-04T08:31:44.512000+00:00", some without fraction.
 //     Records contain non-ASCII text (ö, é, 日本語, emoji), characters that
 //     need escaping, nulls and empty arrays.
-//   - Rate limits: a token bucket per endpoint group (method + path
-//     pattern). Every response carries RateLimit: limit=N, remaining=M,
-//     reset=S; over the limit → 429 with RateLimit, Retry-After and the
+//   - Rate limits per endpoint group, keyed "METHOD pattern" as the route
+//     table names it ("GET /me/", "GET /lead/", "GET /lead/{id}/",
+//     "GET /activity/", "GET /activity/email/", "GET /task/",
+//     "GET /user/", "GET /event/", "GET /custom_field/lead/", …; GroupKeys
+//     lists all, HEAD has its own). Config.RateLimit applies to every group,
+//     Config.GroupRateLimits overrides single groups (0 = unlimited). Every
+//     response of a limited group carries RateLimit: limit=N, remaining=M,
+//     reset=S for that group (unlimited groups: limit=1000, remaining=1000,
+//     reset=0); over the limit → 429 with RateLimit, Retry-After and the
 //     legacy body {"error": {"rate_reset": 1.2, "message": "..."}}.
+//
+// # Choices for what the documentation leaves open
+//
+//   - Limiter model: Config.RateWindow zero → token bucket (refill rate per
+//     second, burst max(1, rate), limit = burst, reset = time until full, on
+//     429 time until the next token). Non-zero → fixed windows aligned to
+//     multiples of RateWindow: limit = rate×window, reset = time to the
+//     window's end.
+//   - reset is whole seconds rounded up (the official client's regex reads
+//     only digits); Config.FractionalReset prints milliseconds
+//     (reset=0.347), as tap-closeio saw on the old headers. Retry-After is
+//     always whole seconds, rate_reset milliseconds; all are rounded up so a
+//     client that honours any of them is never early.
+//   - Announced waits: a 429 with a reset (genuine, Faults.Rate429, storm)
+//     or a 503 with Retry-After closes its group until then. A request to
+//     that group before then is counted (Stats.InsideReset,
+//     InsideResetByGroup); with Config.EnforceResets it is also answered
+//     429 with the time left (the docs: wait reset seconds before retrying
+//     that endpoint). Off by default so fault tests under a frozen clock
+//     keep working.
+//   - The Date header comes from Config.Now, so moving the simulator's
+//     clock moves the server time a client sees.
 //
 // # Faults and mutations
 //
 // Config.Faults (or SetFaults at runtime) injects 429s (with or without any
-// hint), 500/502/503/504, truncated and invalid JSON bodies, dropped
-// connections, slow responses, and mutations between the pages of one
-// listing (so offset pages shift). UpdateRecords, AddRecords and
+// hint), 500/502/503/504, 503 with Retry-After, truncated and invalid JSON
+// bodies, dropped connections, slow responses, stalls (headers and half the
+// body, then nothing for StallFor or until the client leaves; or nothing at
+// all for that long), and mutations between the pages of one listing (so
+// offset pages shift). All Rate* kinds share one draw (their sum ≤ 1,
+// new kinds after the old so old seeds draw the same). Storms are counted,
+// not drawn: Faults.Every429 / Every5xx answer every Nth authenticated
+// request to a known endpoint (1-based, since New or SetFaults; 429 wins a
+// tie) with a 429 (reset = StormReset) or a proxy's HTML 502. Order per
+// request: closed group (EnforceResets), storms, limiter, random faults.
+// Invalid settings (negative, NaN, a rate above 1, rates summing above 1)
+// are an error from New and from SetFaults, which then keeps the previous
+// faults. UpdateRecords, AddRecords and
 // DeleteRecords change the data deterministically and emit matching
 // "updated" / "created" / "deleted" events. Snapshot and Count give the
 // ground truth a correct replica must hold.

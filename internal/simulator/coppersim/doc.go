@@ -51,9 +51,12 @@
 //     not exist: 404.
 //   - GET /{entity}/{id}; 404 once deleted, except deleted activities, which
 //     answer {"id":…, "is_deleted":true}. Deleted records vanish from search.
-//   - Rolling-window rate limit (Copper: 180/min): 429 with no Retry-After
-//     and no rate-limit headers, body {"success":false,"status":429,"message":"Rate limit exceeded"}.
-//     Rejected requests do not use up the window.
+//   - Rolling-window rate limit over all endpoints (Copper: 180/min, i.e.
+//     RateLimit: CopperRateLimit, RateWindow: time.Minute; the 2019 burst
+//     limit is 6 per second over 6 s): 429 with no Retry-After and no
+//     rate-limit headers, body {"success":false,"status":429,"message":"Rate limit exceeded"}.
+//     Rejected requests do not use up the window. Stats.RateLimited counts
+//     these 429s.
 //
 // # Choices for what the documentation leaves open
 //
@@ -83,9 +86,22 @@
 //     other sort_by builds its order on first use (~150 ms per 100k records)
 //     and keeps it up to date through mutations; filtered scans are cached
 //     until the next mutation.
-//   - Faults are drawn per authenticated, non-rate-limited request from their
-//     own seeded stream; response faults are mutually exclusive, RateSlow and
-//     MutateBetweenPages are independent. Truncation declares the full
+//   - The Date header comes from Config.Now, so moving the simulator's clock
+//     moves the server time a client sees.
+//   - Storms are counted, not drawn: Faults.Every429 / Every5xx answer every
+//     Nth authenticated request (1-based, since New or SetFaults; 429 wins a
+//     tie) with the header-less 429 above or a gateway's HTML 502. They come
+//     before the limiter and do not use up its window.
+//   - Faults are drawn per authenticated, non-rate-limited, non-storm request
+//     from their own seeded stream; response faults (including RateStall and
+//     RateStallHeaders, drawn after the old kinds so old seeds draw the same)
+//     are mutually exclusive, RateSlow and MutateBetweenPages are
+//     independent. A stall sends status, headers (full Content-Length) and
+//     half the body, then nothing for StallFor (zero → 40 s) or until the
+//     client goes away, then the rest; a header stall sends nothing at all
+//     for that long, then the normal response. Invalid settings (negative,
+//     NaN, a rate above 1, exclusive rates summing above 1) are an error from
+//     New and from SetFaults, which then keeps the previous faults. Truncation declares the full
 //     Content-Length, sends half and closes the connection. MutateBetweenPages
 //     applies before page 2+ of a search: two updates, one insert and one
 //     delete in that entity, at Config.Now().
