@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/record"
+	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/state"
+)
+
+// scriptedSource serves one incremental stream, "items", from a script: each Read calls emit
+// with the window it was given.
+type scriptedSource struct {
+	version int
+	emit    func(ctx context.Context, w source.Window, out source.Emitter) error
+
+	mu      sync.Mutex
+	windows []source.Window
+}
+
+func (s *scriptedSource) Catalog() catalog.Catalog {
+	return catalog.Catalog{Source: "scripted", SchemaVersion: s.version, Streams: []catalog.Stream{{
+		Name: "items", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "updated",
+		Columns: catalog.Cols("id:str", "updated:ts"),
+	}}}
+}
+
+func (s *scriptedSource) Check(context.Context) error { return nil }
+
+func (s *scriptedSource) Read(ctx context.Context, _ catalog.Stream, w source.Window, out source.Emitter) error {
+	s.mu.Lock()
+	s.windows = append(s.windows, w)
+	s.mu.Unlock()
+	return s.emit(ctx, w, out)
+}
+
+func (s *scriptedSource) Stats() source.RequestStats { return source.RequestStats{} }
+
+func item(i int, updated time.Time) record.Record {
+	return record.Record{"id": fmt.Sprintf("item_%d", i), "updated": updated.Format(time.RFC3339Nano)}
+}
+
+// writeSignal is the real SQLite destination, telling when a batch is committed.
+type writeSignal struct {
+	destination.Destination
+	written chan int
+}
+
+func (d writeSignal) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
+	err := d.Destination.Write(ctx, b, st)
+	if err == nil {
+		d.written <- len(b.Rows)
+	}
+	return err
+}
+
+func openSQLite(t *testing.T) destination.Destination {
+	t.Helper()
+	d, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "engine.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// fakeNow is a clock the test moves.
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (f *fakeNow) now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *fakeNow) advance(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.mu.Unlock()
+}
+
+// TestFlushIntervalCommitsWithoutCheckpoints: a stream that never checkpoints (newest-first
+// listings) still commits its rows once the flush interval has passed, before its read ends.
+func TestFlushIntervalCommitsWithoutCheckpoints(t *testing.T) {
+	clock := &fakeNow{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	dst := writeSignal{openSQLite(t), make(chan int, 10)}
+	src := &scriptedSource{version: 1, emit: func(ctx context.Context, w source.Window, out source.Emitter) error {
+		for i := range 3 {
+			if err := out.Record(ctx, item(i, clock.now().Add(-time.Hour))); err != nil {
+				return err
+			}
+		}
+		clock.advance(10 * time.Second)
+		if err := out.Record(ctx, item(3, clock.now().Add(-time.Hour))); err != nil {
+			return err
+		}
+		select {
+		case n := <-dst.written:
+			if n != 4 {
+				return fmt.Errorf("the interval flush committed %d rows, want 4", n)
+			}
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("rows read 10 s ago (the flush interval is 5 s) were not committed while the read went on")
+		}
+	}}
+	rep, err := Run(context.Background(), src, dst, Options{StartDate: clock.now().AddDate(0, -1, 0), Now: clock.now, FlushInterval: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("%v: %v", err, rep.Streams[0].Err)
+	}
+}
+
+// TestSchemaVersion: a table written with an older schema version is read again from the start
+// date (and the report says so); one written by a newer crmsync is refused.
+func TestSchemaVersion(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name              string
+		written, current  int
+		wantFrom          time.Time // the second sync's window start
+		wantErr, wantNote string
+	}{
+		{"same version: incremental", 2, 2, now, "", ""},
+		{"older: read again from the start date", 1, 2, start, "", "schema version 1 → 2"},
+		{"newer: refused", 3, 2, time.Time{}, "written by a newer crmsync (schema version 3; this one writes 2)", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := openSQLite(t)
+			emit := func(ctx context.Context, w source.Window, out source.Emitter) error {
+				return out.Record(ctx, item(1, start.Add(time.Hour)))
+			}
+			first := &scriptedSource{version: tt.written, emit: emit}
+			opts := Options{StartDate: start, Now: func() time.Time { return now }}
+			if _, err := Run(context.Background(), first, dst, opts); err != nil {
+				t.Fatal(err)
+			}
+			second := &scriptedSource{version: tt.current, emit: emit}
+			opts.Now = func() time.Time { return now.Add(time.Hour) }
+			rep, err := Run(context.Background(), second, dst, opts)
+			sr := rep.Streams[0]
+			if tt.wantErr != "" {
+				if err == nil || sr.Err == nil || !strings.Contains(sr.Err.Error(), tt.wantErr) {
+					t.Fatalf("want the stream refused with %q, got %v / %v", tt.wantErr, err, sr.Err)
+				}
+				if len(second.windows) > 0 {
+					t.Fatal("a refused stream was read")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(second.windows) != 1 || !second.windows[0].From.Equal(tt.wantFrom) {
+				t.Fatalf("second sync read %v, want from %s", second.windows, tt.wantFrom)
+			}
+			if tt.wantNote != "" && !strings.Contains(strings.Join(sr.Notes, "; "), tt.wantNote) {
+				t.Fatalf("notes %q, want one saying %q", sr.Notes, tt.wantNote)
+			}
+			saved, err := dst.State(context.Background(), "scripted")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := saved["items"].SchemaVersion; v != tt.current {
+				t.Fatalf("saved schema version %d, want %d", v, tt.current)
+			}
+		})
+	}
+}
+
+// TestReadsAreUnboundedAbove: the source is asked for everything from the window start on (a
+// change made just before the sync, stamped at or after the sync's start by a coarse or
+// skewed API clock, is still read), while the bookmark stops at the sync's start.
+func TestReadsAreUnboundedAbove(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	dst := openSQLite(t)
+	src := &scriptedSource{version: 1, emit: func(ctx context.Context, w source.Window, out source.Emitter) error {
+		if err := out.Record(ctx, item(1, now.Add(500*time.Millisecond))); err != nil {
+			return err
+		}
+		return out.Checkpoint(ctx, now.Add(time.Second))
+	}}
+	rep, err := Run(context.Background(), src, dst, Options{StartDate: now.AddDate(0, 0, -1), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := src.windows[0]; w.Bounded() {
+		t.Fatalf("read window %v has an upper bound", w)
+	}
+	if b := rep.Streams[0].Bookmark; b.After(now) {
+		t.Fatalf("bookmark %s is past the sync start %s", b, now)
+	}
+	if rep.Streams[0].Rows != 1 {
+		t.Fatalf("rows = %d, want 1", rep.Streams[0].Rows)
+	}
+}
