@@ -130,9 +130,8 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		return r.replace.Commit(ctx, r.saved)
 	}
 
-	if !w.From.Before(w.To) {
-		return nil // bookmark at the sync start: nothing can have changed since
-	}
+	// Even a bookmark at (or, after a clock change, past) the sync's start is read from: the
+	// start is only known to a second or two of the API's clock, and the read is unbounded.
 	// Rows read before a failure are real; they are committed with the last bookmark they
 	// justify. Those writes must survive the cancellation that may have caused the failure.
 	writeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
