@@ -17,7 +17,6 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,7 +40,8 @@ type benchOptions struct {
 	people, companies    int // Copper
 	latency              time.Duration
 	serverRate           float64 // simulator's limit in requests/s; 0: none
-	clientRate           float64 // crmsync's pacing; 0: unpaced
+	clientRate           float64 // crmsync's ceiling; 0: unpaced (or defaultPacing)
+	defaultPacing        bool    // pace as crmsync does by default (per announced group limit)
 	incremental          bool
 	inProcess            bool // serve the simulator in this process (profiles then include it)
 	loadRows             int  // > 0: measure the destination's load ceiling instead of a sync
@@ -62,7 +62,10 @@ type benchResult struct {
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 	Requests    int64   `json:"requests"`
 	MinRequests int64   `json:"min_requests"` // Σ ceil(rows ÷ max page size) per endpoint
-	RateLimited int64   `json:"rate_limited"`
+	// GroupMinRequests is the largest endpoint's share of MinRequests: what bounds a sync
+	// when each endpoint group has its own limit (Close).
+	GroupMinRequests int64 `json:"group_min_requests"`
+	RateLimited      int64 `json:"rate_limited"`
 	// IncrementalRequests is what a second sync with no changes made (when asked for).
 	IncrementalRequests int64 `json:"incremental_requests,omitempty"`
 	// CeilingRowsPerSec is the database's own fastest load of the same rows (load runs).
@@ -169,10 +172,13 @@ func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, 
 	}
 	defer dst.Close()
 	cfg := config.Config{Source: o.source, BaseURL: base, APIKey: demoKey, UserEmail: demoEmail, RequestsPerSecond: -1}
-	if o.clientRate > 0 {
+	switch {
+	case o.clientRate > 0:
 		cfg.RequestsPerSecond = o.clientRate
+	case o.defaultPacing:
+		cfg.RequestsPerSecond = 0
 	}
-	src, err := newSource(cfg, nil)
+	src, err := newSource(cfg)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -221,7 +227,9 @@ func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, 
 			res.MinRequests++ // one unpaged list
 			continue
 		}
-		res.MinRequests += int64(math.Ceil(float64(s.Rows) / float64(size)))
+		n := int64(math.Ceil(float64(s.Rows) / float64(size)))
+		res.MinRequests += n
+		res.GroupMinRequests = max(res.GroupMinRequests, n)
 	}
 	if o.incremental {
 		before := rep.Requests.Requests
@@ -286,7 +294,8 @@ func (a *app) benchCommand() *cobra.Command {
 	f.IntVar(&o.companies, "companies", 100000, "Copper companies")
 	f.DurationVar(&o.latency, "latency", 0, "simulated latency per request")
 	f.Float64Var(&o.serverRate, "rate-limit", 0, "simulated rate limit in requests per second (0: none)")
-	f.Float64Var(&o.clientRate, "requests-per-second", 0, "crmsync's pacing (0: unpaced, following the 429s)")
+	f.Float64Var(&o.clientRate, "requests-per-second", 0, "crmsync's ceiling on requests per second (0: unpaced, following the 429s and announced limits)")
+	f.BoolVar(&o.defaultPacing, "default-pacing", false, "pace as crmsync does by default (Close: each endpoint group at the limit it announces; Copper: 180/min)")
 	f.BoolVar(&o.incremental, "incremental", false, "then sync again with nothing changed and count its requests")
 	f.IntVar(&o.loadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path (SQLite: new files in a temporary directory)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
@@ -314,6 +323,9 @@ type benchCase struct {
 	name string
 	args []string
 	rate float64 // the simulated rate limit, for wall ÷ ideal; 0: none
+	// perGroup: the limit applies to each endpoint group apart (Close), so the ideal is the
+	// busiest group's requests at that rate.
+	perGroup bool
 }
 
 // benchSuite runs every case in a child process (peak RSS is per process) and prints a table.
@@ -326,23 +338,25 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 	copper1M := []string{"--source", "copper", "--people", "250000", "--companies", "250000", "--activities", "500000"}
 	load := []string{"--load", fmt.Sprint(benchLoadRows)}
 	cases := []benchCase{
-		{"close 1M → sqlite", close1M, 0},
-		{"copper 1M → sqlite", copper1M, 0},
-		{"close 100k → sqlite", []string{"--source", "close", "--leads", "25000", "--activities", "75000"}, 0},
-		{"copper 100k → sqlite", []string{"--source", "copper", "--people", "25000", "--companies", "25000", "--activities", "50000"}, 0},
-		{"close 40k, 200 ms, 20 req/s", []string{"--source", "close", "--leads", "10000", "--activities", "30000", "--latency", "200ms", "--rate-limit", "20", "--requests-per-second", "20", "--incremental"}, 20},
-		{"copper 12k, 200 ms, 3 req/s", []string{"--source", "copper", "--people", "4000", "--companies", "4000", "--activities", "4000", "--latency", "200ms", "--rate-limit", "3", "--requests-per-second", "3", "--incremental"}, 3},
-		{"load 1M lead rows → sqlite", load, 0},
+		{"close 1M → sqlite", close1M, 0, false},
+		{"copper 1M → sqlite", copper1M, 0, false},
+		{"close 100k → sqlite", []string{"--source", "close", "--leads", "25000", "--activities", "75000"}, 0, false},
+		{"copper 100k → sqlite", []string{"--source", "copper", "--people", "25000", "--companies", "25000", "--activities", "50000"}, 0, false},
+		{"close 40k, 200 ms, 20 req/s", []string{"--source", "close", "--leads", "10000", "--activities", "30000", "--latency", "200ms", "--rate-limit", "20", "--requests-per-second", "20", "--incremental"}, 20, false},
+		{"copper 12k, 200 ms, 3 req/s", []string{"--source", "copper", "--people", "4000", "--companies", "4000", "--activities", "4000", "--latency", "200ms", "--rate-limit", "3", "--requests-per-second", "3", "--incremental"}, 3, false},
+		{"close 100k, 200 req/s per group, default pacing", []string{"--source", "close", "--leads", "25000", "--activities", "75000", "--rate-limit", "200", "--default-pacing"}, 200, true},
+		{"close 8k, 10 req/s per group, default pacing", []string{"--source", "close", "--leads", "2000", "--activities", "6000", "--rate-limit", "10", "--default-pacing"}, 10, true},
+		{"load 1M lead rows → sqlite", load, 0, false},
 	}
 	if pgURL != "" {
 		pg := func(args []string, schema string) []string {
 			return append(append([]string{}, args...), "--dest", pgURL, "--schema", schema)
 		}
 		cases = append(cases[:2:2], append([]benchCase{
-			{"close 1M → postgres", pg(close1M, "crmsync_bench_close"), 0},
-			{"copper 1M → postgres", pg(copper1M, "crmsync_bench_copper"), 0},
+			{"close 1M → postgres", pg(close1M, "crmsync_bench_close"), 0, false},
+			{"copper 1M → postgres", pg(copper1M, "crmsync_bench_copper"), 0, false},
 		}, cases[2:]...)...)
-		cases = append(cases, benchCase{"load 1M lead rows → postgres", pg(load, "crmsync_bench_load"), 0})
+		cases = append(cases, benchCase{"load 1M lead rows → postgres", pg(load, "crmsync_bench_load"), 0, false})
 	}
 	fmt.Fprintf(a.stdout, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cases {
@@ -357,7 +371,10 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		requests, ideal, incr, ceiling := fmt.Sprintf("%d (%d)", r.Requests, r.MinRequests), "—", "—", "—"
-		if c.rate > 0 {
+		switch {
+		case c.perGroup:
+			ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.GroupMinRequests)/c.rate))
+		case c.rate > 0:
 			ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.MinRequests)/c.rate))
 			incr = fmt.Sprint(r.IncrementalRequests)
 		}
@@ -369,23 +386,6 @@ func (a *app) benchSuite(ctx context.Context, pgURL string) error {
 			c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, requests, r.RateLimited, ideal, incr, ceiling)
 	}
 	return nil
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// peakRSSMB is the process's high-water resident set size (Linux reports kilobytes).
-func peakRSSMB() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return float64(ru.Maxrss) / 1024
 }
 
 // benchLoadRows is how many generated rows a load run stores (the suite's size).

@@ -179,16 +179,16 @@ func (a *app) sandboxCommand() *cobra.Command {
 			case "close":
 				var cs *closesim.Server
 				if cs, sim, err = startCloseSimulator(size, addr); err == nil {
-					cs.SetFaults(closesim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
+					err = cs.SetFaults(closesim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
 						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
-						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"]})
+						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"], RateStall: rates["stall"]})
 				}
 			case "copper":
 				var cs *coppersim.Server
 				if cs, sim, err = startCopperSimulator(size, addr); err == nil {
-					cs.SetFaults(coppersim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
+					err = cs.SetFaults(coppersim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
 						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
-						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"]})
+						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"], RateStall: rates["stall"]})
 				}
 			default:
 				return usageError{fmt.Errorf("source: %q is not a known source (close or copper)", src)}
@@ -221,7 +221,7 @@ func (a *app) sandboxCommand() *cobra.Command {
 }
 
 // faultKinds are the faults the sandbox can inject.
-var faultKinds = []string{"429", "429nohint", "5xx", "truncate", "badjson", "reset", "slow", "mutate"}
+var faultKinds = []string{"429", "429nohint", "5xx", "truncate", "badjson", "reset", "slow", "stall", "mutate"}
 
 // parseFaults reads "kind=probability,…".
 func parseFaults(spec string) (map[string]float64, error) {
