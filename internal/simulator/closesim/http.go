@@ -1,7 +1,6 @@
 package closesim
 
 import (
-	"context"
 	"encoding/base64"
 	"math"
 	"net/http"
@@ -128,22 +127,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.statMu.Unlock()
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
-	sleepCtx(r.Context(), s.cfg.Latency)
+	simfault.Sleep(r.Context(), s.cfg.Latency)
 	const prefix = "/api/v1/"
 	p := r.URL.Path
 	if !strings.HasPrefix(p, prefix) && p+"/" != prefix {
@@ -251,7 +236,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		panic(http.ErrAbortHandler)
 	case faultSlow:
 		s.countFault("slow")
-		if !sleepCtx(r.Context(), s.slowDelay()) {
+		if !simfault.Sleep(r.Context(), s.slowDelay()) {
 			return 0
 		}
 	}

@@ -153,10 +153,12 @@ func prepare(r *http.Request) {
 // by the normal response.
 func Wait(r *http.Request, d time.Duration) bool {
 	prepare(r)
-	return sleep(r.Context(), d)
+	return Sleep(r.Context(), d)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or until ctx is done; it reports whether the wait ran out (the client is
+// still there).
+func Sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -184,6 +186,6 @@ func WriteStalled(w http.ResponseWriter, r *http.Request, code int, body []byte,
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	sleep(r.Context(), d)
+	Sleep(r.Context(), d)
 	_, _ = w.Write(body[half:])
 }
