@@ -43,22 +43,6 @@ func decode[T any](data []byte, open byte, what string, parse func(*scanner) (T,
 	return v, nil
 }
 
-// UnmarshalJSON lets a Record sit inside larger structures decoded by encoding/json.
-func (r *Record) UnmarshalJSON(data []byte) error {
-	s := scanner{b: data}
-	s.ws()
-	if s.eat('n') {
-		*r = nil
-		return nil
-	}
-	if !s.eat('{') {
-		return errors.New("expected a JSON object")
-	}
-	rec, err := s.object()
-	*r = rec
-	return err
-}
-
 // fail explains a rejected text: encoding/json's description when the text is not JSON at
 // all, else what the scanner expected.
 func (s *scanner) fail(err error) error {

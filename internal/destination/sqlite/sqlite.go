@@ -75,7 +75,11 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 	if bulk {
 		journal = "DELETE"
 	}
-	dsn := "file:" + path + "?_pragma=page_size(16384)&_pragma=journal_mode(" + journal + ")&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(off)&_txlock=immediate"
+	uri, err := fileURI(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite destination: %w", err)
+	}
+	dsn := uri + "?_pragma=page_size(16384)&_pragma=journal_mode(" + journal + ")&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(off)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite destination: %w", err)
@@ -87,6 +91,40 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// fileURI turns a file path into a "file:" URI that names exactly that file. The driver splits
+// its own parameters off at the first '?', and SQLite ends the path at '?' or '#' and decodes
+// %HH in it, so every byte outside a small safe set is percent-encoded. The path is made
+// absolute so the URI always has the empty-authority form "file:///..." (a relative path
+// starting with "//" would otherwise read as an authority); on Windows that is
+// "file:///C:/...", which SQLite's Windows VFS accepts.
+func fileURI(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", path, err)
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len("file://") + 3*len(p))
+	b.WriteString("file://")
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '/', c == '-', c == '.', c == '_', c == '~', c == ':':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String(), nil
 }
 
 func (d *Destination) init(ctx context.Context) error {
@@ -137,8 +175,9 @@ func (d *Destination) TableName(stream string) string {
 	return d.schema + "_" + stream
 }
 
-// Lock takes an exclusive OS lock on a file next to the database, released by the kernel if the
-// process dies, so a crashed sync never leaves a stale lock behind.
+// Lock takes an exclusive OS lock on a file next to the database; release removes the file. The
+// kernel drops the lock if the process dies, so a crashed sync leaves at most an unlocked file,
+// never a stale lock. Where flock is unavailable this is a no-op (see lock_other.go).
 func (d *Destination) Lock(ctx context.Context, source string) (func(), error) {
 	return lockFile(d.path + ".crmsync-" + source + ".lock")
 }
