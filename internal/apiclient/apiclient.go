@@ -337,6 +337,7 @@ func (c *Client) acquire(ctx context.Context, p *pacer) (time.Duration, error) {
 	now := c.clock.Now()
 	d := c.ceiling.ReserveN(now, 1).DelayFrom(now)
 	if err := c.clock.Sleep(ctx, d); err != nil {
+		p.done(outcome{}) // let go of the group's slot (and its probe) unsent
 		return waited, err
 	}
 	return waited + d, nil
