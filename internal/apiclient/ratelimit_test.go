@@ -11,38 +11,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/fakeclock"
 )
 
-// fakeClock advances only when slept on, so pacing tests measure the waits the client asks for
-// without waiting them.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// epoch is where the tests' fake clocks start.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d > 0 {
-		f.mu.Lock()
-		f.t = f.t.Add(d)
-		f.mu.Unlock()
-	}
-	return ctx.Err()
-}
+func newFakeClock() *fakeclock.Clock { return fakeclock.New(epoch) }
 
 // gaps is how long n intervals at rate requests/s last.
 func gaps(n int, rate float64) time.Duration {
 	return time.Duration(float64(n) / rate * float64(time.Second))
 }
-
-func (f *fakeClock) since(t0 time.Time) time.Duration { return f.Now().Sub(t0) }
 
 // TestPacingLearnsEachGroup: each endpoint group is paced by the limit its own answers
 // announce, just under it, whatever the window's form.
@@ -80,7 +61,7 @@ func TestPacingLearnsEachGroup(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got := clock.since(t0)
+			got := clock.Since(t0)
 			if got < tt.want*95/100 || got > tt.want*105/100 {
 				t.Fatalf("%d requests took %s of paced time, want about %s", tt.n, got, tt.want)
 			}
@@ -113,14 +94,14 @@ func TestGroupsArePacedApart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if el := clock.since(t0); el > time.Second {
+	if el := clock.Since(t0); el > time.Second {
 		t.Fatalf("the fast group waited %s behind the slow group's closed window", el)
 	}
 	t0 = clock.Now()
 	if err := c.Do(ctx, Request{Method: "GET", Path: "/slow/"}, decodeData); err != nil {
 		t.Fatal(err)
 	}
-	if el := clock.since(t0); el < 29*time.Second {
+	if el := clock.Since(t0); el < 29*time.Second {
 		t.Fatalf("the slow group's second request waited %s; its answer said remaining=0, reset=30", el)
 	}
 }
@@ -145,7 +126,7 @@ func TestRemainingCountsRequestsInFlight(t *testing.T) {
 	if _, err := p.acquire(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if el := clock.since(t0); el < 3*time.Second {
+	if el := clock.Since(t0); el < 3*time.Second {
 		t.Fatalf("sent after %s with 2 remaining and 3 in flight; want to wait for the 3 s reset", el)
 	}
 }
@@ -192,7 +173,7 @@ func TestRateLimitTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "still rate limited after 1m0s") || !strings.Contains(err.Error(), "--rate-limit-timeout") {
 		t.Fatalf("want an error naming the bound and its setting, got %v", err)
 	}
-	if el := clock.since(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); el < time.Minute || el > 2*time.Minute {
+	if el := clock.Since(epoch); el < time.Minute || el > 2*time.Minute {
 		t.Fatalf("gave up after %s of rate limiting, want about a minute", el)
 	}
 }
@@ -271,7 +252,7 @@ func TestNoHintBackoffIsShort(t *testing.T) {
 		}
 	}
 	// 45 requests at 2.95/s is 15 s; each of the 15 429s may add up to 0.5 s.
-	if el := clock.since(t0); el > 25*time.Second {
+	if el := clock.Since(t0); el > 25*time.Second {
 		t.Fatalf("30 requests with every third a 429 took %s", el)
 	}
 }

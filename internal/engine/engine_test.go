@@ -13,6 +13,7 @@ import (
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/state"
@@ -74,37 +75,19 @@ func openSQLite(t *testing.T) destination.Destination {
 	return d
 }
 
-// fakeNow is a clock the test moves.
-type fakeNow struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeNow) now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeNow) advance(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
-
 // TestFlushIntervalCommitsWithoutCheckpoints: a stream that never checkpoints (newest-first
 // listings) still commits its rows once the flush interval has passed, before its read ends.
 func TestFlushIntervalCommitsWithoutCheckpoints(t *testing.T) {
-	clock := &fakeNow{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
 	dst := writeSignal{openSQLite(t), make(chan int, 10)}
 	src := &scriptedSource{version: 1, emit: func(ctx context.Context, w source.Window, out source.Emitter) error {
 		for i := range 3 {
-			if err := out.Record(ctx, item(i, clock.now().Add(-time.Hour))); err != nil {
+			if err := out.Record(ctx, item(i, clock.Now().Add(-time.Hour))); err != nil {
 				return err
 			}
 		}
-		clock.advance(10 * time.Second)
-		if err := out.Record(ctx, item(3, clock.now().Add(-time.Hour))); err != nil {
+		clock.Advance(10 * time.Second)
+		if err := out.Record(ctx, item(3, clock.Now().Add(-time.Hour))); err != nil {
 			return err
 		}
 		select {
@@ -117,7 +100,7 @@ func TestFlushIntervalCommitsWithoutCheckpoints(t *testing.T) {
 			return errors.New("rows read 10 s ago (the flush interval is 5 s) were not committed while the read went on")
 		}
 	}}
-	rep, err := Run(context.Background(), src, dst, Options{StartDate: clock.now().AddDate(0, -1, 0), Now: clock.now, FlushInterval: 5 * time.Second})
+	rep, err := Run(context.Background(), src, dst, Options{StartDate: clock.Now().AddDate(0, -1, 0), Now: clock.Now, FlushInterval: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("%v: %v", err, rep.Streams[0].Err)
 	}

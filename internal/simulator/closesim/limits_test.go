@@ -9,20 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/fakeclock"
 )
-
-// testClock is a settable clock for Config.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // step is one request of a scripted exchange: advance the clock, GET path,
 // and check what came back ("" = not checked).
@@ -34,10 +25,10 @@ type step struct {
 	retryAfter string
 }
 
-func runSteps(t *testing.T, m *sim, clk *testClock, steps []step) {
+func runSteps(t *testing.T, m *sim, clk *fakeclock.Clock, steps []step) {
 	t.Helper()
 	for i, st := range steps {
-		clk.Add(st.advance)
+		clk.Advance(st.advance)
 		r := m.get(st.path)
 		if r.err != nil {
 			t.Fatalf("step %d %s: %v", i, st.path, r.err)
@@ -135,7 +126,7 @@ func TestGroupRateLimits(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clk := &testClock{t: start}
+			clk := fakeclock.New(start)
 			cfg := smallConfig()
 			cfg.Now = clk.Now
 			c.cfg(&cfg)
@@ -190,7 +181,7 @@ func TestGroupKeys(t *testing.T) {
 		}
 	}
 	// Every key is what the server counts for a request to it.
-	clk := &testClock{t: testEpoch}
+	clk := fakeclock.New(testEpoch)
 	cfg := smallConfig()
 	cfg.Now = clk.Now
 	m := newSim(t, cfg)
@@ -245,7 +236,7 @@ func TestResetWindows(t *testing.T) {
 				name += " (counted only)"
 			}
 			t.Run(name, func(t *testing.T) {
-				clk := &testClock{t: start}
+				clk := fakeclock.New(start)
 				cfg := smallConfig()
 				cfg.Now = clk.Now
 				cfg.EnforceResets = enforce
@@ -495,7 +486,7 @@ func TestQueryExactMinute(t *testing.T) {
 }
 
 func TestDateHeader(t *testing.T) {
-	clk := &testClock{t: time.Date(2031, 2, 3, 4, 5, 6, 700, time.FixedZone("X", 3600))}
+	clk := fakeclock.New(time.Date(2031, 2, 3, 4, 5, 6, 700, time.FixedZone("X", 3600)))
 	cfg := smallConfig()
 	cfg.Now = clk.Now
 	cfg.Faults = Faults{Every5xx: 2}
@@ -504,7 +495,7 @@ func TestDateHeader(t *testing.T) {
 		path, key string
 		code      int
 	}{{pLead, testKey, 200}, {pLead, testKey, 502}, {pLead, "bad", 401}, {"/api/v1/nope/", testKey, 404}, {"/api/v1/lead", testKey, 301}} {
-		clk.Add(time.Duration(i) * time.Hour)
+		clk.Advance(time.Duration(i) * time.Hour)
 		r := m.do("GET", c.path, c.key)
 		if r.code != c.code {
 			t.Fatalf("%s: %d, want %d", c.path, r.code, c.code)

@@ -6,30 +6,14 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/fakeclock"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestRateLimit(t *testing.T) {
-	clock := &fakeClock{t: testEpoch.Add(time.Hour)}
+	clock := fakeclock.New(testEpoch.Add(time.Hour))
 	cfg := smallConfig()
 	cfg.RateLimit = 3 // 3/s averaged over 10 s: 30 requests per rolling window
 	cfg.RateWindow = 10 * time.Second
@@ -38,7 +22,7 @@ func TestRateLimit(t *testing.T) {
 
 	for i := 0; i < 30; i++ {
 		c.do("GET", "/users/me", nil).must(t, 200)
-		clock.Add(100 * time.Millisecond)
+		clock.Advance(100 * time.Millisecond)
 	}
 	// The window still holds all 30 (the oldest is 3 s old).
 	r := c.do("GET", "/users/me", nil).must(t, 429)
@@ -53,10 +37,10 @@ func TestRateLimit(t *testing.T) {
 	}
 	// Rejected requests do not extend the block: once the oldest accepted
 	// request leaves the window, one more is allowed, then 429 again.
-	clock.Add(7 * time.Second) // oldest accepted is now 10 s old
+	clock.Advance(7 * time.Second) // oldest accepted is now 10 s old
 	c.do("GET", "/users/me", nil).must(t, 200)
 	c.do("GET", "/users/me", nil).must(t, 429)
-	clock.Add(10 * time.Second)
+	clock.Advance(10 * time.Second)
 	for i := 0; i < 30; i++ {
 		c.do("POST", "/people/search", nil).must(t, 200)
 	}
@@ -172,7 +156,7 @@ func TestFaultRates(t *testing.T) {
 	})
 
 	t.Run("mutate between pages", func(t *testing.T) {
-		clock := &fakeClock{t: testEpoch.Add(2 * time.Hour)}
+		clock := fakeclock.New(testEpoch.Add(2 * time.Hour))
 		cfg := smallConfig()
 		cfg.Now = clock.Now
 		cfg.Faults = Faults{Seed: 9, MutateBetweenPages: 1}

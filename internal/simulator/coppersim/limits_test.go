@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+	"github.com/crmsync/crmsync/internal/fakeclock"
+)
 
 const rate429Body = `{"success":false,"status":429,"message":"Rate limit exceeded"}`
 
@@ -42,7 +42,7 @@ func TestRateLimitPerMinute(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clock := &fakeClock{t: testEpoch.Add(time.Hour)}
+			clock := fakeclock.New(testEpoch.Add(time.Hour))
 			cfg := smallConfig()
 			cfg.RateLimit, cfg.RateWindow, cfg.Now = c.limit, c.window, clock.Now
 			cl := newTestClient(t, cfg)
@@ -51,7 +51,7 @@ func TestRateLimitPerMinute(t *testing.T) {
 			for i := 0; i < c.n; i++ {
 				path := []string{"/users/me", "/account"}[i%2] // one limit for every endpoint
 				cl.do("GET", path, nil).must(t, 200)
-				clock.Add(step)
+				clock.Advance(step)
 			}
 			headerless(t, cl.do("POST", "/people/search", nil).must(t, 429))
 			// Just before the first request leaves the window: still full.
@@ -82,7 +82,7 @@ func TestStorms(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clock := &fakeClock{t: testEpoch.Add(time.Hour)}
+			clock := fakeclock.New(testEpoch.Add(time.Hour))
 			cfg := smallConfig()
 			cfg.Faults, cfg.Now = c.faults, clock.Now
 			cfg.RateLimit, cfg.RateWindow = 1, time.Hour // 3600 per hour: storms leave the window alone
@@ -212,7 +212,7 @@ func TestStalls(t *testing.T) {
 }
 
 func TestDateHeader(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2030, 7, 8, 9, 10, 11, 12, time.FixedZone("Y", -7200))}
+	clock := fakeclock.New(time.Date(2030, 7, 8, 9, 10, 11, 12, time.FixedZone("Y", -7200)))
 	cfg := smallConfig()
 	cfg.Now = clock.Now
 	cfg.Faults = Faults{Every429: 2}
@@ -224,7 +224,7 @@ func TestDateHeader(t *testing.T) {
 		path string
 		code int
 	}{{nil, "/account", 200}, {nil, "/account", 429}, {bad, "/account", 401}, {nil, "/nope", 404}} {
-		clock.Add(time.Duration(i) * 90 * time.Minute)
+		clock.Advance(time.Duration(i) * 90 * time.Minute)
 		var r result
 		if c.h != nil {
 			r = cl.doWith(c.h, "GET", c.path)
