@@ -393,21 +393,16 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		res.err = &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case resp.StatusCode == http.StatusTooManyRequests,
+		// A 503 that says when to come back closes the group like a 429.
+		resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
 		res.limited = true
-		if res.outcome.closeFor = resetHint(resp.Header, body, now); res.outcome.closeFor <= 0 {
+		if res.outcome.closeFor = resetHint(res.outcome.budget, res.outcome.hasLimit, resp.Header, body, now); res.outcome.closeFor <= 0 {
 			res.outcome.noHint = true
 		}
-		res.err = fmt.Errorf("%s %s: rate limited (HTTP 429)", req.Method, req.Path)
-	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		// The server says when to come back: a closed window like a 429's, for the group.
-		res.limited = true
-		if res.outcome.closeFor = resetHint(resp.Header, nil, now); res.outcome.closeFor <= 0 {
-			res.outcome.noHint = true
-		}
-		res.err = fmt.Errorf("%s %s: unavailable (HTTP 503)", req.Method, req.Path)
+		res.err = fmt.Errorf("%s %s: rate limited (HTTP %d)", req.Method, req.Path, resp.StatusCode)
 	case resp.StatusCode >= 500:
-		res.retryAfter = resetHint(resp.Header, nil, now)
+		res.retryAfter = resetHint(res.outcome.budget, res.outcome.hasLimit, resp.Header, nil, now)
 		res.err = fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		res.err = &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}

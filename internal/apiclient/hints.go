@@ -50,8 +50,9 @@ func makeBudget(limit, remaining, reset string) (budget, bool) {
 // wait: RateLimit reset, Retry-After (seconds or an HTTP date), RateLimit-Reset,
 // X-Rate-Limit-Reset, then a JSON body's rate_reset (top level or under "error": the two Close
 // clients disagree on where it is). Zero: no hint.
-func resetHint(h http.Header, body []byte, now time.Time) time.Duration {
-	if b, ok := parseBudget(h); ok && b.remaining == 0 && b.reset > 0 {
+// b is the answer's parsed RateLimit budget, if it had one.
+func resetHint(b budget, hasBudget bool, h http.Header, body []byte, now time.Time) time.Duration {
+	if hasBudget && b.remaining == 0 && b.reset > 0 {
 		return b.reset
 	}
 	if v := h.Get("Retry-After"); v != "" {
@@ -68,18 +69,18 @@ func resetHint(h http.Header, body []byte, now time.Time) time.Duration {
 		}
 	}
 	if len(body) > 0 {
-		var b struct {
+		var legacy struct {
 			RateReset float64 `json:"rate_reset"`
 			Error     struct {
 				RateReset float64 `json:"rate_reset"`
 			} `json:"error"`
 		}
-		if json.Unmarshal(body, &b) == nil {
-			if b.Error.RateReset > 0 {
-				return seconds(b.Error.RateReset)
+		if json.Unmarshal(body, &legacy) == nil {
+			if legacy.Error.RateReset > 0 {
+				return seconds(legacy.Error.RateReset)
 			}
-			if b.RateReset > 0 {
-				return seconds(b.RateReset)
+			if legacy.RateReset > 0 {
+				return seconds(legacy.RateReset)
 			}
 		}
 	}

@@ -762,6 +762,11 @@ func TestFaultRates(t *testing.T) {
 		{"bad_json", func(f *Faults) { f.RateBadJSON = rate }, func(r resp) bool { return r.code == 200 && !json.Valid(r.body) }},
 		{"reset", func(f *Faults) { f.RateReset = rate }, func(r resp) bool { return r.err != nil }},
 		{"slow", func(f *Faults) { f.RateSlow = rate; f.SlowDelay = time.Millisecond }, nil},
+		{"503_retry_after", func(f *Faults) { f.Rate503RetryAfter = rate; f.RetryAfter = 2500 * time.Millisecond }, func(r resp) bool {
+			return r.code == 503 && r.hdr.Get("Retry-After") == "3" && json.Valid(r.body)
+		}},
+		{"stall", func(f *Faults) { f.RateStall = rate; f.StallFor = time.Millisecond }, nil},
+		{"stall_headers", func(f *Faults) { f.RateStallHeaders = rate; f.StallFor = time.Millisecond }, nil},
 	}
 	m := newSim(t, smallConfig())
 	// No keep-alive: Go's transport silently retries a GET whose reused
@@ -772,14 +777,18 @@ func TestFaultRates(t *testing.T) {
 			var f Faults
 			f.Seed = 3
 			c.set(&f)
-			m.s.SetFaults(f)
+			if err := m.s.SetFaults(f); err != nil {
+				t.Fatal(err)
+			}
 			m.s.ResetStats()
 			hits := 0
 			for i := 0; i < n; i++ {
 				r := m.get("/api/v1/user/?_limit=3")
-				if c.check != nil && c.check(r) {
+				switch {
+				case c.check != nil && c.check(r):
 					hits++
-				} else if c.check != nil && (r.err != nil || r.code != 200 || !json.Valid(r.body)) {
+				case r.err != nil || r.code != 200 || !json.Valid(r.body):
+					// Faults without a check (slow, stalls) end in a normal answer.
 					t.Fatalf("unexpected response: %v %d %.80s", r.err, r.code, r.body)
 				}
 			}

@@ -333,51 +333,6 @@ func TestStorms(t *testing.T) {
 	}
 }
 
-// TestNewFaultRates checks that the new random kinds fit the one draw.
-func TestNewFaultRates(t *testing.T) {
-	const n = 400
-	const rate = 0.25
-	cases := []struct {
-		kind  string
-		set   func(*Faults)
-		check func(r resp) bool
-	}{
-		{"503_retry_after", func(f *Faults) { f.Rate503RetryAfter = rate; f.RetryAfter = 2500 * time.Millisecond }, func(r resp) bool {
-			return r.code == 503 && r.hdr.Get("Retry-After") == "3" && json.Valid(r.body)
-		}},
-		{"stall", func(f *Faults) { f.RateStall = rate; f.StallFor = time.Millisecond }, nil},
-		{"stall_headers", func(f *Faults) { f.RateStallHeaders = rate; f.StallFor = time.Millisecond }, nil},
-	}
-	m := newSim(t, smallConfig()) // frozen clock, EnforceResets off: closures are only counted
-	for _, c := range cases {
-		t.Run(c.kind, func(t *testing.T) {
-			f := Faults{Seed: 4}
-			c.set(&f)
-			if err := m.s.SetFaults(f); err != nil {
-				t.Fatal(err)
-			}
-			m.s.ResetStats()
-			hits := 0
-			for i := 0; i < n; i++ {
-				r := m.get("/api/v1/user/?_limit=3")
-				switch {
-				case c.check != nil && c.check(r):
-					hits++
-				case r.err != nil || r.code != 200 || !json.Valid(r.body):
-					t.Fatalf("unexpected response: %v %d %.80s", r.err, r.code, r.body)
-				}
-			}
-			injected := m.s.Stats().Faults[c.kind]
-			if c.check != nil && int64(hits) != injected {
-				t.Errorf("observed %d, stats say %d", hits, injected)
-			}
-			if p := float64(injected) / n; p < rate-0.08 || p > rate+0.08 {
-				t.Errorf("rate %.3f, want ≈ %.2f", p, rate)
-			}
-		})
-	}
-}
-
 func TestStalls(t *testing.T) {
 	const stall = 400 * time.Millisecond
 	cases := []struct {
