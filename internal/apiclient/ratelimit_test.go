@@ -37,6 +37,7 @@ func TestPacingLearnsEachGroup(t *testing.T) {
 		{"200 per second", "limit=200, remaining=199, reset=1", 101, gaps(100, 190)},
 		{"5 per second", "limit=5, remaining=4, reset=1", 20, gaps(19, 4.75)},
 		{"fractional reset", "limit=10, remaining=9, reset=0.4", 20, gaps(19, 9.5)},
+		{"keys in another order and spacing", "reset=1,limit=5 , remaining=4", 20, gaps(19, 4.75)},
 		{"600 per minute, counting down", "limit=600, remaining=500, reset=60", 51, gaps(50, 9.5)},
 		{"older X-Rate-Limit headers", "", 11, gaps(10, 19)},
 	}

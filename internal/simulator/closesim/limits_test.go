@@ -3,7 +3,6 @@ package closesim
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/fakeclock"
+	"github.com/crmsync/crmsync/internal/simulator/simfault/simfaulttest"
 )
 
 // step is one request of a scripted exchange: advance the clock, GET path,
@@ -351,29 +351,9 @@ func TestStalls(t *testing.T) {
 			if err := m.s.SetFaults(c.faults); err != nil {
 				t.Fatal(err)
 			}
-			t0 := time.Now()
 			req, _ := http.NewRequest("GET", m.ts.URL+pLead, nil)
 			req.SetBasicAuth(testKey, "")
-			r, err := m.c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotHeaders := time.Since(t0)
-			body, err := io.ReadAll(r.Body)
-			r.Body.Close()
-			total := time.Since(t0)
-			if err != nil || r.StatusCode != 200 || !bytes.Equal(body, want.body) {
-				t.Fatalf("stalled response: %v %d %d bytes", err, r.StatusCode, len(body))
-			}
-			if r.ContentLength != int64(len(body)) {
-				t.Errorf("Content-Length %d, body %d", r.ContentLength, len(body))
-			}
-			if c.headers && gotHeaders < stall {
-				t.Errorf("headers after %v, want ≥ %v", gotHeaders, stall)
-			}
-			if !c.headers && (gotHeaders >= stall || total < stall) {
-				t.Errorf("headers after %v, body after %v; want headers at once, body after ≥ %v", gotHeaders, total, stall)
-			}
+			simfaulttest.CheckStalled(t, m.c, req, stall, c.headers, want.body)
 			if st := m.s.Stats(); st.Faults[c.kind] != 1 {
 				t.Errorf("faults %v", st.Faults)
 			}
