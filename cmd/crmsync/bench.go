@@ -182,6 +182,10 @@ func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, 
 	if err != nil {
 		return benchResult{}, err
 	}
+	d, err := cfg.Descriptor()
+	if err != nil {
+		return benchResult{}, err
+	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -211,7 +215,7 @@ func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, 
 			}
 		}()
 	}
-	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: streams, Windows: windowsFor(cfg)}
+	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: streams, Windows: d.Windows(cfg.RequestsPerSecond)}
 	cpu0 := cpuSeconds()
 	rep, err := engine.Run(ctx, src, dst, opts)
 	if err != nil {

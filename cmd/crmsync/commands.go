@@ -12,8 +12,8 @@ import (
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/engine"
-	"github.com/crmsync/crmsync/internal/source/copper"
 )
 
 // settingsFlags are the flags shared by check, discover and sync.
@@ -68,7 +68,7 @@ func (f *settingsFlags) resolve(getenv func(string) string) (config.Config, erro
 		source = fileCfg.Source
 	}
 	cfg := config.Overlay(config.Overlay(config.FromEnv(source, getenv), fileCfg), flagCfg)
-	if err := cfg.CheckSource(); err != nil {
+	if _, err := cfg.Descriptor(); err != nil {
 		return config.Config{}, usageError{err}
 	}
 	return cfg, nil
@@ -151,13 +151,13 @@ func (a *app) discoverCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cat, err := catalogOf(cfg.Source)
+			d, err := cfg.Descriptor()
 			if err != nil {
 				return usageError{err}
 			}
 			enc := json.NewEncoder(a.stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(discoverJSON(cat))
+			return enc.Encode(discoverJSON(d.Catalog()))
 		},
 	}
 	f.register(cmd, false)
@@ -198,36 +198,15 @@ type syncOptions struct {
 }
 
 // engineOptions turns validated settings into engine options.
-func engineOptions(cfg config.Config, start time.Time, log *slog.Logger) engine.Options {
+func engineOptions(cfg config.Config, d connector.Descriptor, start time.Time, log *slog.Logger) engine.Options {
 	return engine.Options{
 		StartDate:   start,
 		Streams:     cfg.Streams,
 		BatchSize:   cfg.BatchSize,
 		Concurrency: cfg.Concurrency,
-		Windows:     windowsFor(cfg),
+		Windows:     d.Windows(cfg.RequestsPerSecond),
 		Logger:      log,
 	}
-}
-
-// typicalLatency is what one API page takes on a real account (100–500 ms).
-const typicalLatency = 400 * time.Millisecond
-
-// windowsFor is how many time windows a big first read is split into: as many as keep the
-// allowed request rate busy at typical latency (rate × latency requests in flight), rounded
-// down, since every window costs a partial last page (and a whole request on a small table).
-// Below two requests in flight the other tables, read concurrently under the same limiter,
-// keep it busy better than a split would: Copper's 3 requests/s at 400 ms gives 1.2, so 1.
-// Close (paced per endpoint group by the limits it announces) and unpaced runs: 8.
-func windowsFor(cfg config.Config) int {
-	rps := cfg.RequestsPerSecond
-	if rps == 0 && cfg.Source == "copper" {
-		// Close learns each endpoint group's limit, so only a ceiling bounds it up front.
-		rps = copper.DefaultRequestsPerSecond
-	}
-	if rps <= 0 {
-		return 8
-	}
-	return min(8, max(1, int(rps*typicalLatency.Seconds())))
 }
 
 func (a *app) docsCommand() *cobra.Command {

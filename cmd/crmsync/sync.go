@@ -16,41 +16,37 @@ import (
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/source"
-	"github.com/crmsync/crmsync/internal/source/closecrm"
-	"github.com/crmsync/crmsync/internal/source/copper"
+	"github.com/crmsync/crmsync/internal/sources"
 )
 
 const defaultDest = "sqlite:crmsync.db"
 
-// allCatalogs lists every source's catalog, in the order the docs show them.
+// allCatalogs lists every source's catalog, in registry order.
 func allCatalogs() []catalog.Catalog {
-	return []catalog.Catalog{closecrm.Catalog(), copper.Catalog()}
-}
-
-func catalogOf(name string) (catalog.Catalog, error) {
-	for _, c := range allCatalogs() {
-		if c.Source == name {
-			return c, nil
-		}
+	var cats []catalog.Catalog
+	for _, d := range sources.All() {
+		cats = append(cats, d.Catalog())
 	}
-	return catalog.Catalog{}, fmt.Errorf("source: %q is not a known source", name)
+	return cats
 }
 
-// newSource builds the source named in cfg.
+// newSource builds the source named in cfg from its descriptor.
 func newSource(cfg config.Config) (source.Source, error) {
-	tuning := apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, UserAgent: "crmsync/" + version,
-		StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout}
-	switch cfg.Source {
-	case "close":
-		return closecrm.New(closecrm.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Tuning: tuning})
-	case "copper":
-		return copper.New(copper.Config{APIKey: cfg.APIKey, UserEmail: cfg.UserEmail, BaseURL: cfg.BaseURL, Tuning: tuning})
+	d, err := cfg.Descriptor()
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("source: %q is not a known source", cfg.Source)
+	return d.Open(connector.Settings{
+		Credentials: cfg.Credentials(),
+		BaseURL:     cfg.BaseURL,
+		Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, UserAgent: "crmsync/" + version,
+			StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout},
+	})
 }
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -103,11 +99,11 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if err != nil {
 		return usageError{err}
 	}
-	cat, err := catalogOf(cfg.Source)
+	d, err := cfg.Descriptor()
 	if err != nil {
 		return usageError{err}
 	}
-	if _, err := cat.Select(cfg.Streams); err != nil {
+	if _, err := d.Catalog().Select(cfg.Streams); err != nil {
 		return usageError{fmt.Errorf("streams: %w", err)}
 	}
 	if cfg.Concurrency < 0 || cfg.BatchSize < 0 {
@@ -130,7 +126,7 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	}
 	defer dst.Close()
 
-	eopts := engineOptions(cfg, start, log)
+	eopts := engineOptions(cfg, d, start, log)
 	eopts.Now = now
 	stopProgress := a.startProgress(&eopts, opts.progress)
 	rep, err := engine.Run(ctx, src, dst, eopts)

@@ -6,6 +6,7 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -199,4 +200,73 @@ func IndexOf(cols []Column, name string) int {
 		}
 	}
 	return -1
+}
+
+// Validate checks what the engine and the destinations rely on: a source name and schema
+// version, unique stream and column names, typed columns, a primary key and the cursor and
+// version fields among the columns, and the fields each method needs.
+func (c Catalog) Validate() error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Source == "" {
+		fail("catalog: no source name")
+	}
+	if c.SchemaVersion < 1 {
+		fail("%s: schema version %d; versions start at 1", c.Source, c.SchemaVersion)
+	}
+	if len(c.Streams) == 0 {
+		fail("%s: no streams", c.Source)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Streams {
+		where := c.Source + "." + s.Name
+		if s.Name == "" || seen[s.Name] {
+			fail("%s: stream name empty or declared twice", where)
+		}
+		seen[s.Name] = true
+		cols := map[string]bool{}
+		for _, col := range s.Columns {
+			if col.Name == "" || cols[col.Name] {
+				fail("%s: column %q empty or declared twice", where, col.Name)
+			}
+			cols[col.Name] = true
+			switch col.Type {
+			case Integer, Number, Boolean, Timestamp, String, JSON:
+			default:
+				fail("%s.%s: unknown type %q", where, col.Name, col.Type)
+			}
+		}
+		if len(s.PrimaryKey) == 0 {
+			fail("%s: no primary key", where)
+		}
+		field := func(role, name string) {
+			if name != "" && !cols[name] {
+				fail("%s: %s %q is not a column", where, role, name)
+			}
+		}
+		for _, k := range s.PrimaryKey {
+			field("primary key", k)
+		}
+		field("cursor field", s.CursorField)
+		field("version field", s.VersionField)
+		switch s.Method {
+		case FullTable:
+			if s.CursorField != "" || s.ServerFiltered || s.Lookback != 0 {
+				fail("%s: a full table has no cursor, server filter or lookback", where)
+			}
+		case Incremental, AppendOnly:
+			if s.CursorField == "" {
+				fail("%s: %s needs a cursor field", where, s.Method)
+			}
+			if s.Method == AppendOnly && s.VersionField == "" {
+				fail("%s: append-only needs a version field", where)
+			}
+		default:
+			fail("%s: unknown method %q", where, s.Method)
+		}
+		if s.Lookback < 0 || s.MaxHistory < 0 || s.Settle < 0 {
+			fail("%s: negative lookback, history or settle", where)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -15,13 +15,18 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/sources"
 )
 
 // Config is every setting of a sync. The YAML keys are the field tags.
 type Config struct {
-	Source    string   `yaml:"source"`     // close | copper
-	APIKey    string   `yaml:"api_key"`    // better from CLOSE_API_KEY / COPPER_API_KEY
-	UserEmail string   `yaml:"user_email"` // Copper only
+	Source string `yaml:"source"` // a name in the registry (package sources)
+	// Credentials: the YAML key of each is the Key of a connector.Credential; a source needing
+	// a new kind of credential adds a field here.
+	APIKey    string   `yaml:"api_key"`    // better from the environment (CLOSE_API_KEY, …)
+	UserEmail string   `yaml:"user_email"` // Copper
 	StartDate string   `yaml:"start_date"` // MM/DD/YYYY, YYYY-MM-DD or RFC 3339
 	BaseURL   string   `yaml:"base_url"`   // scheme and host only
 	Dest      string   `yaml:"dest"`       // sqlite:PATH or postgres://…
@@ -40,9 +45,6 @@ type Config struct {
 	LogLevel          string `yaml:"log_level"`  // debug | info | warn | error
 	LogFormat         string `yaml:"log_format"` // text | json
 }
-
-// Sources are the known source names.
-var Sources = []string{"close", "copper"}
 
 // Load reads a YAML config file. Unknown keys and wrong types are errors naming the key.
 func Load(path string) (Config, error) {
@@ -68,11 +70,7 @@ func Parse(data []byte, name string) (Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return Config{}, fmt.Errorf("config file %s: line %d: expected a mapping of settings (key: value)", name, root.Line)
 	}
-	fields := map[string]reflect.Value{}
-	v := reflect.ValueOf(&c).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		fields[v.Type().Field(i).Tag.Get("yaml")] = v.Field(i)
-	}
+	fields := c.fields()
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
 		f, ok := fields[key.Value]
@@ -111,70 +109,40 @@ func kindName(k reflect.Kind) string {
 	return "a string"
 }
 
-// FromEnv returns the settings the environment supplies for a source.
+// FromEnv returns the settings the environment supplies for a source: its credentials from
+// the variables its descriptor names, and the destination and start date.
 func FromEnv(source string, getenv func(string) string) Config {
 	var c Config
-	switch source {
-	case "close":
-		c.APIKey = getenv("CLOSE_API_KEY")
-	case "copper":
-		c.APIKey = getenv("COPPER_API_KEY")
-		c.UserEmail = getenv("COPPER_USER_EMAIL")
+	if d, err := sources.Lookup(source); err == nil {
+		fields := c.fields()
+		for _, cred := range d.Credentials {
+			if f, ok := fields[cred.Key]; ok {
+				f.SetString(getenv(cred.Env))
+			}
+		}
 	}
 	c.Dest = getenv("CRMSYNC_DEST")
 	c.StartDate = getenv("CRMSYNC_START_DATE")
 	return c
 }
 
-// Overlay returns base with every non-zero field of top applied over it.
+// fields maps each YAML key to its settable field.
+func (c *Config) fields() map[string]reflect.Value {
+	fields := map[string]reflect.Value{}
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		fields[v.Type().Field(i).Tag.Get("yaml")] = v.Field(i)
+	}
+	return fields
+}
+
+// Overlay returns base with every non-zero setting of top applied over it.
 func Overlay(base, top Config) Config {
-	if top.Source != "" {
-		base.Source = top.Source
-	}
-	if top.APIKey != "" {
-		base.APIKey = top.APIKey
-	}
-	if top.UserEmail != "" {
-		base.UserEmail = top.UserEmail
-	}
-	if top.StartDate != "" {
-		base.StartDate = top.StartDate
-	}
-	if top.BaseURL != "" {
-		base.BaseURL = top.BaseURL
-	}
-	if top.Dest != "" {
-		base.Dest = top.Dest
-	}
-	if top.Schema != "" {
-		base.Schema = top.Schema
-	}
-	if len(top.Streams) > 0 {
-		base.Streams = top.Streams
-	}
-	if top.RequestsPerSecond != 0 {
-		base.RequestsPerSecond = top.RequestsPerSecond
-	}
-	if top.StallTimeout != 0 {
-		base.StallTimeout = top.StallTimeout
-	}
-	if top.RateLimitTimeout != 0 {
-		base.RateLimitTimeout = top.RateLimitTimeout
-	}
-	if top.Concurrency != 0 {
-		base.Concurrency = top.Concurrency
-	}
-	if top.BatchSize != 0 {
-		base.BatchSize = top.BatchSize
-	}
-	if top.AllowInsecureHTTP {
-		base.AllowInsecureHTTP = true
-	}
-	if top.LogLevel != "" {
-		base.LogLevel = top.LogLevel
-	}
-	if top.LogFormat != "" {
-		base.LogFormat = top.LogFormat
+	b, t := reflect.ValueOf(&base).Elem(), reflect.ValueOf(top)
+	for i := 0; i < t.NumField(); i++ {
+		if !t.Field(i).IsZero() {
+			b.Field(i).Set(t.Field(i))
+		}
 	}
 	return base
 }
@@ -187,30 +155,33 @@ func (c Config) CheckTimeouts() error {
 	return nil
 }
 
-// CheckSource validates the source name.
-func (c Config) CheckSource() error {
-	for _, s := range Sources {
-		if c.Source == s {
-			return nil
-		}
-	}
-	if c.Source == "" {
-		return errors.New("source: missing; set --source (close or copper) or source in the config file")
-	}
-	return fmt.Errorf("source: %q is not a known source (close or copper)", c.Source)
+// Descriptor finds the named source in the registry.
+func (c Config) Descriptor() (connector.Descriptor, error) {
+	return sources.Lookup(c.Source)
 }
 
-// CheckCredentials validates what a source needs to authenticate.
+// Credentials are the credential settings by key (api_key, user_email).
+func (c Config) Credentials() map[string]string {
+	out := map[string]string{}
+	if d, err := c.Descriptor(); err == nil {
+		fields := c.fields()
+		for _, cred := range d.Credentials {
+			if f, ok := fields[cred.Key]; ok {
+				out[cred.Key] = f.String()
+			}
+		}
+	}
+	return out
+}
+
+// CheckCredentials validates what the source needs to authenticate, and the base URL.
 func (c Config) CheckCredentials() error {
-	if err := c.CheckSource(); err != nil {
+	d, err := c.Descriptor()
+	if err != nil {
 		return err
 	}
-	env := strings.ToUpper(c.Source) + "_API_KEY"
-	if strings.TrimSpace(c.APIKey) == "" {
-		return fmt.Errorf("api_key: missing; set %s in the environment (or --api-key, or api_key in the config file)", env)
-	}
-	if c.Source == "copper" && strings.TrimSpace(c.UserEmail) == "" {
-		return errors.New("user_email: missing; Copper needs the email of the user who owns the API key: set COPPER_USER_EMAIL, --user-email, or user_email in the config file")
+	if err := d.CheckCredentials(c.Credentials()); err != nil {
+		return err
 	}
 	if c.BaseURL != "" {
 		if err := CheckBaseURL(c.BaseURL, c.AllowInsecureHTTP); err != nil {

@@ -92,21 +92,11 @@ func (s *Source) Check(ctx context.Context) error {
 
 // Read implements source.Source.
 func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, out source.Emitter) error {
-	switch st.Name {
-	case "leads":
-		return s.readLeads(ctx, w, out)
-	case "activities":
-		return s.readActivities(ctx, w, out)
-	case "tasks":
-		return s.readTasks(ctx, w, out)
-	case "users":
-		return s.readAll(ctx, "/user/", nil, w, out)
-	case "custom_fields":
-		return s.readCustomFields(ctx, w, out)
-	case "event_log":
-		return s.readEvents(ctx, w, out)
-	}
-	return fmt.Errorf("close: no reader for stream %q", st.Name)
+	return tables.Read(s, ctx, st, w, out)
+}
+
+func (s *Source) readUsers(ctx context.Context, w source.Window, out source.Emitter) error {
+	return s.readAll(ctx, "/user/", nil, w, out)
 }
 
 // page is one list answer.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/source"
 )
 
 // SchemaVersion is the version of the Close table set (the vendor integration's v1).
@@ -11,11 +12,11 @@ const SchemaVersion = 1
 
 var c = catalog.Cols
 
-// Streams are the Close tables of the spec. Fields the API sends beyond these (for example the
+// tables are the Close tables, each with its reader of the spec. Fields the API sends beyond these (for example the
 // account's own `custom.cf_…` fields, or activity fields of rarer types) arrive as schema drift
 // and become extra columns.
-var Streams = []catalog.Stream{
-	{
+var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersion, List: []source.Table[*Source]{
+	{Read: (*Source).readActivities, Stream: catalog.Stream{
 		Name: "activities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.AppendOnly,
 		CursorField: "date_created", VersionField: "date_updated", Lookback: 24 * time.Hour,
 		Description: "Every type of activity on a lead or contact (calls, emails, notes, SMS, meetings, status changes, …) in one table, with `_type`. " +
@@ -32,8 +33,8 @@ var Streams = []catalog.Stream{
 			"old_status_type:str", "new_status_type:str", "old_pipeline_id:str", "old_pipeline_name:str", "new_pipeline_id:str", "new_pipeline_name:str",
 			"opportunity_value:int", "opportunity_value_currency:str", "opportunity_value_formatted:str", "opportunity_value_period:str",
 			"opportunity_confidence:int", "opportunity_date_won:str", "task_id:str", "task_text:str", "task_assigned_to:str", "task_assigned_to_name:str"),
-	},
-	{
+	}},
+	{Read: (*Source).readCustomFields, Stream: catalog.Stream{
 		Name: "custom_fields", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Custom field definitions of every object type; `object_type` (added by crmsync) says which endpoint the field came from " +
 			"(lead, contact, opportunity, activity, custom_object_type, shared). No server-side date filter exists: all are read, then filtered on date_updated.",
@@ -41,23 +42,23 @@ var Streams = []catalog.Stream{
 			"editable_with_roles:json", "referenced_custom_type_id:str", "back_reference_is_visible:bool", "always_visible:bool", "enrichment_enabled:bool",
 			"enrichment_options:json", "custom_activity_type_id:str", "custom_object_type_id:str", "required:bool", "associations:json",
 			"created_by:str", "updated_by:str", "organization_id:str", "date_created:ts", "date_updated:ts"),
-	},
-	{
+	}},
+	{Read: (*Source).readEvents, Stream: catalog.Stream{
 		Name: "event_log", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		MaxHistory: 30 * 24 * time.Hour, Settle: 5 * time.Minute,
 		Description: "Events in the account (creations, updates, deletions, emails sent, …). Close keeps 30 days of events: a sync never asks for more, " +
 			"and says so when the start date or bookmark is older. Events can appear up to a few minutes late, so the bookmark stays 5 minutes behind the sync start.",
 		Columns: c("id:str", "object_type:str", "object_id:str", "lead_id:str", "action:str", "organization_id:str", "user_id:str", "api_key_id:str",
 			"request_id:str", "date_created:ts", "date_updated:ts", "changed_fields:json", "meta:json", "data:json", "previous_data:json"),
-	},
-	{
+	}},
+	{Read: (*Source).readLeads, Stream: catalog.Stream{
 		Name: "leads", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Leads (companies/organizations) with their contacts, addresses, opportunities and tasks as JSON; custom fields arrive as `custom.cf_…` columns.",
 		Columns: c("id:str", "name:str", "display_name:str", "description:str", "url:str", "html_url:str", "status_id:str", "status_label:str",
 			"organization_id:str", "created_by:str", "created_by_name:str", "updated_by:str", "updated_by_name:str", "date_created:ts", "date_updated:ts",
 			"addresses:json", "contacts:json", "opportunities:json", "tasks:json", "integration_links:json", "custom:json"),
-	},
-	{
+	}},
+	{Read: (*Source).readTasks, Stream: catalog.Stream{
 		Name: "tasks", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Tasks of every type (lead, email follow-up, missed call, opportunity due, …): read with `_type=all`, since the API returns only lead tasks by default.",
 		Columns: c("id:str", "_type:str", "organization_id:str", "lead_id:str", "lead_name:str", "contact_id:str", "contact_name:str", "assigned_to:str",
@@ -65,16 +66,16 @@ var Streams = []catalog.Stream{
 			"is_primary_lead_notification:bool", "deduplication_key:str", "priority:str", "resolution:str", "created_by:str", "created_by_name:str",
 			"updated_by:str", "updated_by_name:str", "date_created:ts", "date_updated:ts", "email_id:str", "subject:str", "body_preview:str",
 			"total_emails_count_in_thread:int", "opportunity_value:int", "opportunity_value_formatted:str", "opportunity_value_currency:str"),
-	},
-	{
+	}},
+	{Read: (*Source).readUsers, Stream: catalog.Stream{
 		Name: "users", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Users of the Close organization. No server-side date filter exists: all are read, then filtered on date_updated.",
 		Columns: c("id:str", "email:str", "first_name:str", "last_name:str", "image:str", "organizations:json", "date_created:ts", "date_updated:ts",
 			"email_verified_at:ts", "google_profile_image_url:str", "last_used_timezone:str"),
-	},
-}
+	}},
+}}
 
 // Catalog is the Close catalog.
 func Catalog() catalog.Catalog {
-	return catalog.Catalog{Source: "close", SchemaVersion: SchemaVersion, Streams: Streams}
+	return tables.Catalog()
 }

@@ -86,40 +86,17 @@ func (s *Source) Check(ctx context.Context) error {
 	return err
 }
 
-// searchEntities maps CDC tables to their search endpoint.
-var searchEntities = map[string]string{
-	"companies": "companies", "leads": "leads", "opportunities": "opportunities",
-	"people": "people", "projects": "projects", "tasks": "tasks",
-}
-
-// lists maps full tables read with one GET to their path.
-var lists = map[string]string{
-	"contact_types": "/contact_types", "custom_field_definitions": "/custom_field_definitions",
-	"customer_sources": "/customer_sources", "lead_statuses": "/lead_statuses", "loss_reasons": "/loss_reasons",
-	"pipeline_stages": "/pipeline_stages", "pipelines": "/pipelines", "tags": "/tags",
-}
-
 // Read implements source.Source.
 func (s *Source) Read(ctx context.Context, st catalog.Stream, w source.Window, out source.Emitter) error {
-	if entity, ok := searchEntities[st.Name]; ok {
-		return s.readModified(ctx, entity, w, out)
+	return tables.Read(s, ctx, st, w, out)
+}
+
+func (s *Source) readAccount(ctx context.Context, _ source.Window, out source.Emitter) error {
+	rec, err := s.getObject(ctx, "/account")
+	if err != nil {
+		return err
 	}
-	if path, ok := lists[st.Name]; ok {
-		return s.readList(ctx, path, out)
-	}
-	switch st.Name {
-	case "account":
-		rec, err := s.getObject(ctx, "/account")
-		if err != nil {
-			return err
-		}
-		return out.Record(ctx, rec)
-	case "users":
-		return s.readUsers(ctx, out)
-	case "activities_search":
-		return s.readActivities(ctx, w, out)
-	}
-	return fmt.Errorf("copper: no reader for stream %q", st.Name)
+	return out.Record(ctx, rec)
 }
 
 func (s *Source) getObject(ctx context.Context, path string) (record.Record, error) {
@@ -171,7 +148,7 @@ func (s *Source) search(ctx context.Context, entity string, body map[string]any)
 // records of that page before skip are re-reads, which the keyset reader drops by id.
 func pageOf(skip int) int { return skip/pageSize + 1 }
 
-func (s *Source) readUsers(ctx context.Context, out source.Emitter) error {
+func (s *Source) readUsers(ctx context.Context, _ source.Window, out source.Emitter) error {
 	for page := 1; ; page++ {
 		recs, err := s.search(ctx, "users", map[string]any{"page_number": page, "page_size": pageSize})
 		if err != nil {

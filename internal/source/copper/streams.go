@@ -1,9 +1,11 @@
 package copper
 
 import (
+	"context"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/source"
 )
 
 // SchemaVersion is the version of the Copper table set (the vendor integration's v2).
@@ -26,38 +28,53 @@ func cols(groups ...[]string) []catalog.Column {
 	return c(all...)
 }
 
-func full(name, desc string, columns []catalog.Column) catalog.Stream {
-	return catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.FullTable, Description: desc, Columns: columns}
+type table = source.Table[*Source]
+
+// full is a table read whole on every sync.
+func full(name string, read source.Reader[*Source], desc string, columns []catalog.Column) table {
+	return table{Read: read, Stream: catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.FullTable, Description: desc, Columns: columns}}
 }
 
-func cdc(name, desc string, columns []catalog.Column) catalog.Stream {
-	return catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_modified",
-		ServerFiltered: true, Description: desc, Columns: columns}
+// list reads a full table with one GET of path.
+func list(path string) source.Reader[*Source] {
+	return func(s *Source, ctx context.Context, _ source.Window, out source.Emitter) error {
+		return s.readList(ctx, path, out)
+	}
 }
 
-// Streams are the 17 Copper tables of the spec. Custom field values stay in `custom_fields` as
+// cdc is a table read through its search endpoint (POST /<name>/search) by modification time.
+func cdc(name, desc string, columns []catalog.Column) table {
+	read := func(s *Source, ctx context.Context, w source.Window, out source.Emitter) error {
+		return s.readModified(ctx, name, w, out)
+	}
+	return table{Read: read, Stream: catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: catalog.Incremental,
+		CursorField: "date_modified", ServerFiltered: true, Description: desc, Columns: columns}}
+}
+
+// tables are the 17 Copper tables, each with its reader of the spec. Custom field values stay in `custom_fields` as
 // JSON arrays of {custom_field_definition_id, value}; `custom_field_definitions` decodes them.
-var Streams = []catalog.Stream{
-	full("account", "The Copper account itself (one row).", c("id:int", "name:str", "primary_timezone:str", "settings:json", "logo_mini_url:str")),
-	func() catalog.Stream {
+var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersion, List: []table{
+	full("account", (*Source).readAccount, "The Copper account itself (one row).", c("id:int", "name:str", "primary_timezone:str", "settings:json", "logo_mini_url:str")),
+	func() table {
 		s := cdc("activities_search", "Activities (notes, calls, meetings, emails, custom types, system changes). Copper cannot filter activities by "+
 			"modification time: crmsync reads them by activity date from the bookmark minus a 24-hour window, newest first, and upserts by id.",
 			c("id:int", "parent:json", "type:json", "user_id:int", "details:str", "activity_date:ts", "old_value:json", "new_value:json", "date_created:ts", "date_modified:ts"))
 		s.Lookback = 24 * time.Hour
+		s.Read = (*Source).readActivities
 		return s
 	}(),
 	cdc("companies", "Companies.", cols(c0("id:int", "name:str"), contactish, c0("contact_type_id:int", "email_domain:str", "primary_contact_id:int", "interaction_count:int"), modified)),
-	full("contact_types", "Contact types.", c("id:int", "name:str")),
-	full("custom_field_definitions", "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
+	full("contact_types", list("/contact_types"), "Contact types.", c("id:int", "name:str")),
+	full("custom_field_definitions", list("/custom_field_definitions"), "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
 		c("id:int", "name:str", "canonical_name:str", "data_type:str", "available_on:json", "is_filterable:bool", "currency:str", "options:json")),
-	full("customer_sources", "Customer sources.", c("id:int", "name:str")),
-	full("lead_statuses", "Lead statuses. Skipped (kept as they were) when Leads are disabled on the account, which Copper answers with 403.",
+	full("customer_sources", list("/customer_sources"), "Customer sources.", c("id:int", "name:str")),
+	full("lead_statuses", list("/lead_statuses"), "Lead statuses. Skipped (kept as they were) when Leads are disabled on the account, which Copper answers with 403.",
 		c("id:int", "name:str", "order:int", "is_default:bool")),
 	cdc("leads", "Leads, including converted ones (`include_converted_leads`, which Copper's search leaves out by default).",
 		cols(c0("id:int"), personName, contactish, c0("company_name:str", "customer_source_id:int", "email:json", "interaction_count:int", "monetary_unit:str",
 			"monetary_value:num", "converted_unit:str", "converted_value:num", "status:str", "status_id:int", "title:str", "date_last_contacted:ts",
 			"converted_opportunity_id:int", "converted_contact_id:int", "converted_at:ts"), modified)),
-	full("loss_reasons", "Loss reasons for opportunities.", c("id:int", "name:str")),
+	full("loss_reasons", list("/loss_reasons"), "Loss reasons for opportunities.", c("id:int", "name:str")),
 	cdc("opportunities", "Opportunities. `close_date` is kept as Copper sends it (a M/D/YYYY string).",
 		c("id:int", "name:str", "assignee_id:int", "close_date:str", "company_id:int", "company_name:str", "customer_source_id:int", "details:str",
 			"loss_reason_id:int", "pipeline_id:int", "pipeline_stage_id:int", "primary_contact_id:int", "priority:str", "status:str", "tags:json",
@@ -66,22 +83,22 @@ var Streams = []catalog.Stream{
 			"pipeline_type:str", "pipeline_is_revenue:bool", "date_created:ts", "date_modified:ts")),
 	cdc("people", "People (contacts).", cols(c0("id:int"), personName, contactish, c0("company_id:int", "company_name:str", "contact_type_id:int",
 		"emails:json", "title:str", "date_last_contacted:ts", "interaction_count:int", "leads_converted_from:json", "date_lead_created:ts"), modified)),
-	full("pipeline_stages", "The stages of every pipeline (read from `GET /pipeline_stages`, the documented endpoint).",
+	full("pipeline_stages", list("/pipeline_stages"), "The stages of every pipeline (read from `GET /pipeline_stages`, the documented endpoint).",
 		c("id:int", "name:str", "pipeline_id:int", "win_probability:num")),
-	full("pipelines", "Pipelines, with their stages as JSON.", c("id:int", "name:str", "type:str", "is_revenue:bool", "stages:json")),
+	full("pipelines", list("/pipelines"), "Pipelines, with their stages as JSON.", c("id:int", "name:str", "type:str", "is_revenue:bool", "stages:json")),
 	cdc("projects", "Projects.", c("id:int", "name:str", "related_resource:json", "assignee_id:int", "status:str", "details:str", "tags:json",
 		"custom_fields:json", "date_created:ts", "date_modified:ts")),
-	{Name: "tags", PrimaryKey: []string{"name"}, Method: catalog.FullTable, Description: "Tags, with how often each is used.",
-		Columns: c("name:str", "count:int", "count_people:int", "count_leads:int", "count_companies:int", "count_opportunities:int", "count_projects:int", "count_tasks:int")},
+	{Read: list("/tags"), Stream: catalog.Stream{Name: "tags", PrimaryKey: []string{"name"}, Method: catalog.FullTable, Description: "Tags, with how often each is used.",
+		Columns: c("name:str", "count:int", "count_people:int", "count_leads:int", "count_companies:int", "count_opportunities:int", "count_projects:int", "count_tasks:int")}},
 	cdc("tasks", "Tasks.", c("id:int", "name:str", "related_resource:json", "assignee_id:int", "due_date:ts", "reminder_date:ts", "completed_date:ts",
 		"priority:str", "status:str", "details:str", "tags:json", "custom_fields:json", "custom_activity_type_id:int", "date_created:ts", "date_modified:ts")),
-	full("users", "Users of the account.", c("id:int", "name:str", "email:str", "groups:json")),
-}
+	full("users", (*Source).readUsers, "Users of the account.", c("id:int", "name:str", "email:str", "groups:json")),
+}}
 
 // c0 keeps specs as a plain group for cols.
 func c0(specs ...string) []string { return specs }
 
 // Catalog is the Copper catalog.
 func Catalog() catalog.Catalog {
-	return catalog.Catalog{Source: "copper", SchemaVersion: SchemaVersion, Streams: Streams}
+	return tables.Catalog()
 }

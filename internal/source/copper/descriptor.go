@@ -1,0 +1,71 @@
+package copper
+
+import (
+	"time"
+
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+	"github.com/crmsync/crmsync/internal/source"
+)
+
+// Descriptor is Copper as the registry knows it.
+var Descriptor = connector.Descriptor{
+	Name:   "copper",
+	Title:  "Copper",
+	Tables: tables,
+	Credentials: []connector.Credential{
+		{Key: "api_key", Env: "COPPER_API_KEY", Missing: "set COPPER_API_KEY in the environment (or --api-key, or api_key in the config file)"},
+		{Key: "user_email", Env: "COPPER_USER_EMAIL", Missing: "Copper needs the email of the user who owns the API key: set COPPER_USER_EMAIL, --user-email, or user_email in the config file"},
+	},
+	Open: func(s connector.Settings) (source.Source, error) {
+		src, err := New(Config{APIKey: s.Credentials["api_key"], UserEmail: s.Credentials["user_email"], BaseURL: s.BaseURL, Tuning: s.Tuning})
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return src, nil
+	},
+	RequestsPerSecond: DefaultRequestsPerSecond,
+	Simulator: connector.SimulatorSpec{
+		New:         newSimulator,
+		Credentials: map[string]string{"api_key": "api_demo.sandboxkey", "user_email": "demo@crmsync.example"},
+		Sizes: []connector.SimSize{
+			{Table: "people", Default: 2000}, {Table: "companies", Default: 1000}, {Table: "leads", Default: 1000},
+			{Table: "opportunities", Default: 1000}, {Table: "projects", Default: 200}, {Table: "tasks", Default: 1000},
+			{Table: "activities_search", Default: 6000}, {Table: "users", Default: 12},
+		},
+		Updated: "people", Added: "activities_search",
+		BenchPages: map[string]int{"people": pageSize, "companies": pageSize, "activities_search": pageSize},
+	},
+}
+
+func newSimulator(c connector.SimConfig) (connector.Simulator, error) {
+	n := c.Sizes
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
+	epoch := now().UTC().Truncate(24 * time.Hour)
+	sim, err := coppersim.New(coppersim.Config{
+		Seed: c.Seed, APIKey: c.Credentials["api_key"], UserEmail: c.Credentials["user_email"], Now: c.Now, Epoch: epoch,
+		Latency: c.Latency, RateLimit: c.RateLimit,
+		People: n["people"], Companies: n["companies"], Leads: n["leads"], Opportunities: n["opportunities"],
+		Projects: n["projects"], Tasks: n["tasks"], Activities: n["activities_search"], Users: n["users"],
+	})
+	if err != nil {
+		return nil, err
+	}
+	return simulator{sim, epoch}, nil
+}
+
+// simulator adapts coppersim to connector.Simulator.
+type simulator struct {
+	*coppersim.Server
+	epoch time.Time
+}
+
+func (s simulator) Epoch() time.Time { return s.epoch }
+
+func (s simulator) AddRecords(table string, n int, at time.Time) { s.Server.AddRecords(table, n, at) }
+func (s simulator) UpdateRecords(table string, n int, at time.Time) {
+	s.Server.UpdateRecords(table, n, at)
+}

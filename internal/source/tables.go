@@ -1,0 +1,59 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+)
+
+// Reader reads one stream of a source of type S and emits its records.
+type Reader[S any] func(src S, ctx context.Context, w Window, out Emitter) error
+
+// Table is a stream declaration together with the code that reads it, so a table cannot be
+// declared without a reader nor read by a switch that forgot it.
+type Table[S any] struct {
+	catalog.Stream
+	Read Reader[S]
+}
+
+// Tables is a source's table set: its catalog and its readers in one declaration.
+type Tables[S any] struct {
+	Source        string
+	SchemaVersion int
+	List          []Table[S]
+}
+
+// Catalog returns the declared streams.
+func (ts Tables[S]) Catalog() catalog.Catalog {
+	streams := make([]catalog.Stream, len(ts.List))
+	for i, t := range ts.List {
+		streams[i] = t.Stream
+	}
+	return catalog.Catalog{Source: ts.Source, SchemaVersion: ts.SchemaVersion, Streams: streams}
+}
+
+// Read dispatches to the stream's reader.
+func (ts Tables[S]) Read(src S, ctx context.Context, st catalog.Stream, w Window, out Emitter) error {
+	for _, t := range ts.List {
+		if t.Name == st.Name {
+			return t.Read(src, ctx, w, out)
+		}
+	}
+	return fmt.Errorf("%s: no stream %q", ts.Source, st.Name)
+}
+
+// Validate checks the catalog (catalog.Validate) and that every table has a reader.
+func (ts Tables[S]) Validate() error {
+	var errs []error
+	if err := ts.Catalog().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range ts.List {
+		if t.Read == nil {
+			errs = append(errs, fmt.Errorf("%s.%s: no reader", ts.Source, t.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
