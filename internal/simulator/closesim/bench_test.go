@@ -7,27 +7,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault/simfaulttest"
 )
-
-// discardWriter is a minimal ResponseWriter so benchmarks measure the
-// simulator, not a recorder.
-type discardWriter struct {
-	h    http.Header
-	code int
-	n    int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
-func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
-
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // A 300k-activity dataset (plus leads/users to reference) must stay small:
 // only compact metadata and sorted indexes are resident.
@@ -35,22 +17,22 @@ func TestHeap300kActivities(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 300k dataset")
 	}
-	before := heapInUse()
+	before := simfaulttest.HeapInUse()
 	s, err := New(Config{Seed: 1, APIKey: "k", Epoch: testEpoch, Activities: 300_000, Leads: 1000, Users: 50, CustomFields: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Serve a few filtered pages so the result cache holds something too.
 	for _, q := range []string{"date_created__gte=2023-01-01&_skip=100", "_order_by=date_created&_skip=5000", "_skip=250000"} {
-		w := &discardWriter{h: http.Header{}}
+		w := &simfaulttest.DiscardWriter{}
 		req := httptest.NewRequest("GET", "/api/v1/activity/?"+q, nil)
 		req.SetBasicAuth("k", "")
 		s.ServeHTTP(w, req)
-		if w.code != 200 {
-			t.Fatalf("%s: %d", q, w.code)
+		if w.Code != 200 {
+			t.Fatalf("%s: %d", q, w.Code)
 		}
 	}
-	after := heapInUse()
+	after := simfaulttest.HeapInUse()
 	runtime.KeepAlive(s)
 	used := int64(after) - int64(before)
 	t.Logf("heap for 301,090 records: %.1f MB (%.1f bytes/record)", float64(used)/(1<<20), float64(used)/301_090)
@@ -69,17 +51,17 @@ func BenchmarkServeActivitiesPage(b *testing.B) {
 		reqs[i] = httptest.NewRequest("GET", fmt.Sprintf("/api/v1/activity/?date_created__gte=2023-01-01T00:00:00&_order_by=date_created&_skip=%d&_limit=100", i*1000), nil)
 		reqs[i].SetBasicAuth("k", "")
 	}
-	w := &discardWriter{h: http.Header{}}
+	w := &simfaulttest.DiscardWriter{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	bytes := 0
 	for i := 0; b.Loop(); i++ {
-		w.n = 0
+		w.N = 0
 		s.ServeHTTP(w, reqs[i%len(reqs)])
-		if w.code != 200 {
-			b.Fatal(w.code)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
 		}
-		bytes += w.n
+		bytes += w.N
 	}
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/page")
 }
@@ -91,16 +73,16 @@ func BenchmarkServeLeadsPage(b *testing.B) {
 	}
 	req := httptest.NewRequest("GET", `/api/v1/lead/?_limit=200&_skip=4000&query=sort%3Adate_updated`, nil)
 	req.SetBasicAuth("k", "")
-	w := &discardWriter{h: http.Header{}}
+	w := &simfaulttest.DiscardWriter{}
 	b.ReportAllocs()
 	for b.Loop() {
-		w.n = 0
+		w.N = 0
 		s.ServeHTTP(w, req)
-		if w.code != 200 {
-			b.Fatal(w.code)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
 		}
 	}
-	b.ReportMetric(float64(w.n), "bytes/page")
+	b.ReportMetric(float64(w.N), "bytes/page")
 }
 
 // BenchmarkBuild1M builds a 1,000,000-record dataset and reports its
@@ -110,7 +92,7 @@ func BenchmarkBuild1M(b *testing.B) {
 		Users: 100, CustomFields: 100, Events: 49_800}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		before := heapInUse()
+		before := simfaulttest.HeapInUse()
 		b.StartTimer()
 		t0 := time.Now()
 		s, err := New(cfg)
@@ -119,7 +101,7 @@ func BenchmarkBuild1M(b *testing.B) {
 		}
 		d := time.Since(t0)
 		b.StopTimer()
-		used := heapInUse() - before
+		used := simfaulttest.HeapInUse() - before
 		runtime.KeepAlive(s)
 		b.ReportMetric(float64(used)/1e6, "bytes/record")
 		b.ReportMetric(d.Seconds(), "s/build")

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"net/http"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -76,68 +73,15 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Faults are injected per request with the given probabilities (one draw
-// per request decides among all Rate* kinds, so their rates add up and must
-// not exceed 1; MutateBetweenPages is drawn separately). The draws come from
-// a PRNG seeded by Seed. Every429/Every5xx are counted, not drawn.
-type Faults struct {
-	Seed          int64
-	Rate429       float64 // 429 with RateLimit/Retry-After headers and the legacy body
-	Rate429NoHint float64 // 429 with no header and no reset hint in the body
-	Rate5xx       float64 // 500/502/503/504 at random
-	RateTruncate  float64 // 200 whose JSON body is cut off halfway
-	RateBadJSON   float64 // 200 with invalid JSON, an empty body or an HTML error page
-	RateReset     float64 // connection closed without a response
-	RateSlow      float64 // response delayed by SlowDelay (then served normally)
-	SlowDelay     time.Duration
-	// MutateBetweenPages is the probability that, before a follow-up page of
-	// a listing (_skip > 0 or _cursor), a few records of that stream are
-	// inserted, updated or deleted, so offset pages shift.
-	MutateBetweenPages float64
+// Faults and Stats are the simulators' shared ones (see simfault). Close can show every
+// Faults field.
+type (
+	Faults = simfault.Faults
+	Stats  = simfault.Stats
+)
 
-	// Every429 answers every Nth request (1-based, counted over all
-	// authenticated requests to a known endpoint since New or SetFaults)
-	// with 429, RateLimit remaining=0 and reset=StormReset, Retry-After and
-	// the legacy body; it closes the group for StormReset.
-	Every429 int
-	// Every5xx answers every Nth request with a proxy's 502 (HTML body).
-	// When Every429 hits the same request, 429 wins.
-	Every5xx   int
-	StormReset time.Duration // zero → 1s
-	// Rate503RetryAfter: 503 with Retry-After: RetryAfter (zero → 1s, sent
-	// as whole seconds); it closes the group for RetryAfter.
-	Rate503RetryAfter float64
-	RetryAfter        time.Duration
-	// RateStall: status, headers (full Content-Length) and half the body
-	// are sent, then nothing for StallFor or until the client goes away,
-	// then the rest. RateStallHeaders: nothing at all for that long, then
-	// the normal response.
-	RateStall        float64
-	RateStallHeaders float64
-	StallFor         time.Duration // zero → 40s
-}
-
-// Stats counts what the server saw since New or ResetStats.
-type Stats struct {
-	Requests int64
-	ByStatus map[int]int64    // status 0 = connection reset (no response)
-	ByPath   map[string]int64 // URL path without query
-	// Faults counts injected faults by kind: 429, 429_nohint, 5xx, truncate,
-	// bad_json, reset, slow, mutate, storm_429, storm_5xx, 503_retry_after,
-	// stall, stall_headers.
-	Faults map[string]int64
-	// RateLimited counts genuine 429s from the limiter (not faults, not
-	// InsideReset).
-	RateLimited        int64
-	RateLimitedByGroup map[string]int64
-	// ByGroup counts requests per endpoint group key ("GET /lead/").
-	ByGroup map[string]int64
-	// InsideReset counts requests that arrived while their group was closed
-	// by an announced reset (a 429's reset or a 503's Retry-After), whether
-	// or not Config.EnforceResets answered them 429.
-	InsideReset        int64
-	InsideResetByGroup map[string]int64
-}
+// faultModel keeps the PRNG salt closesim always had, so seeds draw the same faults.
+var faultModel = simfault.Model{Name: "closesim", Salt: 0xFA17}
 
 // Server is the fake Close API. It is an http.Handler for the root of a
 // host: paths are /api/v1/... .
@@ -168,15 +112,9 @@ type Server struct {
 	cacheKeys []string
 	cacheIDs  int
 
-	faultMu sync.Mutex
-	faults  Faults
-	frng    rng
-	storm   simfault.Storm
-
-	rl limiter
-
-	statMu sync.Mutex
-	stats  Stats
+	faults *simfault.Injector
+	rl     *simfault.Limiter
+	stats  simfault.Counter
 }
 
 const maxRecords = 1 << 30
@@ -191,16 +129,23 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("closesim: dataset size %d out of range", n)
 		}
 	}
-	if cfg.Span < 0 || cfg.MaxSkip < 0 || cfg.RateLimit < 0 || math.IsNaN(cfg.RateLimit) || cfg.RateWindow < 0 {
-		return nil, errors.New("closesim: negative Span, MaxSkip, RateLimit or RateWindow")
+	if cfg.Span < 0 || cfg.MaxSkip < 0 {
+		return nil, errors.New("closesim: negative Span or MaxSkip")
 	}
-	if err := checkGroupLimits(cfg.GroupRateLimits); err != nil {
+	mode := simfault.TokenBucket
+	if cfg.RateWindow != 0 {
+		mode = simfault.FixedWindow
+	}
+	rl, err := simfault.NewLimiter("closesim", simfault.Limits{Mode: mode, Rate: cfg.RateLimit, Rates: cfg.GroupRateLimits,
+		Keys: GroupKeys(), Window: cfg.RateWindow})
+	if err != nil {
 		return nil, err
 	}
-	if err := checkFaults(cfg.Faults); err != nil {
+	faults, err := simfault.NewInjector(faultModel, cfg.Faults)
+	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, now: cfg.Now, cache: map[string]cacheEntry{}}
+	s := &Server{cfg: cfg, now: cfg.Now, cache: map[string]cacheEntry{}, faults: faults, rl: rl}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -222,40 +167,8 @@ func New(cfg Config) (*Server, error) {
 	s.mrng = rng{s.h(hMisc+5, 0)}
 	s.org = makeID("orga_", s.h(hOrg, 0), 43)
 	s.n0 = [numStreams]int{cfg.Leads, cfg.Activities, cfg.Tasks, cfg.Users, cfg.CustomFields, cfg.Events}
-	s.rl.init(cfg.RateLimit, cfg.GroupRateLimits, cfg.RateWindow)
-	s.setFaults(cfg.Faults)
 	s.build()
-	s.stats = newStats()
 	return s, nil
-}
-
-func checkFaults(f Faults) error {
-	err := simfault.CheckRates("closesim", []simfault.Rate{
-		simfault.R("Rate429", f.Rate429), simfault.R("Rate429NoHint", f.Rate429NoHint), simfault.R("Rate5xx", f.Rate5xx),
-		simfault.R("RateTruncate", f.RateTruncate), simfault.R("RateBadJSON", f.RateBadJSON), simfault.R("RateReset", f.RateReset),
-		simfault.R("RateSlow", f.RateSlow), simfault.R("Rate503RetryAfter", f.Rate503RetryAfter),
-		simfault.R("RateStall", f.RateStall), simfault.R("RateStallHeaders", f.RateStallHeaders),
-	}, []simfault.Rate{simfault.R("MutateBetweenPages", f.MutateBetweenPages)})
-	if err != nil {
-		return err
-	}
-	return simfault.CheckNonNegative("closesim", simfault.S("SlowDelay", int64(f.SlowDelay)),
-		simfault.S("Every429", int64(f.Every429)), simfault.S("Every5xx", int64(f.Every5xx)),
-		simfault.S("StormReset", int64(f.StormReset)), simfault.S("RetryAfter", int64(f.RetryAfter)),
-		simfault.S("StallFor", int64(f.StallFor)))
-}
-
-func checkGroupLimits(m map[string]float64) error {
-	known := GroupKeys()
-	for k, v := range m {
-		if !slices.Contains(known, k) {
-			return fmt.Errorf("closesim: GroupRateLimits: unknown endpoint group %q (see GroupKeys)", k)
-		}
-		if v < 0 || math.IsNaN(v) {
-			return fmt.Errorf("closesim: GroupRateLimits[%q] = %v", k, v)
-		}
-	}
-	return nil
 }
 
 // ---- building ----
@@ -551,58 +464,17 @@ func (s *Server) Epoch() time.Time { return time.UnixMicro(s.epoch).UTC() }
 // SameTimestamp returns the timestamp shared by Config.SameTimestamp records.
 func (s *Server) SameTimestamp() time.Time { return time.UnixMicro(s.sameTS).UTC() }
 
-// ---- stats ----
-
-func newStats() Stats {
-	return Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{},
-		RateLimitedByGroup: map[string]int64{}, ByGroup: map[string]int64{}, InsideResetByGroup: map[string]int64{}}
-}
+// ---- stats and faults ----
 
 // Stats returns a copy of the counters.
-func (s *Server) Stats() Stats {
-	s.statMu.Lock()
-	defer s.statMu.Unlock()
-	c := s.stats
-	c.ByStatus = maps.Clone(s.stats.ByStatus)
-	c.ByPath = maps.Clone(s.stats.ByPath)
-	c.Faults = maps.Clone(s.stats.Faults)
-	c.RateLimitedByGroup = maps.Clone(s.stats.RateLimitedByGroup)
-	c.ByGroup = maps.Clone(s.stats.ByGroup)
-	c.InsideResetByGroup = maps.Clone(s.stats.InsideResetByGroup)
-	return c
-}
+func (s *Server) Stats() Stats { return s.stats.Stats() }
 
 // ResetStats zeroes the counters.
-func (s *Server) ResetStats() {
-	s.statMu.Lock()
-	defer s.statMu.Unlock()
-	s.stats = newStats()
-}
+func (s *Server) ResetStats() { s.stats.Reset() }
 
-func (s *Server) countFault(kind string) {
-	s.statMu.Lock()
-	s.stats.Faults[kind]++
-	s.statMu.Unlock()
-}
+// SetFaults replaces the fault configuration (goroutine-safe), reseeds the fault PRNG from
+// f.Seed and restarts the Every429/Every5xx count. Invalid settings (the rules of New) return
+// an error and leave the current faults in effect.
+func (s *Server) SetFaults(f Faults) error { return s.faults.Set(f) }
 
-// SetFaults replaces the fault configuration (goroutine-safe), reseeds
-// the fault PRNG from f.Seed and restarts the Every429/Every5xx count.
-// Invalid settings (the rules of New) return an error and leave the
-// current faults in effect.
-func (s *Server) SetFaults(f Faults) error {
-	if err := checkFaults(f); err != nil {
-		return err
-	}
-	s.setFaults(f)
-	return nil
-}
-
-func (s *Server) setFaults(f Faults) {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	s.faults = f
-	s.frng = rng{mix64(uint64(f.Seed) ^ 0xFA17)}
-	s.storm.Reset()
-}
-
-var _ http.Handler = (*Server)(nil)
+var _ simfault.Simulator = (*Server)(nil)

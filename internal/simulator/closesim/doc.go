@@ -119,7 +119,8 @@
 // request: closed group (EnforceResets), storms, limiter, random faults.
 // Invalid settings (negative, NaN, a rate above 1, rates summing above 1)
 // are an error from New and from SetFaults, which then keeps the previous
-// faults. UpdateRecords, AddRecords and
+// faults: the one policy of simfault.Model.Check, shared with coppersim.
+// UpdateRecords, AddRecords and
 // DeleteRecords change the data deterministically and emit matching
 // "updated" / "created" / "deleted" events. Snapshot and Count give the
 // ground truth a correct replica must hold.

@@ -1,7 +1,6 @@
 package closesim
 
 import (
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -81,7 +80,7 @@ func (e *enc) key(k string) {
 // keyQ writes an object key that may need escaping (custom field names).
 func (e *enc) keyQ(k string) {
 	e.pre()
-	e.b = appendQuoted(e.b, k)
+	e.b = jsonenc.AppendString(e.b, k)
 	e.b = append(e.b, ':')
 	e.comma = false
 }
@@ -143,10 +142,10 @@ func (e *enc) emptyObj() {
 	e.b = append(e.b, '{', '}')
 	e.comma = true
 }
-func (e *enc) null() { e.pre(); e.b = append(e.b, "null"...); e.comma = true }
+func (e *enc) null() { e.pre(); e.b = jsonenc.AppendNull(e.b); e.comma = true }
 func (e *enc) str(s string) {
 	e.pre()
-	e.b = appendQuoted(e.b, s)
+	e.b = jsonenc.AppendString(e.b, s)
 	e.comma = true
 }
 func (e *enc) strOrNull(s string) {
@@ -158,12 +157,12 @@ func (e *enc) strOrNull(s string) {
 }
 func (e *enc) int(n int64) {
 	e.pre()
-	e.b = strconv.AppendInt(e.b, n, 10)
+	e.b = jsonenc.AppendInt(e.b, n)
 	e.comma = true
 }
 func (e *enc) boolean(v bool) {
 	e.pre()
-	e.b = strconv.AppendBool(e.b, v)
+	e.b = jsonenc.AppendBool(e.b, v)
 	e.comma = true
 }
 func (e *enc) raw(s string) { e.pre(); e.b = append(e.b, s...); e.comma = true }
@@ -204,11 +203,6 @@ func (e *enc) id(prefix string, key uint64, n int) {
 	e.b = append(e.b, '"')
 	e.comma = true
 }
-
-func appendQuoted(b []byte, s string) []byte { return jsonenc.AppendString(b, s) }
-
-// appendEsc appends s escaped for a JSON string (no quotes).
-func appendEsc(b []byte, s string) []byte { return jsonenc.AppendEscaped(b, s) }
 
 // ---- time ----
 

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
 )
 
 // Everything a record contains is a pure function of (seed, stream, gen,
@@ -327,9 +329,9 @@ func (s *Server) writeCustom(e *enc, defs []cfDef, seedX uint64, created int64, 
 func (e *enc) str3(a, b, c string) {
 	e.pre()
 	e.b = append(e.b, '"')
-	e.b = appendEsc(e.b, a)
-	e.b = appendEsc(e.b, b)
-	e.b = appendEsc(e.b, c)
+	e.b = jsonenc.AppendEscaped(e.b, a)
+	e.b = jsonenc.AppendEscaped(e.b, b)
+	e.b = jsonenc.AppendEscaped(e.b, c)
 	e.b = append(e.b, '"')
 	e.comma = true
 }
@@ -353,8 +355,8 @@ func (s *Server) buildUserRefs() {
 	for u := range s.urefs {
 		fn, ln := s.userNames(int64(u))
 		s.urefs[u] = userRef{
-			id:   string(appendQuoted(nil, makeID("user_", s.idkey(sUsers, uint32(u)), 43))),
-			name: string(appendQuoted(nil, fn.n+" "+ln.n)),
+			id:   string(jsonenc.AppendString(nil, makeID("user_", s.idkey(sUsers, uint32(u)), 43))),
+			name: string(jsonenc.AppendString(nil, fn.n+" "+ln.n)),
 		}
 	}
 	for i := range s.statusIDs {
@@ -433,7 +435,7 @@ func (e *enc) edited(text string, ver uint16) {
 	}
 	e.pre()
 	e.b = append(e.b, '"')
-	e.b = appendEsc(e.b, text)
+	e.b = jsonenc.AppendEscaped(e.b, text)
 	e.b = append(e.b, " (edit "...)
 	e.b = strconv.AppendUint(e.b, uint64(ver), 10)
 	e.b = append(e.b, ")\""...)

@@ -1,6 +1,10 @@
 package closesim
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
+)
 
 // writeActivity writes one activity with the common fields and the fields
 // of its _type (see close/activities.json).
@@ -76,7 +80,7 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("note_html")
 		e.pre()
 		e.b = append(e.b, `"<body><p>`...)
-		e.b = appendEsc(e.b, note)
+		e.b = jsonenc.AppendEscaped(e.b, note)
 		e.b = append(e.b, `</p></body>"`...)
 		e.comma = true
 		e.f("attachments")
@@ -264,7 +268,7 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 	e.f("note_html")
 	e.pre()
 	e.b = append(e.b, `"<body><p>`...)
-	e.b = appendEsc(e.b, note)
+	e.b = jsonenc.AppendEscaped(e.b, note)
 	e.b = append(e.b, `</p></body>"`...)
 	e.comma = true
 	e.f("has_recording")
@@ -351,9 +355,9 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 
 	// writes "Name <addr>" or just the address
 	addr := func(fn, ln name2, dom string) {
-		e.b = appendEsc(e.b, fn.ascii)
+		e.b = jsonenc.AppendEscaped(e.b, fn.ascii)
 		e.b = append(e.b, '.')
-		e.b = appendEsc(e.b, ln.ascii)
+		e.b = jsonenc.AppendEscaped(e.b, ln.ascii)
 		e.b = append(e.b, '@')
 		e.b = append(e.b, dom...)
 	}
@@ -383,12 +387,12 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 			br = "<br>"
 		}
 		e.b = append(e.b, "Hi "...)
-		e.b = appendEsc(e.b, toF.n)
+		e.b = jsonenc.AppendEscaped(e.b, toF.n)
 		e.b = append(e.b, ","...)
-		e.b = appendEsc(e.b, br+br)
-		e.b = appendEsc(e.b, note)
-		e.b = appendEsc(e.b, br+br+"Best,"+br)
-		e.b = appendEsc(e.b, fromF.n)
+		e.b = jsonenc.AppendEscaped(e.b, br+br)
+		e.b = jsonenc.AppendEscaped(e.b, note)
+		e.b = jsonenc.AppendEscaped(e.b, br+br+"Best,"+br)
+		e.b = jsonenc.AppendEscaped(e.b, fromF.n)
 		if html {
 			e.b = append(e.b, "</div>"...)
 		}
@@ -418,7 +422,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 	e.f("sender")
 	e.pre()
 	e.b = append(e.b, '"')
-	e.b = appendEsc(e.b, fromF.n+" "+fromL.n)
+	e.b = jsonenc.AppendEscaped(e.b, fromF.n+" "+fromL.n)
 	e.b = append(e.b, " <"...)
 	addr(fromF, fromL, fromD)
 	e.b = append(e.b, `>"`...)

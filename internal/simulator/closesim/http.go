@@ -120,11 +120,11 @@ func oneOrList(seg []string, group string, sid int, h func(*Server, *call) error
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	simfault.SetDate(w.Header(), s.now()) // the simulator's clock, so tests can move it
 	code := s.serve(w, r)
-	s.statMu.Lock()
-	s.stats.Requests++
-	s.stats.ByStatus[code]++
-	s.stats.ByPath[r.URL.Path]++
-	s.statMu.Unlock()
+	s.stats.Update(func(st *Stats) {
+		st.Requests++
+		st.ByStatus[code]++
+		st.ByPath[r.URL.Path]++
+	})
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
@@ -164,79 +164,68 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 	// with EnforceResets), then the storms, the limiter, the random faults.
 	key := r.Method + " " + rt.group
 	now := s.now()
-	s.statMu.Lock()
-	s.stats.ByGroup[key]++
-	s.statMu.Unlock()
-	hit := s.stormHit()
-	if left, closed := s.rl.closedFor(key, now); closed {
-		s.statMu.Lock()
-		s.stats.InsideReset++
-		s.stats.InsideResetByGroup[key]++
-		s.statMu.Unlock()
+	s.stats.Update(func(st *Stats) { st.ByGroup[key]++ })
+	hit := s.faults.StormHit()
+	if left, closed := s.rl.ClosedFor(key, now); closed {
+		s.stats.Update(func(st *Stats) {
+			st.InsideReset++
+			st.InsideResetByGroup[key]++
+		})
 		if s.cfg.EnforceResets {
 			return s.tooMany(w, key, now, left.Seconds())
 		}
 	}
-	stormReset, retryAfter, stallFor := s.faultDurations()
 	switch hit {
 	case simfault.HitTooMany:
-		s.countFault("storm_429")
-		return s.tooMany(w, key, now, stormReset.Seconds())
+		s.stats.Fault(simfault.KindStorm429)
+		return s.tooMany(w, key, now, s.faults.Current().StormResetDuration().Seconds())
 	case simfault.HitBadGateway:
-		s.countFault("storm_5xx")
+		s.stats.Fault(simfault.KindStorm5xx)
 		return s.serverError(w, http.StatusBadGateway)
 	}
 
-	rl := s.rl.take(key, now)
-	if rl.limited {
-		w.Header().Set("RateLimit", rl.header(s.cfg.FractionalReset))
+	rl := s.rl.Take(key, now)
+	if rl.Limited {
+		w.Header().Set("RateLimit", rateLimitHeader(rl, s.cfg.FractionalReset))
 	} else {
 		w.Header().Set("RateLimit", "limit=1000, remaining=1000, reset=0")
 	}
-	if !rl.ok {
-		s.statMu.Lock()
-		s.stats.RateLimited++
-		s.stats.RateLimitedByGroup[key]++
-		s.statMu.Unlock()
-		return s.tooMany(w, key, now, rl.wait)
+	if !rl.OK {
+		s.stats.Update(func(st *Stats) {
+			st.RateLimited++
+			st.RateLimitedByGroup[key]++
+		})
+		return s.tooMany(w, key, now, rl.Wait)
 	}
 
 	q := r.URL.Query()
-	fk, aux := s.drawFault()
-	switch fk {
-	case fault429:
-		s.countFault("429")
+	fd := s.faults.Draw()
+	if fd.Kind != simfault.KindNone && !fd.Kind.OnAnswer() {
+		s.stats.Fault(fd.Kind)
+	}
+	switch fd.Kind {
+	case simfault.Kind429:
 		return s.tooMany(w, key, now, 1)
-	case fault503RetryAfter:
-		s.countFault("503_retry_after")
+	case simfault.Kind503RetryAfter:
+		retryAfter := fd.Faults.RetryAfterDuration()
 		w.Header().Set("Retry-After", strconv.Itoa(simfault.CeilSeconds(retryAfter.Seconds())))
-		s.rl.close(key, now.Add(retryAfter))
+		s.rl.Close(key, now.Add(retryAfter))
 		return s.jsonError(w, http.StatusServiceUnavailable, http.StatusText(http.StatusServiceUnavailable))
-	case faultStallHeaders:
-		s.countFault("stall_headers")
-		if !simfault.Wait(r, stallFor) {
+	case simfault.KindStallHeaders:
+		if !simfault.Wait(r, fd.Faults.StallDuration()) {
 			return 0
 		}
 		simfault.SetDate(w.Header(), s.now())
-	case fault429NoHint:
-		s.countFault("429_nohint")
+	case simfault.Kind429NoHint:
 		w.Header().Del("RateLimit")
 		return s.reply(w, http.StatusTooManyRequests, nil, "")
-	case fault5xx:
-		s.countFault("5xx")
-		return s.serverError(w, []int{500, 502, 503, 504}[aux%4])
-	case faultReset:
-		s.countFault("reset")
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return 0
-			}
-		}
-		panic(http.ErrAbortHandler)
-	case faultSlow:
-		s.countFault("slow")
-		if !simfault.Sleep(r.Context(), s.slowDelay()) {
+	case simfault.Kind5xx:
+		return s.serverError(w, []int{500, 502, 503, 504}[fd.Aux%4])
+	case simfault.KindReset:
+		simfault.ResetConn(w)
+		return 0
+	case simfault.KindSlow:
+		if !simfault.Sleep(r.Context(), fd.Faults.SlowDelay) {
 			return 0
 		}
 	}
@@ -262,13 +251,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		return s.jsonError(w, ae.status, ae.msg)
 	}
 	body := c.e.b
-	switch fk {
-	case faultTruncate:
-		s.countFault("truncate")
+	if fd.Kind.OnAnswer() {
+		s.stats.Fault(fd.Kind)
+	}
+	switch fd.Kind {
+	case simfault.KindTruncate:
 		body = body[:len(body)/2]
-	case faultBadJSON:
-		s.countFault("bad_json")
-		switch aux % 3 {
+	case simfault.KindBadJSON:
+		switch fd.Aux % 3 {
 		case 0:
 			body = []byte(`{"data": [{"id": "lead_`)
 		case 1:
@@ -276,10 +266,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		default:
 			return s.reply(w, 200, []byte("<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>"), "text/html; charset=utf-8")
 		}
-	case faultStall:
-		s.countFault("stall")
+	case simfault.KindStall:
 		w.Header().Set("Content-Type", "application/json")
-		simfault.WriteStalled(w, r, c.code, body, stallFor)
+		simfault.WriteStalled(w, r, c.code, body, fd.Faults.StallDuration())
 		return c.code
 	}
 	return s.reply(w, c.code, body, "application/json")
@@ -333,8 +322,8 @@ func (s *Server) serverError(w http.ResponseWriter, code int) int {
 // client that honours any of them is never early.
 func (s *Server) tooMany(w http.ResponseWriter, key string, now time.Time, wait float64) int {
 	wait = math.Max(wait, 0.001)
-	s.rl.close(key, now.Add(simfault.Seconds(wait)))
-	w.Header().Set("RateLimit", "limit="+strconv.Itoa(s.rl.limit(key))+", remaining=0, reset="+simfault.FormatReset(wait, s.cfg.FractionalReset))
+	s.rl.Close(key, now.Add(simfault.Seconds(wait)))
+	w.Header().Set("RateLimit", "limit="+strconv.Itoa(s.announcedLimit(key))+", remaining=0, reset="+simfault.FormatReset(wait, s.cfg.FractionalReset))
 	w.Header().Set("Retry-After", strconv.Itoa(simfault.CeilSeconds(wait)))
 	var e enc
 	e.obj()

@@ -442,41 +442,23 @@ func TestDateHeader(t *testing.T) {
 }
 
 func TestFaultSettingsPolicy(t *testing.T) {
-	bad := []Faults{
-		{Rate429: -0.1},
-		{RateStall: math.NaN()},
-		{Rate503RetryAfter: 1.5},
-		{Rate429: 0.5, RateStall: 0.3, RateStallHeaders: 0.3},
-		{Rate503RetryAfter: 0.6, RateSlow: 0.5},
-		{MutateBetweenPages: 2},
-		{Every429: -1},
-		{Every5xx: -3},
-		{StallFor: -time.Second},
-		{StormReset: -time.Second},
-		{RetryAfter: -time.Second},
-		{SlowDelay: -time.Second},
-	}
-	for _, f := range bad {
-		cfg := smallConfig()
-		cfg.Faults = f
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New accepted %+v", f)
-		}
-	}
 	m := newSim(t, smallConfig())
-	if err := m.s.SetFaults(Faults{Every5xx: 1}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range bad {
-		if err := m.s.SetFaults(f); err == nil {
-			t.Errorf("SetFaults accepted %+v", f)
-		}
-	}
-	// The rejected settings left the previous ones in effect.
-	if r := m.get(pLead); r.code != 502 {
-		t.Errorf("after rejected SetFaults: %d, want the 502 storm", r.code)
-	}
-	if err := m.s.SetFaults(Faults{Rate429: 0.2, Rate503RetryAfter: 0.2, RateStall: 0.2, RateStallHeaders: 0.2, RateSlow: 0.2, MutateBetweenPages: 1}); err != nil {
-		t.Errorf("rates summing to 1: %v", err)
-	}
+	simfaulttest.CheckFaultPolicy(t, simfaulttest.Policy{
+		New: func(f Faults) error {
+			cfg := smallConfig()
+			cfg.Faults = f
+			_, err := New(cfg)
+			return err
+		},
+		Sim: m.s,
+		Get: func() int { return m.get(pLead).code },
+		Bad: []Faults{
+			{Rate503RetryAfter: 1.5},
+			{Rate503RetryAfter: 0.6, RateSlow: 0.5}, // RateSlow is one of Close's exclusive rates
+			{StormReset: -time.Second},
+			{RetryAfter: -time.Second},
+		},
+		Good: []Faults{{Rate429: 0.2, Rate503RetryAfter: 0.2, RateStall: 0.2, RateStallHeaders: 0.2, RateSlow: 0.2, MutateBetweenPages: 1,
+			RetryAfter: time.Second, StormReset: time.Second}},
+	})
 }

@@ -7,22 +7,13 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault/simfaulttest"
 )
 
 func config500k() Config {
 	return Config{Seed: 1, Epoch: testEpoch, People: 100000, Companies: 100000, Activities: 300000, Users: 20}
 }
-
-// discardWriter is a minimal ResponseWriter so benchmarks measure the server.
-type discardWriter struct {
-	h      http.Header
-	status int
-	n      int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.status = code }
-func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
 
 func authed(req *http.Request, s *Server) *http.Request {
 	req.Header.Set("X-PW-AccessToken", s.cfg.APIKey)
@@ -32,12 +23,12 @@ func authed(req *http.Request, s *Server) *http.Request {
 }
 
 // servePage runs one search through ServeHTTP (no network).
-func servePage(tb testing.TB, s *Server, entity, body string) *discardWriter {
+func servePage(tb testing.TB, s *Server, entity, body string) *simfaulttest.DiscardWriter {
 	req := authed(must(http.NewRequest("POST", "/developer_api/v1/"+entity+"/search", bytes.NewReader([]byte(body)))), s)
-	w := &discardWriter{h: http.Header{}}
+	w := &simfaulttest.DiscardWriter{}
 	s.ServeHTTP(w, req)
-	if w.status != 200 {
-		tb.Fatalf("status %d", w.status)
+	if w.Code != 200 {
+		tb.Fatalf("status %d", w.Code)
 	}
 	return w
 }
@@ -71,7 +62,7 @@ func BenchmarkServePeoplePage(b *testing.B) {
 	b.ResetTimer()
 	bytesOut := 0
 	for i := 0; b.Loop(); i++ {
-		bytesOut += servePage(b, s, "people", bodies[i%len(bodies)]).n
+		bytesOut += servePage(b, s, "people", bodies[i%len(bodies)]).N
 	}
 	b.ReportMetric(float64(bytesOut)/float64(b.N), "bytes/page")
 }
@@ -99,28 +90,20 @@ func BenchmarkBuild500k(b *testing.B) {
 	}
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // TestMemory500k: 500,000 records must stay well under 60 MB of heap and
 // build in a couple of seconds.
 func TestMemory500k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	before := heapInUse()
+	before := simfaulttest.HeapInUse()
 	start := time.Now()
 	s := must(New(config500k()))
 	build := time.Since(start)
 	// Serve some pages so the hot-path indexes exist (they are built eagerly).
 	servePage(t, s, "people", `{"page_size":200,"sort_by":"date_modified","page_number":3}`)
 	servePage(t, s, "activities", `{"page_size":200,"page_number":3}`)
-	after := heapInUse()
+	after := simfaulttest.HeapInUse()
 	runtime.KeepAlive(s)
 	used := int64(after) - int64(before)
 	per := float64(used) / 500000

@@ -101,7 +101,10 @@
 //     client goes away, then the rest; a header stall sends nothing at all
 //     for that long, then the normal response. Invalid settings (negative,
 //     NaN, a rate above 1, exclusive rates summing above 1) are an error from
-//     New and from SetFaults, which then keeps the previous faults. Truncation declares the full
+//     New and from SetFaults, which then keeps the previous faults (the one
+//     policy of simfault.Model.Check, shared with closesim); so are the
+//     Faults fields Copper cannot show (Rate503RetryAfter, RetryAfter,
+//     StormReset): refused, never ignored. Truncation declares the full
 //     Content-Length, sends half and closes the connection. MutateBetweenPages
 //     applies before page 2+ of a search: two updates, one insert and one
 //     delete in that entity, at Config.Now().

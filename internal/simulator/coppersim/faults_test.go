@@ -64,7 +64,7 @@ func symptom(r result) string {
 	case r.status == 429 && r.header.Get("Retry-After") != "":
 		return "429"
 	case r.status == 429:
-		return "429_no_hint"
+		return "429_nohint"
 	case r.status >= 500:
 		return "5xx"
 	case r.status == 200 && !json.Valid(r.body):
@@ -83,7 +83,7 @@ func TestFaultRates(t *testing.T) {
 		set  func(f *Faults)
 	}{
 		{"429", func(f *Faults) { f.Rate429 = rate }},
-		{"429_no_hint", func(f *Faults) { f.Rate429NoHint = rate }},
+		{"429_nohint", func(f *Faults) { f.Rate429NoHint = rate }},
 		{"5xx", func(f *Faults) { f.Rate5xx = rate }},
 		{"truncate", func(f *Faults) { f.RateTruncate = rate }},
 		{"bad_json", func(f *Faults) { f.RateBadJSON = rate }},
@@ -190,14 +190,12 @@ func TestFaultRates(t *testing.T) {
 	})
 }
 
-func TestFaultsValidation(t *testing.T) {
-	for _, f := range []Faults{{Rate429: -0.1}, {Rate5xx: 1.5}, {Rate429: 0.6, RateReset: 0.6}} {
-		if _, err := New(Config{Faults: f}); err == nil {
-			t.Fatalf("faults %+v accepted", f)
+// Fault settings: TestFaultSettingsPolicy.
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []Config{{People: -1}, {RateLimit: -1}, {RateLimit: math.NaN()}, {RateWindow: -time.Second}, {Latency: -1}, {Span: -1}} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New accepted %+v", cfg)
 		}
-	}
-	if _, err := New(Config{People: -1}); err == nil {
-		t.Fatal("negative size accepted")
 	}
 }
 

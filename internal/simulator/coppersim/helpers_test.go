@@ -138,6 +138,20 @@ func num(v any) int64 {
 	return int64(f)
 }
 
+// int64s parses the decimal ids the mutation methods return.
+func int64s(t testing.TB, ids []string) []int64 {
+	t.Helper()
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			t.Fatalf("id %q: %v", id, err)
+		}
+		out[i] = n
+	}
+	return out
+}
+
 func ids(rows []map[string]any) []int64 {
 	out := make([]int64, len(rows))
 	for i, r := range rows {

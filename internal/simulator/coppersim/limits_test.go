@@ -2,7 +2,6 @@ package coppersim
 
 import (
 	"bytes"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -222,35 +221,17 @@ func TestDateHeader(t *testing.T) {
 }
 
 func TestFaultSettingsPolicy(t *testing.T) {
-	bad := []Faults{
-		{Rate429: -0.1},
-		{RateStall: math.NaN()},
-		{RateStallHeaders: 1.5},
-		{Rate429: 0.5, RateStall: 0.3, RateStallHeaders: 0.3},
-		{RateSlow: 2},
-		{MutateBetweenPages: -1},
-		{Every429: -1},
-		{Every5xx: -2},
-		{StallFor: -time.Second},
-		{SlowDelay: -time.Second},
-	}
-	for _, f := range bad {
-		if _, err := New(Config{Faults: f}); err == nil {
-			t.Errorf("New accepted %+v", f)
-		}
-	}
 	cl := newTestClient(t, smallConfig())
-	if err := cl.srv.SetFaults(Faults{Every5xx: 1}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range bad {
-		if err := cl.srv.SetFaults(f); err == nil { // an error, no panic
-			t.Errorf("SetFaults accepted %+v", f)
-		}
-	}
-	cl.do("GET", "/account", nil).must(t, 502) // the previous faults are still in effect
-	// RateSlow is independent in coppersim: it does not count towards the sum.
-	if err := cl.srv.SetFaults(Faults{Rate429: 0.5, RateStall: 0.25, RateStallHeaders: 0.25, RateSlow: 1}); err != nil {
-		t.Errorf("valid faults rejected: %v", err)
-	}
+	simfaulttest.CheckFaultPolicy(t, simfaulttest.Policy{
+		New: func(f Faults) error {
+			_, err := New(Config{Faults: f})
+			return err
+		},
+		Sim: cl.srv,
+		Get: func() int { return cl.do("GET", "/account", nil).status },
+		// What Copper cannot show is refused, not ignored.
+		Bad: []Faults{{Rate503RetryAfter: 0.1}, {RetryAfter: time.Second}, {StormReset: time.Second}, {Every429: 3, StormReset: 2 * time.Second}},
+		// RateSlow is drawn apart in coppersim: it does not count towards the sum.
+		Good: []Faults{{Rate429: 0.5, RateStall: 0.25, RateStallHeaders: 0.25, RateSlow: 1}},
+	})
 }

@@ -3,6 +3,9 @@ package coppersim
 import (
 	"math/bits"
 	"strconv"
+	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
 )
 
 // Record generation. Each entity has a core struct computed from its rng
@@ -20,6 +23,36 @@ type addr struct {
 }
 
 const day = 86400
+
+// Copper's value shapes, written with the shared JSON appenders (jsonenc).
+
+// nstr is a nullable string.
+type nstr struct {
+	s  string
+	ok bool
+}
+
+func some(s string) nstr { return nstr{s, true} }
+
+// orNull turns "" into null (the pools use "" for "no value").
+func orNull(s string) nstr { return nstr{s, s != ""} }
+
+func appendNStr(b []byte, v nstr) []byte { return jsonenc.AppendStringOrNull(b, v.s, v.ok) }
+
+// appendID writes an id, with 0 meaning null (no Copper id is 0).
+func appendID(b []byte, id int64) []byte { return jsonenc.AppendIntOrNull(b, id, id != 0) }
+
+// appendCloseDate writes an opportunity close_date: "M/D/YYYY", no padding.
+func appendCloseDate(b []byte, ts int64) []byte {
+	t := time.Unix(ts, 0).UTC()
+	b = append(b, '"')
+	b = strconv.AppendInt(b, int64(t.Month()), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(t.Day()), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(t.Year()), 10)
+	return append(b, '"')
+}
 
 func digits4(b []byte, n int) []byte {
 	return append(b, byte('0'+n/1000%10), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
@@ -90,7 +123,7 @@ func appendLabeled(b []byte, key, vkey string, list []labeled) []byte {
 		b = append(b, `{"`...)
 		b = append(b, vkey...)
 		b = append(b, `":`...)
-		b = appendStr(b, l.v)
+		b = jsonenc.AppendString(b, l.v)
 		b = append(b, `,"category":`...)
 		b = appendNStr(b, l.cat)
 		b = append(b, '}')
@@ -143,7 +176,7 @@ func appendTags(b []byte, mask uint16) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendStr(b, tagNames[i])
+		b = jsonenc.AppendString(b, tagNames[i])
 	}
 	return append(b, ']')
 }
@@ -204,7 +237,7 @@ func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint
 			b = append(b, ',')
 		}
 		b = append(b, `{"custom_field_definition_id":`...)
-		b = appendInt(b, d.ID)
+		b = jsonenc.AppendInt(b, d.ID)
 		b = append(b, `,"value":`...)
 		if d.DataType == "Connect" || r.chance(0.45) {
 			if d.DataType == "MultiSelect" {
@@ -216,13 +249,13 @@ func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint
 		}
 		switch d.DataType {
 		case "String":
-			b = appendStr(b, pick(&r, titles)+" @ "+pick(&r, companyHeads).text)
+			b = jsonenc.AppendString(b, pick(&r, titles)+" @ "+pick(&r, companyHeads).text)
 		case "Text":
-			b = appendStr(b, pick(&r, detailsPool))
+			b = jsonenc.AppendString(b, pick(&r, detailsPool))
 		case "URL":
-			b = appendStr(b, "https://portal.example/"+entities[e].kind+"/"+itoa(slot))
+			b = jsonenc.AppendString(b, "https://portal.example/"+entities[e].kind+"/"+itoa(slot))
 		case "Dropdown":
-			b = appendInt(b, pick(&r, d.Options).ID)
+			b = jsonenc.AppendInt(b, pick(&r, d.Options).ID)
 		case "MultiSelect":
 			b = append(b, '[')
 			n := 1 + r.intn(len(d.Options))
@@ -231,20 +264,20 @@ func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendInt(b, d.Options[(start+j)%len(d.Options)].ID)
+				b = jsonenc.AppendInt(b, d.Options[(start+j)%len(d.Options)].ID)
 			}
 			b = append(b, ']')
 		case "Date": // Unix seconds at midnight UTC, around the record's creation
 			ts := created + r.int63n(365*day)
-			b = appendInt(b, ts-ts%day)
+			b = jsonenc.AppendInt(b, ts-ts%day)
 		case "Checkbox":
-			b = appendBool(b, r.chance(0.5))
+			b = jsonenc.AppendBool(b, r.chance(0.5))
 		case "Float":
-			b = appendFloat(b, float64(r.intn(4000))/4)
+			b = jsonenc.AppendFloat(b, float64(r.intn(4000))/4)
 		case "Percentage":
-			b = appendInt(b, int64(r.intn(101)))
+			b = jsonenc.AppendInt(b, int64(r.intn(101)))
 		case "Currency":
-			b = appendInt(b, int64(1000*(1+r.intn(500))))
+			b = jsonenc.AppendInt(b, int64(1000*(1+r.intn(500))))
 		default:
 			b = append(b, "null"...)
 		}
@@ -361,9 +394,9 @@ func (s *Server) person(slot int32, rc *rec) personCore {
 func (s *Server) appendPerson(b []byte, slot int32, rc *rec) []byte {
 	p := s.person(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entPeople, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entPeople, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, p.name)
+	b = jsonenc.AppendString(b, p.name)
 	b = append(b, `,"prefix":`...)
 	b = appendNStr(b, p.prefix)
 	b = append(b, `,"first_name":`...)
@@ -401,16 +434,16 @@ func (s *Server) appendPerson(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entPeople, slot, rc.version, rc.created)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, `,"date_last_contacted":`...)
 	b = appendID(b, p.lastContacted)
 	b = append(b, `,"interaction_count":`...)
-	b = appendInt(b, p.interactions)
+	b = jsonenc.AppendInt(b, p.interactions)
 	b = append(b, `,"leads_converted_from":[`...)
 	if p.leadFrom != 0 {
-		b = appendInt(b, p.leadFrom)
+		b = jsonenc.AppendInt(b, p.leadFrom)
 	}
 	b = append(b, `],"date_lead_created":`...)
 	b = appendID(b, p.leadCreated)
@@ -458,9 +491,9 @@ func (s *Server) company(slot int32, rc *rec) companyCore {
 func (s *Server) appendCompany(b []byte, slot int32, rc *rec) []byte {
 	c := s.company(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entCompanies, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entCompanies, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, c.name)
+	b = jsonenc.AppendString(b, c.name)
 	b = append(b, ',')
 	b = appendAddress(b, c.addr)
 	b = append(b, `,"assignee_id":`...)
@@ -475,7 +508,7 @@ func (s *Server) appendCompany(b []byte, slot int32, rc *rec) []byte {
 	b = appendLabeled(b, "phone_numbers", "number", c.phones)
 	b = append(b, `,"primary_contact_id":`...)
 	if c.primaryContact >= 0 {
-		b = appendInt(b, s.idOf(entPeople, c.primaryContact))
+		b = jsonenc.AppendInt(b, s.idOf(entPeople, c.primaryContact))
 	} else {
 		b = append(b, "null"...)
 	}
@@ -488,11 +521,11 @@ func (s *Server) appendCompany(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entCompanies, slot, rc.version, rc.created)
 	b = append(b, `,"interaction_count":`...)
-	b = appendInt(b, c.interactions)
+	b = jsonenc.AppendInt(b, c.interactions)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	return append(b, '}')
 }
 
@@ -600,9 +633,9 @@ func convertUSD(unit string, value int64) float64 {
 func (s *Server) appendLead(b []byte, slot int32, rc *rec) []byte {
 	l := s.lead(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entLeads, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entLeads, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, l.name)
+	b = jsonenc.AppendString(b, l.name)
 	b = append(b, `,"prefix":`...)
 	b = appendNStr(b, l.prefix)
 	b = append(b, `,"first_name":`...)
@@ -628,32 +661,32 @@ func (s *Server) appendLead(b []byte, slot int32, rc *rec) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"email":`...)
-		b = appendStr(b, l.email.v)
+		b = jsonenc.AppendString(b, l.email.v)
 		b = append(b, `,"category":`...)
 		b = appendNStr(b, l.email.cat)
 		b = append(b, '}')
 	}
 	b = append(b, `,"interaction_count":`...)
-	b = appendInt(b, l.interactions)
+	b = jsonenc.AppendInt(b, l.interactions)
 	b = append(b, `,"monetary_unit":`...)
 	b = appendNStr(b, l.unit)
 	b = append(b, `,"monetary_value":`...)
-	b = appendNInt(b, l.value, l.unit.ok)
+	b = jsonenc.AppendIntOrNull(b, l.value, l.unit.ok)
 	converted := l.unit.ok && l.convAt != 0
 	b = append(b, `,"converted_unit":`...)
 	if converted {
-		b = appendStr(b, "USD")
+		b = jsonenc.AppendString(b, "USD")
 		b = append(b, `,"converted_value":`...)
-		b = appendFloat(b, convertUSD(l.unit.s, l.value))
+		b = jsonenc.AppendFloat(b, convertUSD(l.unit.s, l.value))
 	} else {
 		b = append(b, `null,"converted_value":null`...)
 	}
 	b = append(b, ',')
 	b = appendLabeled(b, "socials", "url", l.socials)
 	b = append(b, `,"status":`...)
-	b = appendStr(b, l.status.Name)
+	b = jsonenc.AppendString(b, l.status.Name)
 	b = append(b, `,"status_id":`...)
-	b = appendInt(b, l.status.ID)
+	b = jsonenc.AppendInt(b, l.status.ID)
 	b = append(b, ',')
 	b = appendTags(b, s.tagMask(entLeads, slot, rc.version))
 	b = append(b, `,"title":`...)
@@ -665,9 +698,9 @@ func (s *Server) appendLead(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entLeads, slot, rc.version, rc.created)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, `,"date_last_contacted":`...)
 	b = appendID(b, l.lastContacted)
 	b = append(b, `,"converted_opportunity_id":`...)
@@ -777,9 +810,9 @@ func (s *Server) opportunity(slot int32, rc *rec) oppCore {
 func (s *Server) appendOpportunity(b []byte, slot int32, rc *rec) []byte {
 	o := s.opportunity(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entOpportunities, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entOpportunities, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, o.name)
+	b = jsonenc.AppendString(b, o.name)
 	b = append(b, `,"assignee_id":`...)
 	b = appendID(b, o.assignee)
 	b = append(b, `,"close_date":`...)
@@ -799,47 +832,47 @@ func (s *Server) appendOpportunity(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, `,"loss_reason_id":`...)
 	b = appendID(b, o.lossReason)
 	b = append(b, `,"pipeline_id":`...)
-	b = appendInt(b, o.pipeline.ID)
+	b = jsonenc.AppendInt(b, o.pipeline.ID)
 	b = append(b, `,"pipeline_stage_id":`...)
-	b = appendInt(b, o.stage.ID)
+	b = jsonenc.AppendInt(b, o.stage.ID)
 	b = append(b, `,"primary_contact_id":`...)
 	b = appendID(b, o.primaryContact)
 	b = append(b, `,"priority":`...)
-	b = appendStr(b, o.priority)
+	b = jsonenc.AppendString(b, o.priority)
 	b = append(b, `,"status":`...)
-	b = appendStr(b, o.status)
+	b = jsonenc.AppendString(b, o.status)
 	b = append(b, ',')
 	b = appendTags(b, s.tagMask(entOpportunities, slot, rc.version))
 	b = append(b, `,"interaction_count":`...)
-	b = appendInt(b, o.interactions)
+	b = jsonenc.AppendInt(b, o.interactions)
 	b = append(b, `,"monetary_unit":`...)
-	b = appendStr(b, o.unit)
+	b = jsonenc.AppendString(b, o.unit)
 	b = append(b, `,"monetary_value":`...)
-	b = appendInt(b, o.value)
+	b = jsonenc.AppendInt(b, o.value)
 	b = append(b, `,"converted_unit":"USD","converted_value":`...)
-	b = appendFloat(b, convertUSD(o.unit, o.value))
+	b = jsonenc.AppendFloat(b, convertUSD(o.unit, o.value))
 	b = append(b, `,"win_probability":`...)
-	b = appendInt(b, o.winProb)
+	b = jsonenc.AppendInt(b, o.winProb)
 	b = append(b, `,"date_stage_changed":`...)
-	b = appendInt(b, o.stageChanged)
+	b = jsonenc.AppendInt(b, o.stageChanged)
 	b = append(b, `,"date_last_contacted":`...)
 	b = appendID(b, o.lastContacted)
 	b = append(b, `,"leads_converted_from":[`...)
 	if o.leadFrom != 0 {
-		b = appendInt(b, o.leadFrom)
+		b = jsonenc.AppendInt(b, o.leadFrom)
 	}
 	b = append(b, `],"date_lead_created":`...)
 	b = appendID(b, o.leadCreated)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entOpportunities, slot, rc.version, rc.created)
 	b = append(b, `,"pipeline_type":`...)
-	b = appendStr(b, o.pipeline.Type)
+	b = jsonenc.AppendString(b, o.pipeline.Type)
 	b = append(b, `,"pipeline_is_revenue":`...)
-	b = appendBool(b, o.pipeline.IsRevenue)
+	b = jsonenc.AppendBool(b, o.pipeline.IsRevenue)
 	return append(b, '}')
 }
 
@@ -869,7 +902,7 @@ func (s *Server) appendRelated(b []byte, key string, rel related) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(rel.e, rel.slot))
+	b = jsonenc.AppendInt(b, s.idOf(rel.e, rel.slot))
 	b = append(b, `,"type":"`...)
 	b = append(b, entities[rel.e].kind...)
 	return append(b, `"}`...)
@@ -901,15 +934,15 @@ func (s *Server) project(slot int32, rc *rec) projectCore {
 func (s *Server) appendProject(b []byte, slot int32, rc *rec) []byte {
 	p := s.project(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entProjects, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entProjects, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, p.name)
+	b = jsonenc.AppendString(b, p.name)
 	b = append(b, ',')
 	b = s.appendRelated(b, "related_resource", p.rel)
 	b = append(b, `,"assignee_id":`...)
 	b = appendID(b, p.assignee)
 	b = append(b, `,"status":`...)
-	b = appendStr(b, p.status)
+	b = jsonenc.AppendString(b, p.status)
 	b = append(b, `,"details":`...)
 	b = appendNStr(b, p.details)
 	b = append(b, ',')
@@ -917,9 +950,9 @@ func (s *Server) appendProject(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entProjects, slot, rc.version, rc.created)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	return append(b, '}')
 }
 
@@ -963,9 +996,9 @@ func (s *Server) task(slot int32, rc *rec) taskCore {
 func (s *Server) appendTask(b []byte, slot int32, rc *rec) []byte {
 	t := s.task(slot, rc)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entTasks, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entTasks, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, t.name)
+	b = jsonenc.AppendString(b, t.name)
 	b = append(b, ',')
 	b = s.appendRelated(b, "related_resource", t.rel)
 	b = append(b, `,"assignee_id":`...)
@@ -977,9 +1010,9 @@ func (s *Server) appendTask(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, `,"completed_date":`...)
 	b = appendID(b, t.completed)
 	b = append(b, `,"priority":`...)
-	b = appendStr(b, t.priority)
+	b = jsonenc.AppendString(b, t.priority)
 	b = append(b, `,"status":`...)
-	b = appendStr(b, t.status)
+	b = jsonenc.AppendString(b, t.status)
 	b = append(b, `,"details":`...)
 	b = appendNStr(b, t.details)
 	b = append(b, ',')
@@ -987,11 +1020,11 @@ func (s *Server) appendTask(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = s.appendCustomFields(b, entTasks, slot, rc.version, rc.created)
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, `,"custom_activity_type_id":`...)
-	b = appendInt(b, t.actType)
+	b = jsonenc.AppendInt(b, t.actType)
 	return append(b, '}')
 }
 
@@ -1078,17 +1111,17 @@ func (s *Server) appendActivity(b []byte, slot int32, rc *rec) []byte {
 	h := s.activityHead(slot)
 	r := h.after
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entActivities, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entActivities, slot))
 	b = append(b, ',')
 	b = s.appendRelated(b, "parent", h.parent)
 	b = append(b, `,"type":{"id":`...)
-	b = appendInt(b, h.typeID)
+	b = jsonenc.AppendInt(b, h.typeID)
 	if h.system {
 		b = append(b, `,"category":"system","name":`...)
 		if h.typeID == actPipelineStage {
-			b = appendStr(b, "Pipeline Stage Changed")
+			b = jsonenc.AppendString(b, "Pipeline Stage Changed")
 		} else {
-			b = appendStr(b, "Property Changed")
+			b = jsonenc.AppendString(b, "Property Changed")
 		}
 		b = append(b, '}')
 	} else {
@@ -1096,7 +1129,7 @@ func (s *Server) appendActivity(b []byte, slot int32, rc *rec) []byte {
 	}
 	b = append(b, `,"user_id":`...)
 	if h.user >= 0 {
-		b = appendInt(b, s.idOf(entUsers, h.user))
+		b = jsonenc.AppendInt(b, s.idOf(entUsers, h.user))
 	} else {
 		b = append(b, "null"...)
 	}
@@ -1108,7 +1141,7 @@ func (s *Server) appendActivity(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, `,"details":`...)
 	b = appendNStr(b, details(&v, noteDetails, pNull, rc.version))
 	b = append(b, `,"activity_date":`...)
-	b = appendInt(b, rc.modified)
+	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, `,"old_value":`...)
 	switch {
 	case h.typeID == actPipelineStage:
@@ -1119,20 +1152,20 @@ func (s *Server) appendActivity(b []byte, slot int32, rc *rec) []byte {
 		b = appendStageRef(b, &p.Stages[i+1])
 	case h.system && h.parent.e == entLeads:
 		i := r.intn(len(leadStatuses) - 1)
-		b = appendStr(b, leadStatuses[i].Name)
+		b = jsonenc.AppendString(b, leadStatuses[i].Name)
 		b = append(b, `,"new_value":`...)
-		b = appendStr(b, leadStatuses[i+1].Name)
+		b = jsonenc.AppendString(b, leadStatuses[i+1].Name)
 	case h.system:
-		b = appendStr(b, "Open")
+		b = jsonenc.AppendString(b, "Open")
 		b = append(b, `,"new_value":`...)
-		b = appendStr(b, oppStatuses[1+r.intn(3)])
+		b = jsonenc.AppendString(b, oppStatuses[1+r.intn(3)])
 	default:
 		b = append(b, `null,"new_value":null`...)
 	}
 	b = append(b, `,"date_created":`...)
-	b = appendInt(b, rc.created)
+	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
-	b = appendInt(b, s.activityModified(slot, rc, &r))
+	b = jsonenc.AppendInt(b, s.activityModified(slot, rc, &r))
 	return append(b, '}')
 }
 
@@ -1148,9 +1181,9 @@ func (s *Server) activityModified(slot int32, rc *rec, r *rng) int64 {
 
 func appendStageRef(b []byte, st *stage) []byte {
 	b = append(b, `{"id":`...)
-	b = appendInt(b, st.ID)
+	b = jsonenc.AppendInt(b, st.ID)
 	b = append(b, `,"name":`...)
-	b = appendStr(b, st.Name)
+	b = jsonenc.AppendString(b, st.Name)
 	return append(b, '}')
 }
 
@@ -1170,11 +1203,11 @@ func (s *Server) userName(slot int32) (name, email string) {
 func (s *Server) appendUser(b []byte, slot int32, rc *rec) []byte {
 	name, email := s.userName(slot)
 	b = append(b, `{"id":`...)
-	b = appendInt(b, s.idOf(entUsers, slot))
+	b = jsonenc.AppendInt(b, s.idOf(entUsers, slot))
 	b = append(b, `,"name":`...)
-	b = appendStr(b, name)
+	b = jsonenc.AppendString(b, name)
 	b = append(b, `,"email":`...)
-	b = appendStr(b, email)
+	b = jsonenc.AppendString(b, email)
 	b = append(b, `,"groups":[`...)
 	// Groups rotate with the version so every update changes them.
 	r := s.rngFor(entUsers, slot, stStable, 1)
@@ -1189,9 +1222,9 @@ func (s *Server) appendUser(b []byte, slot int32, rc *rec) []byte {
 		}
 		first = false
 		b = append(b, `{"id":`...)
-		b = appendInt(b, g.ID)
+		b = jsonenc.AppendInt(b, g.ID)
 		b = append(b, `,"name":`...)
-		b = appendStr(b, g.Name)
+		b = jsonenc.AppendString(b, g.Name)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)

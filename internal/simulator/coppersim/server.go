@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
@@ -25,15 +26,9 @@ type Server struct {
 	tabs  [numEntities]*table
 	small map[string][]json.RawMessage // full-table lists, including overrides
 
-	statsMu sync.Mutex
-	stats   Stats
-
-	faultMu  sync.Mutex
-	faults   Faults
-	faultRng rng
-	storm    simfault.Storm
-
-	limiter limiter
+	stats   simfault.Counter
+	faults  *simfault.Injector
+	limiter *simfault.Limiter
 
 	bufPool sync.Pool
 }
@@ -43,15 +38,19 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	// One key: Copper limits the whole API per key, on a rolling window.
+	limiter, err := simfault.NewLimiter("coppersim", simfault.Limits{Mode: simfault.RollingWindow, Rate: cfg.RateLimit, Window: cfg.RateWindow})
+	if err != nil {
+		return nil, err
+	}
+	faults, err := simfault.NewInjector(faultModel, cfg.Faults)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, faults: faults, limiter: limiter}
 	s.end = cfg.Epoch.Unix()
 	s.start = s.end - int64(cfg.Span/time.Second)
 	s.small = defaultSmallLists()
-	s.setFaults(cfg.Faults)
-	s.ResetStats()
-	if cfg.RateLimit > 0 {
-		s.limiter.init(cfg.RateLimit, cfg.RateWindow)
-	}
 	s.build()
 	return s, nil
 }
@@ -59,103 +58,24 @@ func New(cfg Config) (*Server, error) {
 // Config returns the effective configuration (defaults filled in).
 func (s *Server) Config() Config { return s.cfg }
 
+// Epoch is the data anchor in effect (Config.Epoch, or the start of the day New ran on when it
+// was zero), in whole seconds as Copper stamps: generated timestamps lie before it.
+func (s *Server) Epoch() time.Time { return time.Unix(s.end, 0).UTC() }
+
 // SetFaults replaces the fault configuration, restarts its random stream
 // and the Every429/Every5xx count. Invalid settings (the rules of New)
 // return an error and leave the current faults in effect.
-func (s *Server) SetFaults(f Faults) error {
-	if err := f.validate(); err != nil {
-		return err
-	}
-	s.setFaults(f)
-	return nil
-}
-
-func (s *Server) setFaults(f Faults) {
-	s.faultMu.Lock()
-	s.faults = f
-	s.faultRng = rng{mix64(uint64(f.Seed) ^ 0xfa017fa017)}
-	s.storm.Reset()
-	s.faultMu.Unlock()
-}
+func (s *Server) SetFaults(f Faults) error { return s.faults.Set(f) }
 
 // Stats returns a copy of the counters.
-func (s *Server) Stats() Stats {
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	out := Stats{Requests: s.stats.Requests, RateLimited: s.stats.RateLimited, ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
-	for k, v := range s.stats.ByStatus {
-		out.ByStatus[k] = v
-	}
-	for k, v := range s.stats.ByPath {
-		out.ByPath[k] = v
-	}
-	for k, v := range s.stats.Faults {
-		out.Faults[k] = v
-	}
-	return out
-}
+func (s *Server) Stats() Stats { return s.stats.Stats() }
 
 // ResetStats zeroes the counters.
-func (s *Server) ResetStats() {
-	s.statsMu.Lock()
-	s.stats = Stats{ByStatus: map[int]int64{}, ByPath: map[string]int64{}, Faults: map[string]int64{}}
-	s.statsMu.Unlock()
-}
+func (s *Server) ResetStats() { s.stats.Reset() }
 
-func (s *Server) count(path string) {
-	s.statsMu.Lock()
-	s.stats.Requests++
-	s.stats.ByPath[path]++
-	s.statsMu.Unlock()
-}
+func (s *Server) countStatus(code int) { s.stats.Update(func(st *Stats) { st.ByStatus[code]++ }) }
 
-func (s *Server) countStatus(code int) {
-	s.statsMu.Lock()
-	s.stats.ByStatus[code]++
-	s.statsMu.Unlock()
-}
-
-func (s *Server) countFault(kind string) {
-	s.statsMu.Lock()
-	s.stats.Faults[kind]++
-	s.statsMu.Unlock()
-}
-
-// ---------------------------------------------------------------- rate limiter
-
-// limiter is a rolling window: at most limit accepted requests in any window.
-// Rejected requests do not count.
-type limiter struct {
-	mu     sync.Mutex
-	times  []int64 // ring of accepted request times (ns)
-	head   int
-	n      int
-	window int64
-}
-
-func (l *limiter) init(perSecond float64, window time.Duration) {
-	limit := simfault.WindowLimit(perSecond, window)
-	l.times = make([]int64, limit)
-	l.window = int64(window)
-}
-
-func (l *limiter) allow(now int64) bool {
-	if l.times == nil {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.n > 0 && l.times[l.head] <= now-l.window {
-		l.head = (l.head + 1) % len(l.times)
-		l.n--
-	}
-	if l.n == len(l.times) {
-		return false
-	}
-	l.times[(l.head+l.n)%len(l.times)] = now
-	l.n++
-	return true
-}
+var _ simfault.Simulator = (*Server)(nil)
 
 // ---------------------------------------------------------------- HTTP
 
@@ -165,6 +85,16 @@ type response struct {
 	body   []byte
 	total  int // X-PW-TOTAL, -1 for none
 	pooled *[]byte
+}
+
+// errorBody is Copper's observed error shape.
+func errorBody(status int, msg string) []byte {
+	b := make([]byte, 0, 64+len(msg))
+	b = append(b, `{"success":false,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"message":`...)
+	b = jsonenc.AppendString(b, msg)
+	return append(b, '}')
 }
 
 func errResp(status int, msg string) response {
@@ -187,62 +117,6 @@ func pathPattern(p string) string {
 	return strings.Join(parts, "/")
 }
 
-func (s *Server) sleep(r *http.Request, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-r.Context().Done():
-	}
-}
-
-// faultDraw is one request's fault decision.
-type faultDraw struct {
-	kind      string // "" or one of the response fault names
-	variant   int
-	slow      bool
-	slowDelay time.Duration
-	stallFor  time.Duration
-}
-
-func (s *Server) drawFault() faultDraw {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	f := &s.faults
-	var d faultDraw
-	u := s.faultRng.float()
-	d.variant = s.faultRng.intn(1 << 16)
-	d.slow = s.faultRng.float() < f.RateSlow
-	d.slowDelay = f.SlowDelay
-	d.stallFor = f.StallFor
-	if d.stallFor == 0 {
-		d.stallFor = simfault.DefaultStallFor
-	}
-	for _, k := range []struct {
-		name string
-		rate float64
-	}{{"429", f.Rate429}, {"429_no_hint", f.Rate429NoHint}, {"5xx", f.Rate5xx},
-		{"truncate", f.RateTruncate}, {"bad_json", f.RateBadJSON}, {"reset", f.RateReset},
-		{"stall", f.RateStall}, {"stall_headers", f.RateStallHeaders}} { // new kinds last: old seeds draw as before
-		if u < k.rate {
-			d.kind = k.name
-			break
-		}
-		u -= k.rate
-	}
-	return d
-}
-
-// drawMutate decides whether to mutate data before serving a later page.
-func (s *Server) drawMutate() bool {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	return s.faults.MutateBetweenPages > 0 && s.faultRng.float() < s.faults.MutateBetweenPages
-}
-
 func (s *Server) checkAuth(r *http.Request) string {
 	switch {
 	case r.Header.Get("X-PW-AccessToken") == "":
@@ -262,81 +136,78 @@ func (s *Server) checkAuth(r *http.Request) string {
 // ServeHTTP serves the API; mount it at the root (paths are /developer_api/v1/...).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	simfault.SetDate(w.Header(), s.cfg.Now()) // the simulator's clock, so tests can move it
-	s.count(pathPattern(r.URL.Path))
-	s.sleep(r, s.cfg.Latency)
+	path := pathPattern(r.URL.Path)
+	s.stats.Update(func(st *Stats) {
+		st.Requests++
+		st.ByPath[path]++
+	})
+	simfault.Sleep(r.Context(), s.cfg.Latency)
 	if msg := s.checkAuth(r); msg != "" {
 		s.write(w, errResp(http.StatusUnauthorized, msg))
 		return
 	}
 	// Storms come before the limiter: like rejected requests, they do not
 	// use up the window.
-	switch s.stormHit() {
+	switch s.faults.StormHit() {
 	case simfault.HitTooMany:
-		s.countFault("storm_429")
+		s.stats.Fault(simfault.KindStorm429)
 		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
 		return
 	case simfault.HitBadGateway:
-		s.countFault("storm_5xx")
+		s.stats.Fault(simfault.KindStorm5xx)
 		s.write5xx(w, 1) // 502
 		return
 	}
-	if !s.limiter.allow(s.cfg.Now().UnixNano()) {
+	if !s.limiter.Take("", s.cfg.Now()).OK {
 		// Copper documents no rate-limit headers and no Retry-After.
-		s.statsMu.Lock()
-		s.stats.RateLimited++
-		s.statsMu.Unlock()
+		s.stats.Update(func(st *Stats) { st.RateLimited++ })
 		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
 		return
 	}
-	fd := s.drawFault()
-	if fd.slow {
-		s.countFault("slow")
-		s.sleep(r, fd.slowDelay)
+	fd := s.faults.Draw()
+	variant := int(fd.Aux >> 48) // the 16 bits coppersim always chose variants by
+	if fd.Slow {
+		s.stats.Fault(simfault.KindSlow)
+		simfault.Sleep(r.Context(), fd.Faults.SlowDelay)
 	}
-	switch fd.kind {
-	case "429":
-		s.countFault(fd.kind)
+	if fd.Kind != simfault.KindNone && !fd.Kind.OnAnswer() {
+		s.stats.Fault(fd.Kind)
+	}
+	switch fd.Kind {
+	case simfault.Kind429:
 		w.Header().Set("Retry-After", "1")
 		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
 		return
-	case "429_no_hint":
-		s.countFault(fd.kind)
+	case simfault.Kind429NoHint:
 		s.write(w, errResp(http.StatusTooManyRequests, "Rate limit exceeded"))
 		return
-	case "5xx":
-		s.countFault(fd.kind)
-		s.write5xx(w, fd.variant)
+	case simfault.Kind5xx:
+		s.write5xx(w, variant)
 		return
-	case "reset":
-		s.countFault(fd.kind)
-		resetConn(w)
+	case simfault.KindReset:
+		simfault.ResetConn(w)
 		return
-	case "stall_headers":
-		s.countFault(fd.kind)
-		if !simfault.Wait(r, fd.stallFor) {
+	case simfault.KindStallHeaders:
+		if !simfault.Wait(r, fd.Faults.StallDuration()) {
 			return // the client went away: no response
 		}
 		simfault.SetDate(w.Header(), s.cfg.Now())
 	}
 	resp := s.route(r)
 	defer s.release(resp)
-	if resp.status == http.StatusOK {
-		switch fd.kind {
-		case "truncate":
-			s.countFault(fd.kind)
+	if resp.status == http.StatusOK && fd.Kind.OnAnswer() {
+		s.stats.Fault(fd.Kind)
+		switch fd.Kind {
+		case simfault.KindTruncate:
 			s.writeTruncated(w, resp)
-			return
-		case "bad_json":
-			s.countFault(fd.kind)
-			s.writeBadJSON(w, resp, fd.variant)
-			return
-		case "stall":
-			s.countFault(fd.kind)
+		case simfault.KindBadJSON:
+			s.writeBadJSON(w, resp, variant)
+		case simfault.KindStall:
 			s.setHeaders(w, resp)
 			s.countStatus(resp.status)
-			simfault.WriteStalled(w, r, resp.status, resp.body, fd.stallFor)
-			return
+			simfault.WriteStalled(w, r, resp.status, resp.body, fd.Faults.StallDuration())
 		}
+		return
 	}
 	s.write(w, resp)
 }
@@ -355,13 +226,6 @@ func (s *Server) setHeaders(w http.ResponseWriter, resp response) {
 	if resp.total >= 0 {
 		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
 	}
-}
-
-func (s *Server) stormHit() simfault.Hit {
-	s.faultMu.Lock()
-	e429, e5xx := s.faults.Every429, s.faults.Every5xx
-	s.faultMu.Unlock()
-	return s.storm.Next(e429, e5xx)
 }
 
 func (s *Server) write5xx(w http.ResponseWriter, variant int) {
@@ -388,7 +252,7 @@ func (s *Server) writeTruncated(w http.ResponseWriter, resp response) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	resetConn(w)
+	simfault.ResetConn(w)
 }
 
 func (s *Server) writeBadJSON(w http.ResponseWriter, resp response, variant int) {
@@ -409,17 +273,6 @@ func (s *Server) writeBadJSON(w http.ResponseWriter, resp response, variant int)
 	s.countStatus(http.StatusOK)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-}
-
-// resetConn drops the connection without (the rest of) a response.
-func resetConn(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if c, _, err := hj.Hijack(); err == nil {
-			_ = c.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) getBuf() *[]byte {
@@ -506,8 +359,8 @@ func (s *Server) search(r *http.Request, e entity) response {
 	if aerr != nil {
 		return errResp(aerr.status, aerr.msg)
 	}
-	if p.page > 1 && s.drawMutate() {
-		s.countFault("mutate")
+	if p.page > 1 && s.faults.Mutate(nil) {
+		s.stats.Fault(simfault.KindMutate)
 		s.mutateBetweenPages(e)
 	}
 	s.mu.RLock()
@@ -638,14 +491,14 @@ func (s *Server) tagsJSON() []byte {
 			total += counts[i][ti]
 		}
 		b = append(b, `{"name":`...)
-		b = appendStr(b, name)
+		b = jsonenc.AppendString(b, name)
 		b = append(b, `,"count":`...)
-		b = appendInt(b, total)
+		b = jsonenc.AppendInt(b, total)
 		for i, key := range []string{"count_people", "count_leads", "count_companies", "count_opportunities", "count_projects", "count_tasks"} {
 			b = append(b, `,"`...)
 			b = append(b, key...)
 			b = append(b, `":`...)
-			b = appendInt(b, counts[i][ti])
+			b = jsonenc.AppendInt(b, counts[i][ti])
 		}
 		b = append(b, '}')
 	}

@@ -480,7 +480,7 @@ func TestSingleFetchAndMutations(t *testing.T) {
 			path := "/" + entities[e].path
 			before := s.Count(table)
 
-			up := s.UpdateRecords(table, 3, at)
+			up := int64s(t, s.UpdateRecords(table, 3, at))
 			if len(up) != 3 {
 				t.Fatalf("updated %v", up)
 			}
@@ -501,7 +501,7 @@ func TestSingleFetchAndMutations(t *testing.T) {
 					}
 				}
 			}
-			added := s.AddRecords(table, 2, at)
+			added := int64s(t, s.AddRecords(table, 2, at))
 			if s.Count(table) != before+2 || len(added) != 2 || added[1] <= added[0] {
 				t.Fatalf("add: %v", added)
 			}
@@ -510,7 +510,7 @@ func TestSingleFetchAndMutations(t *testing.T) {
 					t.Fatalf("new id %d is not above existing id %d", added[0], id)
 				}
 			}
-			del := s.DeleteRecords(table, 1, at)
+			del := int64s(t, s.DeleteRecords(table, 1, at))
 			if s.Count(table) != before+1 {
 				t.Fatalf("count %d, want %d", s.Count(table), before+1)
 			}

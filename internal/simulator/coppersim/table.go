@@ -3,6 +3,7 @@ package coppersim
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -382,27 +383,28 @@ func (s *Server) deleteLocked(t *table, n int) []int64 {
 // UpdateRecords picks n live records of a search table, sets their
 // date_modified to at and changes their versioned fields (details always
 // changes). For activities the edit re-dates the activity: activity_date and
-// date_modified both become at. Returns the ids; nil for other tables.
-func (s *Server) UpdateRecords(table string, n int, at time.Time) []int64 {
+// date_modified both become at. Returns the ids (decimal, as in the API's paths: the
+// simulators' mutation methods share one signature, simfault.Simulator); nil for other tables.
+func (s *Server) UpdateRecords(table string, n int, at time.Time) []string {
 	e, ok := entityByTable(table)
 	if !ok {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.updateLocked(s.tabs[e], n, at.Unix())
+	return idStrings(s.updateLocked(s.tabs[e], n, at.Unix()))
 }
 
 // AddRecords appends n new records created (and modified) at `at`, with ids
-// above all existing ones. Returns the new ids.
-func (s *Server) AddRecords(table string, n int, at time.Time) []int64 {
+// above all existing ones. Returns the new ids (decimal).
+func (s *Server) AddRecords(table string, n int, at time.Time) []string {
 	e, ok := entityByTable(table)
 	if !ok {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addLocked(s.tabs[e], n, at.Unix())
+	return idStrings(s.addLocked(s.tabs[e], n, at.Unix()))
 }
 
 // AddBackdatedActivities adds n activities created at `created` whose
@@ -428,8 +430,8 @@ func (s *Server) AddBackdatedActivities(n int, created, activityDate time.Time) 
 // DeleteRecords hard-deletes n live records: they vanish from search and
 // GET /<entity>/{id} answers 404, except activities, which answer
 // {"id":…, "is_deleted":true}. `at` is accepted for symmetry; Copper keeps no
-// deletion time. The API key's user (/users/me) is never deleted. Returns the ids.
-func (s *Server) DeleteRecords(table string, n int, at time.Time) []int64 {
+// deletion time. The API key's user (/users/me) is never deleted. Returns the ids (decimal).
+func (s *Server) DeleteRecords(table string, n int, at time.Time) []string {
 	_ = at
 	e, ok := entityByTable(table)
 	if !ok {
@@ -437,5 +439,16 @@ func (s *Server) DeleteRecords(table string, n int, at time.Time) []int64 {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.deleteLocked(s.tabs[e], n)
+	return idStrings(s.deleteLocked(s.tabs[e], n))
+}
+
+func idStrings(ids []int64) []string {
+	if ids == nil {
+		return nil
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatInt(id, 10)
+	}
+	return out
 }

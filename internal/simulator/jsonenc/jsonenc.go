@@ -1,7 +1,10 @@
-// Package jsonenc is the JSON string escaping both simulators write their records with: they
-// build JSON by hand (per-record maps would cost too much memory and time at a million
-// records), and this is the one piece that must be exactly right.
+// Package jsonenc is the JSON writer both simulators build their answers with: they append
+// JSON by hand (per-record maps would cost too much memory and time at a million records),
+// and these appenders are the pieces that must be exactly right. Shapes of one API (Close's
+// timestamps and ids, Copper's dates) stay with its simulator.
 package jsonenc
+
+import "strconv"
 
 const hexDigits = "0123456789abcdef"
 
@@ -48,3 +51,31 @@ func AppendString(b []byte, s string) []byte {
 	b = AppendEscaped(b, s)
 	return append(b, '"')
 }
+
+// AppendStringOrNull appends s as a JSON string, or null when !ok.
+func AppendStringOrNull(b []byte, s string, ok bool) []byte {
+	if !ok {
+		return AppendNull(b)
+	}
+	return AppendString(b, s)
+}
+
+// AppendNull appends null.
+func AppendNull(b []byte) []byte { return append(b, "null"...) }
+
+// AppendInt appends v.
+func AppendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
+
+// AppendIntOrNull appends v, or null when !ok.
+func AppendIntOrNull(b []byte, v int64, ok bool) []byte {
+	if !ok {
+		return AppendNull(b)
+	}
+	return AppendInt(b, v)
+}
+
+// AppendFloat appends f in the shortest form that reads back exactly, without an exponent.
+func AppendFloat(b []byte, f float64) []byte { return strconv.AppendFloat(b, f, 'f', -1, 64) }
+
+// AppendBool appends true or false.
+func AppendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }

@@ -1,12 +1,14 @@
-// Package simfault holds the fault machinery both API simulators (closesim,
-// coppersim) share: deterministic storm counting, stalled responses, the
-// simulated Date header, fault-rate validation and reset formatting.
+// Package simfault is the machinery both API simulators (closesim, coppersim) share: the
+// one Faults setting with its one validation (Model.Check) and its PRNG and decisions
+// (Injector), the one Stats with its Counter, the one rate Limiter, deterministic storm
+// counting, stalled and reset responses, the simulated Date header and reset formatting; and
+// Simulator, the method set a harness drives either simulator through. The JSON both write
+// records with is in the sibling package jsonenc.
 package simfault
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -53,53 +55,6 @@ func (s *Storm) Next(every429, every5xx int) Hit {
 // adds its own (real-time) Date when the handler has not set one.
 func SetDate(h http.Header, now time.Time) {
 	h.Set("Date", now.UTC().Format(http.TimeFormat))
-}
-
-// Rate is a named fault probability, for validation messages.
-type Rate struct {
-	Name string
-	P    float64
-}
-
-// R builds a Rate (keeps callers' lists short).
-func R(name string, p float64) Rate { return Rate{Name: name, P: p} }
-
-// CheckRates is the one policy both simulators apply to fault settings:
-// every rate in [0,1] (NaN rejected) and the mutually exclusive ones
-// summing to at most 1. It returns an error; nothing is clamped.
-func CheckRates(pkg string, exclusive, independent []Rate) error {
-	sum := 0.0
-	for i, r := range append(append([]Rate(nil), exclusive...), independent...) {
-		if math.IsNaN(r.P) || r.P < 0 || r.P > 1 {
-			return fmt.Errorf("%s: fault rate %s = %v is outside [0,1]", pkg, r.Name, r.P)
-		}
-		if i < len(exclusive) {
-			sum += r.P
-		}
-	}
-	if sum > 1+1e-9 {
-		return fmt.Errorf("%s: mutually exclusive fault rates sum to %v > 1", pkg, sum)
-	}
-	return nil
-}
-
-// Setting is a named count or duration, for CheckNonNegative.
-type Setting struct {
-	Name string
-	V    int64
-}
-
-// S builds a Setting.
-func S(name string, v int64) Setting { return Setting{Name: name, V: v} }
-
-// CheckNonNegative rejects negative counts and durations.
-func CheckNonNegative(pkg string, vals ...Setting) error {
-	for _, v := range vals {
-		if v.V < 0 {
-			return fmt.Errorf("%s: negative %s", pkg, v.Name)
-		}
-	}
-	return nil
 }
 
 // WindowLimit is the number of requests a window of w admits at rate per
@@ -170,6 +125,33 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// ResetConn drops the connection without (the rest of) a response.
+func ResetConn(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// Simulator is the method set both simulators have, for a harness that drives either.
+type Simulator interface {
+	http.Handler
+	// Snapshot returns the rows a correct replica of table holds now, decoded from the JSON
+	// as served.
+	Snapshot(table string) []map[string]any
+	SetFaults(f Faults) error
+	Stats() Stats
+	// AddRecords and UpdateRecords add or change n records of table at `at` and return
+	// their ids as the API's paths spell them.
+	AddRecords(table string, n int, at time.Time) []string
+	UpdateRecords(table string, n int, at time.Time) []string
+	// Epoch is the data anchor in effect: generated timestamps lie before it.
+	Epoch() time.Time
 }
 
 // WriteStalled sends status, the headers already set on w plus the full

@@ -71,24 +71,105 @@ func TestWindowLimit(t *testing.T) {
 	}
 }
 
-func TestCheckRates(t *testing.T) {
+func TestModelCheck(t *testing.T) {
+	closeLike := Model{Name: "x"}
+	copperLike := Model{Name: "y", SlowApart: true, Unsupported: []string{"RetryAfter", "StormReset"}, Why: "no hints"}
 	cases := []struct {
-		excl, ind []Rate
-		ok        bool
+		f                 Faults
+		closeOK, copperOK bool
 	}{
-		{[]Rate{R("a", 0.5), R("b", 0.5)}, []Rate{R("c", 1)}, true},
-		{[]Rate{R("a", 0.5), R("b", 0.51)}, nil, false},
-		{[]Rate{R("a", -0.1)}, nil, false},
-		{nil, []Rate{R("c", 1.1)}, false},
-		{nil, []Rate{R("c", math.NaN())}, false},
-		{[]Rate{R("a", 0.1), R("b", 0.2), R("c", 0.7)}, nil, true}, // float sum 1.0000000000000002
+		{Faults{}, true, true},
+		{Faults{Rate429: 0.5, Rate5xx: 0.5, MutateBetweenPages: 1}, true, true},
+		{Faults{Rate429: 0.5, RateStall: 0.51}, false, false},
+		{Faults{Rate429: 0.1, RateReset: 0.2, RateStallHeaders: 0.7}, true, true}, // float sum 1.0000000000000002
+		{Faults{Rate429: 0.5, RateStall: 0.5, RateSlow: 1}, false, true},          // RateSlow is apart for one model
+		{Faults{Rate429: -0.1}, false, false},
+		{Faults{MutateBetweenPages: 1.1}, false, false},
+		{Faults{Rate503RetryAfter: math.NaN()}, false, false},
+		{Faults{Every5xx: -1}, false, false},
+		{Faults{StallFor: -time.Second}, false, false},
+		{Faults{RetryAfter: time.Second}, true, false}, // unsupported: refused, not ignored
+		{Faults{StormReset: time.Second, Every429: 2}, true, false},
 	}
 	for i, c := range cases {
-		if err := CheckRates("x", c.excl, c.ind); (err == nil) != c.ok {
-			t.Errorf("case %d: err %v, want ok=%v", i, err, c.ok)
+		if err := closeLike.Check(c.f); (err == nil) != c.closeOK {
+			t.Errorf("case %d, %s: err %v, want ok=%v", i, closeLike.Name, err, c.closeOK)
+		}
+		if err := copperLike.Check(c.f); (err == nil) != c.copperOK {
+			t.Errorf("case %d, %s: err %v, want ok=%v", i, copperLike.Name, err, c.copperOK)
 		}
 	}
-	if CheckNonNegative("x", S("a", 0), S("b", -1)) == nil || CheckNonNegative("x", S("a", 3)) != nil {
-		t.Error("CheckNonNegative")
+	if err := (Model{Name: "z", Unsupported: []string{"NoSuchField"}}).Check(Faults{}); err == nil {
+		t.Error("a model naming an unknown field was accepted")
+	}
+}
+
+// The draw makes the same number of PRNG draws per request whatever the rates, and a
+// SlowApart model never draws KindSlow.
+func TestInjectorDraw(t *testing.T) {
+	f := Faults{Seed: 4, Rate429: 0.3, RateSlow: 0.3, RateStall: 0.3}
+	for _, m := range []Model{{Name: "a"}, {Name: "b", SlowApart: true}} {
+		in, err := NewInjector(m, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[Kind]int{}
+		slow := 0
+		for range 3000 {
+			d := in.Draw()
+			seen[d.Kind]++
+			if d.Slow {
+				slow++
+			}
+		}
+		if m.SlowApart && (seen[KindSlow] != 0 || slow < 800 || slow > 1000) {
+			t.Errorf("%s: kinds %v, slow apart %d", m.Name, seen, slow)
+		}
+		if !m.SlowApart && (slow != 0 || seen[KindSlow] < 800 || seen[KindSlow] > 1000) {
+			t.Errorf("%s: kinds %v, slow apart %d", m.Name, seen, slow)
+		}
+		// Set reseeds: the sequence starts over.
+		first := func() []Draw {
+			if err := in.Set(f); err != nil {
+				t.Fatal(err)
+			}
+			return []Draw{in.Draw(), in.Draw(), in.Draw()}
+		}
+		if a, b := first(), first(); a[0].Aux != b[0].Aux || a[2].Kind != b[2].Kind {
+			t.Errorf("%s: Set did not restart the sequence", m.Name)
+		}
+		if err := in.Set(Faults{Rate429: 2}); err == nil || in.Current() != f {
+			t.Errorf("%s: a refused Set changed the faults (err %v)", m.Name, err)
+		}
+	}
+	for k := KindNone + 1; k <= KindStorm5xx; k++ {
+		if k.String() == "" {
+			t.Errorf("kind %d has no name", k)
+		}
+	}
+}
+
+func TestRollingWindow(t *testing.T) {
+	l, err := NewLimiter("x", Limits{Mode: RollingWindow, Rate: 0.3, Window: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	for i := range 3 {
+		if r := l.Take("", t0.Add(time.Duration(i)*time.Second)); !r.OK || r.Remaining != 2-i {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	if r := l.Take("", t0.Add(9*time.Second)); r.OK || r.Wait != 1 {
+		t.Fatalf("4th request: %+v", r)
+	}
+	if r := l.Take("", t0.Add(10*time.Second)); !r.OK {
+		t.Fatalf("after the first left the window: %+v", r)
+	}
+	for _, bad := range []Limits{{Rate: -1}, {Rate: math.NaN()}, {Mode: FixedWindow, Rate: 1}, {Window: -time.Second},
+		{Rates: map[string]float64{"k": 1}}, {Keys: []string{"k"}, Rates: map[string]float64{"k": -1}}} {
+		if _, err := NewLimiter("x", bad); err == nil {
+			t.Errorf("NewLimiter accepted %+v", bad)
+		}
 	}
 }
