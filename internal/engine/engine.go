@@ -10,8 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
@@ -37,8 +38,11 @@ type Options struct {
 	SplitAbove time.Duration
 	// FlushInterval bounds how long read rows wait before they are committed; zero: 5s.
 	FlushInterval time.Duration
-	Now           func() time.Time // zero: time.Now
-	Logger        *slog.Logger     // zero: discard
+	// CommitGrace is how long the rows already read may take to commit once the sync is
+	// cancelled, before their writes are abandoned; zero: 1 minute.
+	CommitGrace time.Duration
+	Now         func() time.Time // zero: time.Now
+	Logger      *slog.Logger     // zero: discard
 	// Progress, when set, is called after every commit with the stream's running row count.
 	Progress func(stream string, rows int64)
 }
@@ -128,24 +132,22 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 	apiNow := started.Add(apiOffset)
 	rep := Report{Source: cat.Source, StartedAt: started, Streams: make([]StreamReport, len(streams))}
 
-	sem := make(chan struct{}, opts.Concurrency)
-	var wg sync.WaitGroup
+	// A failed stream is reported, not returned: the group must not cancel the other streams,
+	// whose tables commit on their own.
+	var g errgroup.Group
+	g.SetLimit(opts.Concurrency)
 	for i, s := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				rep.Streams[i] = StreamReport{Stream: s.Name, Method: s.Method, Err: ctx.Err()}
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil { // cancelled while waiting for its turn
+				rep.Streams[i] = StreamReport{Stream: s.Name, Method: s.Method, Err: err}
+				return nil
 			}
-			defer func() { <-sem }()
 			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started, apiNow: apiNow}
 			rep.Streams[i] = r.run(ctx)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	rep.Duration = opts.Now().Sub(started)
 	rep.Requests = src.Stats()
 	if failed := rep.Failed(); len(failed) > 0 {
@@ -174,6 +176,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 5 * time.Second
+	}
+	if o.CommitGrace <= 0 {
+		o.CommitGrace = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -20,29 +20,53 @@ import (
 )
 
 // scriptedSource serves one incremental stream, "items", from a script: each Read calls emit
-// with the window it was given.
+// with the window it was given. With streams set it serves those instead, each Read calling
+// read with its stream.
 type scriptedSource struct {
 	version int
 	emit    func(ctx context.Context, w source.Window, out source.Emitter) error
+	streams []catalog.Stream
+	read    func(ctx context.Context, s catalog.Stream, w source.Window, out source.Emitter) error
 
 	mu      sync.Mutex
 	windows []source.Window
 }
 
+// itemsStream is the stream scripted sources serve by default: rows keyed by "id" with the
+// cursor "updated".
+func itemsStream(name string, m catalog.Method) catalog.Stream {
+	s := catalog.Stream{Name: name, PrimaryKey: []string{"id"}, Method: m, Columns: catalog.Cols("id:str", "updated:ts")}
+	if m != catalog.FullTable {
+		s.CursorField = "updated"
+	}
+	return s
+}
+
 func (s *scriptedSource) Catalog() catalog.Catalog {
-	return catalog.Catalog{Source: "scripted", SchemaVersion: s.version, Streams: []catalog.Stream{{
-		Name: "items", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "updated",
-		Columns: catalog.Cols("id:str", "updated:ts"),
-	}}}
+	streams := s.streams
+	if streams == nil {
+		streams = []catalog.Stream{itemsStream("items", catalog.Incremental)}
+	}
+	return catalog.Catalog{Source: "scripted", SchemaVersion: s.version, Streams: streams}
 }
 
 func (s *scriptedSource) Check(context.Context) error { return nil }
 
-func (s *scriptedSource) Read(ctx context.Context, _ catalog.Stream, w source.Window, out source.Emitter) error {
+func (s *scriptedSource) Read(ctx context.Context, st catalog.Stream, w source.Window, out source.Emitter) error {
 	s.mu.Lock()
 	s.windows = append(s.windows, w)
 	s.mu.Unlock()
+	if s.read != nil {
+		return s.read(ctx, st, w, out)
+	}
 	return s.emit(ctx, w, out)
+}
+
+// reads returns the windows read so far.
+func (s *scriptedSource) reads() []source.Window {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]source.Window(nil), s.windows...)
 }
 
 func (s *scriptedSource) Stats() source.RequestStats { return source.RequestStats{} }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/record"
@@ -151,19 +153,16 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		r.checkpoint = w.To
 		r.mu.Unlock()
 	}
-	flushErr := r.flush(writeCtx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.stopWriter() }()
-	var writeErr error
-	select {
-	case writeErr = <-stopped:
-	case <-time.After(time.Minute):
-		cancel() // the destination hangs: give up on the rows in flight, never on the bookmark rule
-		writeErr = <-stopped
-	}
-	if writeErr == nil {
-		writeErr = flushErr
-	}
+	// The last flush waits too: with the writer stuck, queueing the last batch blocks.
+	committed := make(chan error, 1)
+	go func() {
+		flushErr := r.flush(writeCtx)
+		if err := r.stopWriter(); err != nil {
+			flushErr = err
+		}
+		committed <- flushErr
+	}()
+	writeErr := r.awaitCommit(ctx, committed, cancel)
 	switch {
 	case readErr != nil && writeErr != nil && !errors.Is(readErr, writeErr):
 		return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, writeErr)
@@ -171,6 +170,27 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		return readErr
 	}
 	return writeErr
+}
+
+// awaitCommit waits for the rows already read to be committed. Once the sync is cancelled
+// they get Options.CommitGrace more; then the writes are cancelled (the destination hangs):
+// the rows in flight are given up, never the bookmark rule. Until a cancel it waits as long
+// as the writes take, as the read does: a slow write is not a hung one.
+func (r *streamRun) awaitCommit(ctx context.Context, committed <-chan error, cancelWrites func()) error {
+	select {
+	case err := <-committed:
+		return err
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(r.opts.CommitGrace)
+	defer grace.Stop()
+	select {
+	case err := <-committed:
+		return err
+	case <-grace.C:
+		cancelWrites()
+		return <-committed
+	}
 }
 
 // job is one batch on its way to the destination, with the state it justifies.
@@ -224,11 +244,11 @@ func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
 		r.windows[i] = windowProgress{from: from, to: to, progress: from}
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, n)
+	// Every slice at once; one that fails fails the stream, so the group cancels the others.
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
 	for i := range n {
-		go func() {
+		g.Go(func() error {
 			win := r.windows[i]
 			err := r.src.Read(ctx, r.stream, source.Window{From: win.from, To: win.to}, windowEmitter{r: r, i: i})
 			if err == nil {
@@ -236,19 +256,11 @@ func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
 				r.windows[i].done = true
 				r.checkpoint = r.windowsCheckpoint()
 				r.mu.Unlock()
-			} else {
-				cancel() // one slice failed: the sync of this stream fails, stop the others
 			}
-			errs <- err
-		}()
+			return err
+		})
 	}
-	var first error
-	for range n {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return g.Wait()
 }
 
 // windowProgress is how far one slice of a split read has come.

@@ -76,6 +76,15 @@ func New(opts Options) *Destination {
 	}
 }
 
+// SetOptions replaces the fault options and counts batch writes from zero again: a test syncs
+// into a faulty destination, heals it and syncs again.
+func (d *Destination) SetOptions(opts Options) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts = opts
+	d.batches = 0
+}
+
 // Hanging is closed when the first write held back by Options.HangAt starts to wait.
 func (d *Destination) Hanging() <-chan struct{} { return d.hanging }
 
@@ -173,14 +182,14 @@ func (d *Destination) saveState(t destination.Table, st state.Stream) error {
 func (d *Destination) fault(ctx context.Context) error {
 	d.mu.Lock()
 	d.batches++
-	n := d.batches
+	n, opts := d.batches, d.opts
 	d.mu.Unlock()
-	if d.opts.HangAt > 0 && n >= d.opts.HangAt {
+	if opts.HangAt > 0 && n >= opts.HangAt {
 		d.hangOnce.Do(func() { close(d.hanging) })
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	if d.opts.FailAt > 0 && n >= d.opts.FailAt {
+	if opts.FailAt > 0 && n >= opts.FailAt {
 		return ErrInjected
 	}
 	return nil
