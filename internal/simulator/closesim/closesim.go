@@ -161,10 +161,10 @@ func New(cfg Config) (*Server, error) {
 	if s.maxSk == 0 {
 		s.maxSk = 250000
 	}
-	s.seed = mix64(uint64(cfg.Seed) ^ 0xC105E51A)
+	s.seed = simfault.Mix64(uint64(cfg.Seed) ^ 0xC105E51A)
 	s.epoch = cfg.Epoch.UnixMicro()
 	s.span = max(cfg.Span.Microseconds(), 1000)
-	s.mrng = rng{s.h(hMisc+5, 0)}
+	s.mrng = simfault.NewRand(s.h(hMisc+5, 0))
 	s.org = makeID("orga_", s.h(hOrg, 0), 43)
 	s.n0 = [numStreams]int{cfg.Leads, cfg.Activities, cfg.Tasks, cfg.Users, cfg.CustomFields, cfg.Events}
 	s.build()
@@ -175,7 +175,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) build() {
 	for sid := 0; sid < numStreams; sid++ {
-		s.st[sid] = &stream{id: sid, salt: mix64(s.seed ^ uint64(sid+1)*0x9E3779B97F4A7C15)}
+		s.st[sid] = &stream{id: sid, salt: simfault.Mix64(s.seed ^ uint64(sid+1)*0x9E3779B97F4A7C15)}
 	}
 	s.buildUserRefs()
 	fields := map[int][]int{
@@ -236,23 +236,23 @@ func (s *Server) genStream(sid int) {
 	same := min(s.cfg.SameTimestamp, n-fd)
 	for g := 0; g < n; g++ {
 		r := s.rngFor(hMeta+uint64(sid)<<8, uint64(g))
-		created := max(msTime(&r, lo+r.int63n(s.span)), loMs)
+		created := max(msTime(&r, lo+r.Int63n(s.span)), loMs)
 		var updated int64
 		switch sid {
 		case sLeads, sTasks:
-			if r.chance(0.3) {
+			if r.Chance(0.3) {
 				updated = created
 			} else {
-				f := r.float()
+				f := r.Float()
 				updated = created + int64(f*f*float64(s.epoch-created))
 			}
 		case sActivities:
 			updated = created
-			if r.chance(0.4) {
-				updated += usPerSec + r.int63n(3*usPerHour)
+			if r.Chance(0.4) {
+				updated += usPerSec + r.Int63n(3*usPerHour)
 			}
 		default:
-			updated = created + int64(r.float()*float64(s.epoch-created))
+			updated = created + int64(r.Float()*float64(s.epoch-created))
 		}
 		updated = msTime(&r, updated)
 		if updated < created || updated >= s.epoch {
@@ -268,7 +268,7 @@ func (s *Server) genStream(sid int) {
 		case g < same && sid == sActivities:
 			created, updated = s.sameTS, s.sameTS
 		case g >= n-fd && (sid == sLeads || sid == sActivities || sid == sTasks):
-			future := s.epoch + usPerHour + floorDiv(r.int63n(30*usPerDay), 1000)*1000
+			future := s.epoch + usPerHour + floorDiv(r.Int63n(30*usPerDay), 1000)*1000
 			updated = future
 			if sid == sActivities {
 				created = future
@@ -319,7 +319,7 @@ func (s *Server) genEvents() {
 	}
 	cr := s.rngFor(hEvent+2, 0)
 	for j := len(cands) - 1; j > 0; j-- {
-		k := cr.intn(j + 1)
+		k := cr.Intn(j + 1)
 		cands[j], cands[k] = cands[k], cands[j]
 	}
 	next := 0
@@ -327,19 +327,19 @@ func (s *Server) genEvents() {
 		r := s.rngFor(hEvent+1, uint64(g))
 		var ref evRef
 		var at int64
-		if next >= len(cands) || r.intn(100) < 7 {
+		if next >= len(cands) || r.Intn(100) < 7 {
 			// An object that does not exist (any more): deleted, or created /
 			// updated and then deleted before the dataset's present.
-			sid := []int{sLeads, sActivities, sTasks}[r.intn(3)]
+			sid := []int{sLeads, sActivities, sTasks}[r.Intn(3)]
 			tgen := uint32(ghostBase + g)
-			at = msTime(&r, win+r.int63n(s.epoch-win))
+			at = msTime(&r, win+r.Int63n(s.epoch-win))
 			if at < win {
 				at += usPerSec
 			}
 			ref = evRef{tgen: tgen, tstream: uint8(sid), action: actDeleted, tkind: s.kindFor(sid, tgen), tupd: at,
-				tprev: at - usPerHour - floorDiv(r.int63n(60*usPerDay), 1000)*1000}
+				tprev: at - usPerHour - floorDiv(r.Int63n(60*usPerDay), 1000)*1000}
 			if next >= len(cands) {
-				switch v := r.intn(10); {
+				switch v := r.Intn(10); {
 				case v < 3:
 					ref.action, ref.tprev = actCreated, at
 				case v < 7:
@@ -356,14 +356,14 @@ func (s *Server) genEvents() {
 			} else {
 				ref.action, ref.tupd, ref.tprev = actUpdated, t.updated, t.created
 			}
-			at = ref.tupd + int64(5+r.intn(40))*1000
+			at = ref.tupd + int64(5+r.Intn(40))*1000
 			if at >= s.epoch {
 				at = ref.tupd
 			}
 		}
 		created := at
-		if r.intn(10) == 0 { // consolidated event: first seen earlier
-			created = max(at-int64(1+r.intn(60))*usPerSec, win)
+		if r.Intn(10) == 0 { // consolidated event: first seen earlier
+			created = max(at-int64(1+r.Intn(60))*usPerSec, win)
 		}
 		ev.recs[g] = rec{created: created, updated: at}
 		s.evRefs[g] = ref

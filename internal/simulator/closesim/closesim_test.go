@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault/simfaulttest"
 )
 
 var testEpoch = time.Date(2024, 6, 5, 0, 0, 0, 0, time.UTC)
@@ -39,11 +41,7 @@ type sim struct {
 func newSim(t testing.TB, cfg Config) *sim {
 	t.Helper()
 	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
+	ts := simfaulttest.Serve(t, s, err)
 	c := &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // enc is a minimal append-only JSON writer. Records are generated straight
@@ -305,13 +306,7 @@ var timeLayouts = []string{
 
 // ---- hashing and ids ----
 
-func mix64(z uint64) uint64 {
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
-// unmix64 inverts mix64 (it is a bijection), which lets an id be mapped
+// unmix64 inverts simfault.Mix64 (it is a bijection), which lets an id be mapped
 // back to its record without any lookup table.
 func unmix64(z uint64) uint64 {
 	z ^= z>>31 ^ z>>62
@@ -332,28 +327,11 @@ func modInverse(a uint64) uint64 {
 	return x
 }
 
-// rng is splitmix64: tiny, fast, and the same on every platform and process.
-type rng struct{ s uint64 }
+// rng is the shared splitmix64 stream; its bounded draws are the ones closesim's data was
+// always generated with.
+type rng = simfault.Rand
 
-func (r *rng) next() uint64 {
-	r.s += 0x9E3779B97F4A7C15
-	return mix64(r.s)
-}
-func (r *rng) intn(n int) int {
-	if n <= 0 {
-		return 0
-	}
-	return int((r.next() >> 1) % uint64(n))
-}
-func (r *rng) int63n(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	return int64((r.next() >> 1) % uint64(n))
-}
-func (r *rng) float() float64        { return float64(r.next()>>11) / (1 << 53) }
-func (r *rng) chance(p float64) bool { return r.float() < p }
-func pick[T any](r *rng, xs []T) T   { return xs[r.intn(len(xs))] }
+func pick[T any](r *rng, xs []T) T { return xs[r.Intn(len(xs))] }
 
 const b62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -371,7 +349,7 @@ func appendID(b []byte, prefix string, key uint64, n int) []byte {
 	var f uint64
 	for i := 11; i < n; i++ {
 		if (i-11)%10 == 0 { // 10 six-bit characters per 64-bit draw
-			f = mix64(key ^ 0x5DEECE66D + uint64(i)*0x9E3779B97F4A7C15)
+			f = simfault.Mix64(key ^ 0x5DEECE66D + uint64(i)*0x9E3779B97F4A7C15)
 		}
 		b = append(b, b64ish[f&63])
 		f >>= 6

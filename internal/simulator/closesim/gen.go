@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/simulator/jsonenc"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // Everything a record contains is a pure function of (seed, stream, gen,
@@ -44,9 +45,11 @@ const (
 	hCF
 )
 
-func (s *Server) h(salt, x uint64) uint64 { return mix64(mix64(x+salt*0xD6E8FEB86659FD93) ^ s.seed) }
+func (s *Server) h(salt, x uint64) uint64 {
+	return simfault.Mix64(simfault.Mix64(x+salt*0xD6E8FEB86659FD93) ^ s.seed)
+}
 
-func (s *Server) rngFor(salt, x uint64) rng { return rng{s.h(salt, x)} }
+func (s *Server) rngFor(salt, x uint64) rng { return simfault.NewRand(s.h(salt, x)) }
 
 func (s *Server) recRng(sid int, gen uint32) rng {
 	return s.rngFor(hRec+uint64(sid)<<8, uint64(gen))
@@ -128,7 +131,7 @@ func weighted(r *rng, w []int) int {
 	for _, x := range w {
 		tot += x
 	}
-	n := r.intn(tot)
+	n := r.Intn(tot)
 	for i, x := range w {
 		if n < x {
 			return i
@@ -272,20 +275,20 @@ func (s *Server) cfDefFor(gen uint32, group uint8) cfDef {
 func (s *Server) writeCFValue(e *enc, d *cfDef, r rng, created int64) {
 	switch d.typ {
 	case "text":
-		hd, _ := s.leadNameParts(int64(r.next() % 1000))
+		hd, _ := s.leadNameParts(int64(r.Next() % 1000))
 		e.str(hd.n)
 	case "textarea":
 		e.str(pick(&r, notes))
 	case "number":
-		if r.chance(0.2) {
-			e.raw(strconv.FormatFloat(float64(r.intn(1000))/4, 'f', -1, 64))
+		if r.Chance(0.2) {
+			e.raw(strconv.FormatFloat(float64(r.Intn(1000))/4, 'f', -1, 64))
 		} else {
-			e.int(int64(r.intn(5000)))
+			e.int(int64(r.Intn(5000)))
 		}
 	case "choices":
 		if d.multi {
 			e.arr()
-			n, base := 1+r.intn(2), r.intn(len(d.choices))
+			n, base := 1+r.Intn(2), r.Intn(len(d.choices))
 			for k := 0; k < n; k++ {
 				e.str(d.choices[(base+k)%len(d.choices)])
 			}
@@ -294,11 +297,11 @@ func (s *Server) writeCFValue(e *enc, d *cfDef, r rng, created int64) {
 			e.str(pick(&r, d.choices))
 		}
 	case "date":
-		e.date(created - r.int63n(40*365)*usPerDay)
+		e.date(created - r.Int63n(40*365)*usPerDay)
 	case "datetime":
-		e.ts(created - r.int63n(365*usPerDay/1000)*1000)
+		e.ts(created - r.Int63n(365*usPerDay/1000)*1000)
 	case "user":
-		s.userIDOrNull(e, s.userOf(hCustom, r.next()))
+		s.userIDOrNull(e, s.userOf(hCustom, r.Next()))
 	}
 }
 
@@ -308,8 +311,8 @@ func (s *Server) writeCustom(e *enc, defs []cfDef, seedX uint64, created int64, 
 	r := s.rngFor(hCustom, seedX)
 	for k := range defs {
 		d := &defs[k]
-		v := rng{r.next()}
-		if r.chance(0.4) {
+		v := simfault.NewRand(r.Next())
+		if r.Chance(0.4) {
 			continue
 		}
 		switch {
@@ -446,7 +449,7 @@ func (e *enc) edited(text string, ver uint16) {
 // precision); one in twenty becomes a whole second, which the API prints
 // without a fraction.
 func msTime(r *rng, us int64) int64 {
-	if r.intn(20) == 0 {
+	if r.Intn(20) == 0 {
 		return floorDiv(us, usPerSec) * usPerSec
 	}
 	return floorDiv(us, 1000) * 1000
@@ -486,11 +489,11 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	key := s.idkey(sLeads, gen)
 	hd, tl := s.leadNameParts(l)
 	desc := pick(&r, descriptions)
-	status := (r.intn(len(leadStatusLabels)) + int(ver)) % len(leadStatusLabels)
+	status := (r.Intn(len(leadStatusLabels)) + int(ver)) % len(leadStatusLabels)
 	creator := s.userOf(1, uint64(gen))
 	updater := int64(-1)
 	if ver > 0 {
-		updater = s.userOf(2, vr.next())
+		updater = s.userOf(2, vr.Next())
 	} else if updated != created {
 		updater = creator
 	}
@@ -507,13 +510,13 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 		}
 	}
 	e.f("description")
-	if r.intn(10) == 0 {
+	if r.Intn(10) == 0 {
 		e.null()
 	} else {
 		e.edited(desc, ver)
 	}
 	e.f("url")
-	if r.chance(0.4) {
+	if r.Chance(0.4) {
 		e.null()
 	} else {
 		e.str3("https://", hd.ascii, ".example")
@@ -540,8 +543,8 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	e.f("addresses")
 	if e.want("addresses") {
 		ar := s.rngFor(hAddr, uint64(gen))
-		n := ar.intn(4) / 2 // 0,0,1,1 → mostly none or one; sometimes two below
-		if ar.intn(8) == 0 {
+		n := ar.Intn(4) / 2 // 0,0,1,1 → mostly none or one; sometimes two below
+		if ar.Intn(8) == 0 {
 			n = 2
 		}
 		e.arr()
@@ -553,7 +556,7 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 			e.key("address_1")
 			e.str(pick(&ar, streets))
 			e.key("address_2")
-			if ar.chance(0.7) {
+			if ar.Chance(0.7) {
 				e.null()
 			} else {
 				e.str("3. OG")
@@ -588,7 +591,7 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	if e.want("opportunities") {
 		or := s.rngFor(hOpps, uint64(gen))
 		n := 0
-		if v := or.intn(10); v >= 6 {
+		if v := or.Intn(10); v >= 6 {
 			n = 1 + v/9
 		}
 		e.arr()
@@ -604,8 +607,8 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	if e.want("tasks") {
 		tr := s.rngFor(hLeadTasks, uint64(gen))
 		n := 0
-		if tr.intn(4) == 0 {
-			n = 1 + tr.intn(2)
+		if tr.Intn(4) == 0 {
+			n = 1 + tr.Intn(2)
 		}
 		e.arr()
 		for j := 0; j < n; j++ {
@@ -641,13 +644,13 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 
 // sub-object timestamps lie between the lead's creation and last update.
 func subTimes(r *rng, created, updated int64) (c, u int64) {
-	c = created + int64(r.intn(900))*1000
+	c = created + int64(r.Intn(900))*1000
 	if c > updated {
 		c = updated
 	}
 	u = c
-	if r.chance(0.5) && updated > c {
-		u = c + floorDiv(int64(r.float()*float64(updated-c)), 1000)*1000
+	if r.Chance(0.5) && updated > c {
+		u = c + floorDiv(int64(r.Float()*float64(updated-c)), 1000)*1000
 	}
 	return
 }
@@ -668,29 +671,29 @@ func (s *Server) writeContact(e *enc, l int64, j int, leadKey uint64, created, u
 	e.key("display_name")
 	e.str3(fn.n, " ", ln.n)
 	e.key("title")
-	if r.chance(0.3) {
+	if r.Chance(0.3) {
 		e.null()
 	} else {
 		e.str(pick(&r, []string{"Head of Operations", "Procurement Lead", "Owner", "CTO", "Geschäftsführer", "営業部長"}))
 	}
 	e.key("emails")
 	e.arr()
-	for k, n := 0, r.intn(3); k < n; k++ {
+	for k, n := 0, r.Intn(3); k < n; k++ {
 		e.obj()
 		e.key("type")
 		e.str(pick(&r, []string{"office", "home", "other"}))
 		e.key("email")
 		e.str3(fn.ascii+"."+ln.ascii, "@", "mail"+strconv.Itoa(k)+".example")
 		e.key("is_unsubscribed")
-		e.boolean(r.intn(10) == 0)
+		e.boolean(r.Intn(10) == 0)
 		e.end()
 	}
 	e.endArr()
 	e.key("phones")
 	e.arr()
-	if r.chance(0.6) {
+	if r.Chance(0.6) {
 		pc := pick(&r, phoneCountries)
-		num := r.next()
+		num := r.Next()
 		e.obj()
 		e.key("type")
 		e.str(pick(&r, []string{"office", "mobile", "direct"}))
@@ -744,10 +747,10 @@ func (s *Server) userIDOrNull(e *enc, u int64) {
 
 func (s *Server) writeOpportunity(e *enc, r *rng, l int64, j int, leadKey uint64, created, updated int64) {
 	c, u := subTimes(r, created, updated)
-	st := r.intn(len(oppStatuses))
-	pl := r.intn(len(pipelines))
-	value := int64(r.intn(200)+1) * 10000
-	conf := []int64{10, 25, 40, 60, 80}[r.intn(5)]
+	st := r.Intn(len(oppStatuses))
+	pl := r.Intn(len(pipelines))
+	value := int64(r.Intn(200)+1) * 10000
+	conf := []int64{10, 25, 40, 60, 80}[r.Intn(5)]
 	if oppStatuses[st].typ == "won" {
 		conf = 100
 	} else if oppStatuses[st].typ == "lost" {
@@ -860,10 +863,10 @@ func (s *Server) userField2(e *enc, idKey, nameKey string, u int64) {
 }
 
 func (s *Server) writeLeadTask(e *enc, r *rng, l int64, j int, created int64) {
-	c := created + int64(r.intn(3600))*1000
+	c := created + int64(r.Intn(3600))*1000
 	assignee := s.userOf(5, uint64(l)*4+uint64(j))
-	complete := r.chance(0.3)
-	due := (floorDiv(c, usPerDay) + int64(r.intn(14))) * usPerDay
+	complete := r.Chance(0.3)
+	due := (floorDiv(c, usPerDay) + int64(r.Intn(14))) * usPerDay
 	e.obj()
 	e.key("id")
 	e.id("task_", s.h(hLeadTaskKey, uint64(l)*4+uint64(j)), 43)
@@ -935,7 +938,7 @@ func (s *Server) writeUser(e *enc, gen uint32, ver uint16, created, updated int6
 	e.f("image")
 	e.pre()
 	e.b = append(e.b, `"https://secure.gravatar.com/avatar/`...)
-	e.b = strconv.AppendUint(e.b, r.next(), 16)
+	e.b = strconv.AppendUint(e.b, r.Next(), 16)
 	e.b = append(e.b, '"')
 	e.comma = true
 	e.f("organizations")
@@ -947,19 +950,19 @@ func (s *Server) writeUser(e *enc, gen uint32, ver uint16, created, updated int6
 	e.f("date_updated")
 	e.ts(updated)
 	e.f("email_verified_at")
-	if r.chance(0.3) {
+	if r.Chance(0.3) {
 		e.null()
 	} else {
-		e.ts(created + int64(r.intn(600000))*1000)
+		e.ts(created + int64(r.Intn(600000))*1000)
 	}
 	e.f("google_profile_image_url")
-	if r.chance(0.6) {
+	if r.Chance(0.6) {
 		e.null()
 	} else {
-		e.str("https://lh3.googleusercontent.com/a/" + makeID("", r.next(), 20) + "=s96-c")
+		e.str("https://lh3.googleusercontent.com/a/" + makeID("", r.Next(), 20) + "=s96-c")
 	}
 	e.f("last_used_timezone")
-	e.strOrNull(timezones[(r.intn(len(timezones))+int(ver))%len(timezones)])
+	e.strOrNull(timezones[(r.Intn(len(timezones))+int(ver))%len(timezones)])
 	if me {
 		e.f("email_accounts")
 		e.emptyArr()
@@ -988,7 +991,7 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	e.f("name")
 	e.str(d.name)
 	e.f("description")
-	if r.chance(0.3) && ver == 0 {
+	if r.Chance(0.3) && ver == 0 {
 		e.null()
 	} else {
 		e.edited(pick(&r, []string{"Primary industry of the account", "1-10, filled in after the discovery call", "Wer entscheidet?", "内部メモ"}), ver)
@@ -1010,7 +1013,7 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	e.f("is_shared")
 	e.boolean(group == gShared)
 	e.f("editable_with_roles")
-	if r.chance(0.2) {
+	if r.Chance(0.2) {
 		e.arr()
 		e.str("admin")
 		e.endArr()
@@ -1021,9 +1024,9 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	e.null()
 	e.f("back_reference_is_visible")
 	e.null()
-	if r.chance(0.5) { // newer accounts return these too
+	if r.Chance(0.5) { // newer accounts return these too
 		e.f("always_visible")
-		e.boolean(r.chance(0.2))
+		e.boolean(r.Chance(0.2))
 		e.f("enrichment_enabled")
 		e.boolean(false)
 		e.f("enrichment_options")
@@ -1034,12 +1037,12 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 		e.f("custom_activity_type_id")
 		e.id("actitype_", s.h(hMisc, uint64(gen)%3), 22)
 		e.f("required")
-		e.boolean(r.chance(0.3))
+		e.boolean(r.Chance(0.3))
 	case gCustomObject:
 		e.f("custom_object_type_id")
 		e.id("cotype_", s.h(hMisc+1, uint64(gen)%2), 22)
 		e.f("required")
-		e.boolean(r.chance(0.3))
+		e.boolean(r.Chance(0.3))
 	case gShared:
 		e.f("associations")
 		e.arr()
@@ -1097,7 +1100,7 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 	if l >= 0 {
 		nc = s.nContacts(l)
 	}
-	cj := r.intn(nc + 1)
+	cj := r.Intn(nc + 1)
 	if cj < nc {
 		fn, ln := s.contactNames(l, cj)
 		e.f("contact_id")
@@ -1127,7 +1130,7 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 	}
 	if kind == tLead || kind == tOutgoingCall {
 		e.f("is_dateless")
-		if r.chance(0.5) {
+		if r.Chance(0.5) {
 			e.null()
 		} else {
 			e.boolean(false)
@@ -1165,15 +1168,15 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 	if kind == tLead && !complete {
 		e.null()
 	} else {
-		e.id("acti_", r.next(), 43)
+		e.id("acti_", r.Next(), 43)
 	}
 	e.f("is_primary_lead_notification")
-	e.boolean(r.chance(0.5))
+	e.boolean(r.Chance(0.5))
 	e.f("deduplication_key")
 	e.null()
 	if kind == tLead || kind == tOutgoingCall {
 		e.f("priority")
-		switch r.intn(3) {
+		switch r.Intn(3) {
 		case 0:
 			e.null()
 		case 1:
@@ -1185,20 +1188,20 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 	switch kind {
 	case tEmailFollowup, tIncomingEmail:
 		e.f("email_id")
-		e.id("acti_", r.next(), 43)
+		e.id("acti_", r.Next(), 43)
 		e.f("subject")
 		e.str(pick(&r, subjects))
 		e.f("body_preview")
 		e.str(pick(&r, notes))
 		e.f("total_emails_count_in_thread")
-		e.int(int64(1 + r.intn(4)))
+		e.int(int64(1 + r.Intn(4)))
 		if kind == tEmailFollowup {
 			e.f("cleared_followups")
 			e.emptyArr()
 		}
 	case tMissedCall, tVoicemail, tAnsweredDetached, tIncomingSMS:
 		pc := pick(&r, phoneCountries)
-		num := r.next()
+		num := r.Next()
 		e.f("phone")
 		e.phone(pc, num, false)
 		e.f("phone_formatted")
@@ -1219,12 +1222,12 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 		e.null()
 		e.f("voicemail_duration")
 		if kind == tVoicemail {
-			e.int(int64(5 + r.intn(120)))
+			e.int(int64(5 + r.Intn(120)))
 		} else {
 			e.int(0)
 		}
 	case tOppDue:
-		v := int64(r.intn(500)+1) * 10000
+		v := int64(r.Intn(500)+1) * 10000
 		e.f("opportunity_value")
 		e.int(v)
 		e.f("opportunity_value_formatted")
@@ -1243,7 +1246,7 @@ func (s *Server) writeTask(e *enc, gen uint32, ver uint16, kind uint8, created, 
 	s.userField(e, "created_by", "created_by_name", creator)
 	upd := int64(-1)
 	if ver > 0 {
-		upd = s.userOf(8, vr.next())
+		upd = s.userOf(8, vr.Next())
 	} else if updated != created {
 		upd = assignee
 	}

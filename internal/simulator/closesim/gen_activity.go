@@ -16,18 +16,18 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 	if l >= 0 {
 		nc = s.nContacts(l)
 	}
-	cj := r.intn(nc + 1) // == nc: no contact
+	cj := r.Intn(nc + 1) // == nc: no contact
 	if kind == aNote || kind == aMeeting || kind == aLeadStatus || kind == aOppStatus || kind == aTaskCompleted || kind == aCreated {
 		cj = nc
 	}
 	user := s.userOf(9, uint64(gen))
 	creator, updater := user, user
-	if kind == aMeeting && r.chance(0.5) { // synced from a calendar: no author
+	if kind == aMeeting && r.Chance(0.5) { // synced from a calendar: no author
 		creator, updater = -1, -1
 	}
 	if ver > 0 {
 		// another user edits it, so even types without editable text change
-		updater = s.userOf(10, vr.next())
+		updater = s.userOf(10, vr.Next())
 		if updater == user && s.n0[sUsers] > 1 {
 			updater = (updater + 1) % int64(s.n0[sUsers])
 		}
@@ -88,14 +88,14 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("note_mentions")
 		e.emptyArr()
 		e.f("pinned_at")
-		if r.intn(10) == 0 {
+		if r.Intn(10) == 0 {
 			e.ts(created + 60*usPerSec)
 		} else {
 			e.null()
 		}
 	case aSMS:
 		pc := pick(&r, phoneCountries)
-		local, remote := r.next(), r.next()
+		local, remote := r.Next(), r.Next()
 		e.f("direction")
 		e.str(pick(&r, []string{"inbound", "outbound"}))
 		e.f("status")
@@ -117,13 +117,13 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("remote_country_iso")
 		e.str(pc.iso)
 		e.f("date_sent")
-		e.ts(created + int64(r.intn(9000))*1000)
+		e.ts(created + int64(r.Intn(9000))*1000)
 		e.f("date_scheduled")
 		e.null()
 		e.f("attachments")
 		e.emptyArr()
 		e.f("cost")
-		e.str(strconv.Itoa(1 + r.intn(3)))
+		e.str(strconv.Itoa(1 + r.Intn(3)))
 		e.f("error_message")
 		e.null()
 		e.f("template_id")
@@ -132,8 +132,8 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 	case aMeeting:
 		s.writeMeeting(e, &r, ver, gen, l, nc, user, created)
 	case aLeadStatus:
-		o := r.intn(len(leadStatusLabels))
-		n := (o + 1 + r.intn(len(leadStatusLabels)-1)) % len(leadStatusLabels)
+		o := r.Intn(len(leadStatusLabels))
+		n := (o + 1 + r.Intn(len(leadStatusLabels)-1)) % len(leadStatusLabels)
 		e.f("old_status_id")
 		s.statusID(e, o)
 		e.f("old_status_label")
@@ -143,10 +143,10 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("new_status_label")
 		e.str(leadStatusLabels[n])
 	case aOppStatus:
-		o := r.intn(len(oppStatuses))
+		o := r.Intn(len(oppStatuses))
 		n := (o + 1) % len(oppStatuses)
-		pl := r.intn(len(pipelines))
-		v := int64(r.intn(300)+1) * 10000
+		pl := r.Intn(len(pipelines))
+		v := int64(r.Intn(300)+1) * 10000
 		e.f("opportunity_id")
 		e.id("oppo_", s.h(hOppKey, uint64(max(l, 0))*4), 43)
 		for _, side := range []struct {
@@ -177,7 +177,7 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("opportunity_value_period")
 		e.str(pick(&r, []string{"one_time", "monthly", "annual"}))
 		e.f("opportunity_confidence")
-		e.int(int64(r.intn(101)))
+		e.int(int64(r.Intn(101)))
 		e.f("opportunity_date_won")
 		if oppStatuses[n].typ == "won" {
 			e.date(created)
@@ -186,7 +186,7 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		}
 	case aTaskCompleted:
 		e.f("task_id")
-		e.id("task_", r.next(), 43)
+		e.id("task_", r.Next(), 43)
 		e.f("task_text")
 		e.str(pick(&r, taskTexts))
 		s.userField(e, "task_assigned_to", "task_assigned_to_name", user)
@@ -196,7 +196,7 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.str(src)
 		e.f("import_id")
 		if src == "import" {
-			e.id("import_", r.next(), 43)
+			e.id("import_", r.Next(), 43)
 		} else {
 			e.null()
 		}
@@ -215,15 +215,15 @@ func (s *Server) nullSequence(e *enc) {
 
 func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64) {
 	pc := pick(r, phoneCountries)
-	local, remote := r.next(), r.next()
+	local, remote := r.Next(), r.Next()
 	status := pick(r, []string{"completed", "completed", "completed", "no-answer", "busy", "failed", "cancel"})
 	answered := status == "completed"
 	dur := int64(0)
 	if answered {
-		dur = int64(5 + r.intn(1800))
+		dur = int64(5 + r.Intn(1800))
 	}
 	note := pick(r, notes)
-	rec := answered && r.chance(0.5)
+	rec := answered && r.Chance(0.5)
 	e.f("direction")
 	e.str(pick(r, []string{"inbound", "outbound"}))
 	e.f("status")
@@ -232,7 +232,7 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 	switch {
 	case answered:
 		e.str("answered")
-	case status == "no-answer" && r.chance(0.5):
+	case status == "no-answer" && r.Chance(0.5):
 		e.str("vm-left")
 	default:
 		e.null()
@@ -259,7 +259,7 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 	e.str(pc.iso)
 	e.f("date_answered")
 	if answered {
-		e.ts(created + int64(r.intn(20000))*1000)
+		e.ts(created + int64(r.Intn(20000))*1000)
 	} else {
 		e.null()
 	}
@@ -302,7 +302,7 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 	e.f("is_joinable")
 	e.boolean(false)
 	e.f("is_to_group_number")
-	e.boolean(r.intn(10) == 0)
+	e.boolean(r.Intn(10) == 0)
 	for _, k := range []string{"transferred_from", "transferred_to", "transferred_from_user_id", "transferred_to_user_id"} {
 		e.f(k)
 		e.null()
@@ -310,10 +310,10 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 	e.f("coach_legs")
 	e.emptyArr()
 	e.f("cost")
-	if r.chance(0.3) {
+	if r.Chance(0.3) {
 		e.null()
 	} else {
-		e.str(strconv.Itoa(r.intn(12)))
+		e.str(strconv.Itoa(r.Intn(12)))
 	}
 	e.f("dialer_id")
 	e.null()
@@ -325,13 +325,13 @@ func (s *Server) writeCall(e *enc, r *rng, ver uint16, gen uint32, created int64
 }
 
 func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj, nc int, user int64, created int64) {
-	incoming := r.chance(0.35)
+	incoming := r.Chance(0.35)
 	subject := pick(r, subjects)
 	note := pick(r, notes)
 	status := "sent"
 	if incoming {
 		status = "inbox"
-	} else if v := r.intn(20); v == 0 {
+	} else if v := r.Intn(20); v == 0 {
 		status = "draft"
 	} else if v == 1 {
 		status = "error"
@@ -349,9 +349,9 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 	} else {
 		uf, ul = name2{"Sales", "sales"}, name2{"Team", "team"}
 	}
-	threadKey := r.next()
-	msgNum := r.next() % 1_000_000_000_000
-	sent := created + int64(r.intn(5000))*1000
+	threadKey := r.Next()
+	msgNum := r.Next() % 1_000_000_000_000
+	sent := created + int64(r.Intn(5000))*1000
 
 	// writes "Name <addr>" or just the address
 	addr := func(fn, ln name2, dom string) {
@@ -468,7 +468,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 	e.end()
 	e.endArr()
 	e.f("attachments")
-	if r.intn(4) == 0 {
+	if r.Intn(4) == 0 {
 		e.arr()
 		e.obj()
 		e.key("filename")
@@ -476,7 +476,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 		e.key("content_type")
 		e.str("application/pdf")
 		e.key("size")
-		e.int(int64(1000 + r.intn(5_000_000)))
+		e.int(int64(1000 + r.Intn(5_000_000)))
 		e.key("url")
 		e.pre()
 		e.b = append(e.b, `"https://app.close.com/go/email/attachment/`...)
@@ -541,7 +541,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 	e.null()
 	e.f("template_name")
 	e.null()
-	opened := !incoming && status == "sent" && r.chance(0.5)
+	opened := !incoming && status == "sent" && r.Chance(0.5)
 	e.f("opens")
 	if opened {
 		e.arr()
@@ -553,7 +553,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 		e.b = append(e.b, '"')
 		e.comma = true
 		e.key("opened_at")
-		e.ts(sent + int64(r.intn(7200000))*1000)
+		e.ts(sent + int64(r.Intn(7200000))*1000)
 		e.key("ip_address")
 		e.str("203.0.113.24")
 		e.key("user_agent")
@@ -570,7 +570,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 		e.null()
 	}
 	e.f("has_reply")
-	e.boolean(r.chance(0.2))
+	e.boolean(r.Chance(0.2))
 	e.f("need_smtp_credentials")
 	e.boolean(false)
 	e.f("send_attempts")
@@ -597,7 +597,7 @@ func (s *Server) writeEmail(e *enc, r *rng, ver uint16, gen uint32, l int64, cj,
 }
 
 func (s *Server) writeMeeting(e *enc, r *rng, ver uint16, gen uint32, l int64, nc int, user int64, created int64) {
-	dur := int64(15*(1+r.intn(8))) * 60
+	dur := int64(15*(1+r.Intn(8))) * 60
 	title := pick(r, subjects)
 	e.f("title")
 	e.str(title)
@@ -616,12 +616,12 @@ func (s *Server) writeMeeting(e *enc, r *rng, ver uint16, gen uint32, l int64, n
 	e.f("actual_duration")
 	e.null()
 	e.f("is_recurring")
-	e.boolean(r.intn(8) == 0)
+	e.boolean(r.Intn(8) == 0)
 	e.f("calendar_event_uids")
 	e.arr()
 	e.pre()
 	e.b = append(e.b, '"')
-	e.b = strconv.AppendUint(e.b, r.next(), 36)
+	e.b = strconv.AppendUint(e.b, r.Next(), 36)
 	e.b = append(e.b, '"')
 	e.comma = true
 	e.endArr()

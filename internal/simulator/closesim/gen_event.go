@@ -1,5 +1,7 @@
 package closesim
 
+import "github.com/crmsync/crmsync/internal/simulator/simfault"
+
 // Event-log records. An event points at an object (stream, gen, version);
 // "data" is that object as the API returned it after the change and, for
 // deletions, "previous_data" is the object as it was.
@@ -60,7 +62,7 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	ref := &s.evRefs[gen]
 	r := s.rngFor(hEvent, uint64(gen))
 	ts := int(ref.tstream)
-	tkey := mix64(uint64(ref.tgen) + s.st[ts].salt)
+	tkey := simfault.Mix64(uint64(ref.tgen) + s.st[ts].salt)
 	prefix := s.idPrefix(ts, ref.tkind)
 	path := s.apiPath(ts, ref.tkind)
 	e.obj()
@@ -79,10 +81,10 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	e.f("user_id")
 	s.userIDOrNull(e, s.userOf(12, uint64(gen)))
 	e.f("api_key_id")
-	if r.chance(0.5) {
+	if r.Chance(0.5) {
 		e.null()
 	} else {
-		e.id("api_", s.h(hMisc+3, r.next()%3), 22)
+		e.id("api_", s.h(hMisc+3, r.Next()%3), 22)
 	}
 	e.f("request_id")
 	e.id("req_", s.h(hMisc+4, uint64(gen)), 22)

@@ -781,7 +781,7 @@ func (s *Server) eventMatcher(f map[string]string) func(int32) bool {
 		preds = append(preds, func(i int32) bool {
 			ref := &s.evRefs[i]
 			ts := int(ref.tstream)
-			buf = appendID(buf[:0], s.idPrefix(ts, ref.tkind), mix64(uint64(ref.tgen)+s.st[ts].salt), 43)
+			buf = appendID(buf[:0], s.idPrefix(ts, ref.tkind), simfault.Mix64(uint64(ref.tgen)+s.st[ts].salt), 43)
 			return string(buf) == v
 		})
 	}

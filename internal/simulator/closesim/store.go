@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // Stream ids.
@@ -99,7 +101,9 @@ func (st *stream) index(field int) *index {
 	return nil
 }
 
-func (s *Server) idkey(sid int, gen uint32) uint64 { return mix64(uint64(gen) + s.st[sid].salt) }
+func (s *Server) idkey(sid int, gen uint32) uint64 {
+	return simfault.Mix64(uint64(gen) + s.st[sid].salt)
+}
 
 // fieldVal is the sort value of record i on an index field.
 func (s *Server) fieldVal(st *stream, field int, i int32) int64 {
@@ -122,7 +126,7 @@ func (s *Server) tiebreak(st *stream, i int32) uint64 {
 	if st.id == sEvents {
 		return uint64(i)
 	}
-	return mix64(uint64(i) + st.salt)
+	return simfault.Mix64(uint64(i) + st.salt)
 }
 
 // prefixRank orders task ids by prefix first ("noti_" < "task_"), so that
@@ -289,13 +293,13 @@ func (s *Server) pickLive(st *stream, n int) []int32 {
 			}
 		}
 		for j := len(all) - 1; j > 0; j-- { // deterministic shuffle
-			k := s.mrng.intn(j + 1)
+			k := s.mrng.Intn(j + 1)
 			all[j], all[k] = all[k], all[j]
 		}
 		out = all[:min(n, len(all))]
 	} else {
 		for len(out) < n {
-			i := int32(s.mrng.intn(len(st.recs)))
+			i := int32(s.mrng.Intn(len(st.recs)))
 			if st.recs[i].flags&(flagDeleted|flagTouched) != 0 {
 				continue
 			}

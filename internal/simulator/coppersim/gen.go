@@ -5,27 +5,15 @@ package coppersim
 // needs no per-record storage beyond the compact metadata in rec and is
 // identical across processes.
 
-// mix64 is the splitmix64 finaliser: a cheap, well-distributed 64-bit hash.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
+import "github.com/crmsync/crmsync/internal/simulator/simfault"
 
-// rng is a splitmix64 stream. Zero allocation, value type.
-type rng struct{ s uint64 }
-
-func (r *rng) u64() uint64 {
-	r.s += 0x9e3779b97f4a7c15
-	return mix64(r.s)
-}
+// rng is the shared splitmix64 stream with the bounded draws coppersim's data has always
+// been generated with (they differ from closesim's, hence not simfault.Rand's).
+type rng struct{ simfault.Rand }
 
 // intn returns a value in [0, n); n must be > 0 and < 2^32.
 func (r *rng) intn(n int) int {
-	return int(((r.u64() >> 32) * uint64(n)) >> 32)
+	return int(((r.Next() >> 32) * uint64(n)) >> 32)
 }
 
 // int63n returns a value in [0, n) for any positive int64 n.
@@ -33,12 +21,8 @@ func (r *rng) int63n(n int64) int64 {
 	if n <= 0 {
 		return 0
 	}
-	return int64(r.u64() % uint64(n))
+	return int64(r.Next() % uint64(n))
 }
-
-func (r *rng) float() float64 { return float64(r.u64()>>11) / (1 << 53) }
-
-func (r *rng) chance(p float64) bool { return r.float() < p }
 
 func pick[T any](r *rng, list []T) T { return list[r.intn(len(list))] }
 
@@ -55,10 +39,10 @@ const (
 )
 
 func (s *Server) rngFor(e entity, slot int32, stream uint64, version uint32) rng {
-	h := mix64(uint64(s.cfg.Seed) ^ 0x5eed5eed5eed5eed)
-	h = mix64(h ^ uint64(e)<<56 ^ uint64(uint32(slot)))
-	h = mix64(h ^ stream<<40 ^ uint64(version))
-	return rng{h}
+	h := simfault.Mix64(uint64(s.cfg.Seed) ^ 0x5eed5eed5eed5eed)
+	h = simfault.Mix64(h ^ uint64(e)<<56 ^ uint64(uint32(slot)))
+	h = simfault.Mix64(h ^ stream<<40 ^ uint64(version))
+	return rng{simfault.NewRand(h)}
 }
 
 // Text pools. Deliberately include non-ASCII letters, CJK, emoji, quotes,

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault/simfaulttest"
 )
 
 var testEpoch = time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
@@ -29,11 +30,7 @@ type testClient struct {
 func newTestClient(t testing.TB, cfg Config) *testClient {
 	t.Helper()
 	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
+	ts := simfaulttest.Serve(t, s, err)
 	h := http.Header{}
 	h.Set("X-PW-AccessToken", s.cfg.APIKey)
 	h.Set("X-PW-Application", "developer_api")

@@ -81,14 +81,14 @@ func (s *Server) refID(e entity, r *rng) int64 {
 
 // assignee: a user id or 0 (null).
 func (s *Server) assignee(r *rng) int64 {
-	if r.chance(0.2) {
+	if r.Chance(0.2) {
 		return 0
 	}
 	return s.refID(entUsers, r)
 }
 
 func (s *Server) address(r *rng, pNull float64) addr {
-	if r.chance(pNull) {
+	if r.Chance(pNull) {
 		return addr{}
 	}
 	return addr{ok: true, p: &places[r.intn(len(places))]}
@@ -140,7 +140,7 @@ func (s *Server) phones(r *rng, max int) []labeled {
 	for i := range out {
 		num := digits4([]byte(pick(r, phonePrefixes)), r.intn(10000))
 		cat := some(pick(r, phoneCats))
-		if r.chance(0.05) {
+		if r.Chance(0.05) {
 			cat = nstr{}
 		}
 		out[i] = labeled{string(num), cat}
@@ -149,7 +149,7 @@ func (s *Server) phones(r *rng, max int) []labeled {
 }
 
 func socials(r *rng, handle string) []labeled {
-	if r.chance(0.6) {
+	if r.Chance(0.6) {
 		return nil
 	}
 	sc := socialCats[r.intn(len(socialCats))]
@@ -157,10 +157,10 @@ func socials(r *rng, handle string) []labeled {
 }
 
 func websites(r *rng, domain string) []labeled {
-	if domain == "" || r.chance(0.5) {
+	if domain == "" || r.Chance(0.5) {
 		return nil
 	}
-	if r.chance(0.2) { // typed without scheme, no category: seen in real data
+	if r.Chance(0.2) { // typed without scheme, no category: seen in real data
 		return []labeled{{domain, nstr{}}}
 	}
 	return []labeled{{"https://www." + domain, some("work")}}
@@ -184,7 +184,7 @@ func appendTags(b []byte, mask uint16) []byte {
 // tagMask draws 0-3 tags; most records have none or one.
 func (s *Server) tagMask(e entity, slot int32, version uint32) uint16 {
 	r := s.rngFor(e, slot, stTags, version)
-	u := r.float()
+	u := r.Float()
 	k := 0
 	switch {
 	case u > 0.95:
@@ -205,7 +205,7 @@ func (s *Server) tagMask(e entity, slot int32, version uint32) uint16 {
 // an update always changes a visible field.
 func details(r *rng, pool []string, pNull float64, version uint32) nstr {
 	v := nstr{}
-	if !r.chance(pNull) {
+	if !r.Chance(pNull) {
 		v = some(pick(r, pool))
 	}
 	if version > 0 {
@@ -239,7 +239,7 @@ func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint
 		b = append(b, `{"custom_field_definition_id":`...)
 		b = jsonenc.AppendInt(b, d.ID)
 		b = append(b, `,"value":`...)
-		if d.DataType == "Connect" || r.chance(0.45) {
+		if d.DataType == "Connect" || r.Chance(0.45) {
 			if d.DataType == "MultiSelect" {
 				b = append(b, "[]}"...)
 			} else {
@@ -271,7 +271,7 @@ func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint
 			ts := created + r.int63n(365*day)
 			b = jsonenc.AppendInt(b, ts-ts%day)
 		case "Checkbox":
-			b = jsonenc.AppendBool(b, r.chance(0.5))
+			b = jsonenc.AppendBool(b, r.Chance(0.5))
 		case "Float":
 			b = jsonenc.AppendFloat(b, float64(r.intn(4000))/4)
 		case "Percentage":
@@ -322,7 +322,7 @@ func (s *Server) companyBasics(slot int32) (name, domain string) {
 	r := s.rngFor(entCompanies, slot, stStable, 0)
 	h, t := pick(&r, companyHeads), pick(&r, companyTails)
 	name = h.text + " " + t.text + pick(&r, companySuffixes)
-	if !r.chance(0.1) { // a few companies have no email_domain
+	if !r.Chance(0.1) { // a few companies have no email_domain
 		domain = h.slug + "-" + t.slug + "-" + itoa(slot) + ".example"
 	}
 	return name, domain
@@ -333,22 +333,22 @@ func (s *Server) person(slot int32, rc *rec) personCore {
 	r := s.rngFor(entPeople, slot, stStable, 0)
 	fn, ln := pick(&r, firstNames), pick(&r, lastNames)
 	p.first = some(fn.text)
-	if !r.chance(0.02) {
+	if !r.Chance(0.02) {
 		p.last = some(ln.text)
 	}
-	if r.chance(0.1) {
+	if r.Chance(0.1) {
 		p.prefix = some(pick(&r, prefixes))
 	}
-	if r.chance(0.15) {
+	if r.Chance(0.15) {
 		p.middle = some(pick(&r, middleNames))
 	}
-	if r.chance(0.04) {
+	if r.Chance(0.04) {
 		p.suffix = some(pick(&r, suffixes))
 	}
 	p.name = joinName(p.first, p.middle, p.last)
 	p.addr = s.address(&r, 0.15)
 	domain := "mail.example"
-	if r.chance(0.7) {
+	if r.Chance(0.7) {
 		if cs := s.refSlot(entCompanies, &r); cs >= 0 {
 			p.companyID = s.idOf(entCompanies, cs)
 			name, d := s.companyBasics(cs)
@@ -360,7 +360,7 @@ func (s *Server) person(slot int32, rc *rec) personCore {
 	}
 	p.contactType = pick(&r, contactTypes).ID
 	local := fn.slug + "." + ln.slug + itoa(slot)
-	switch u := r.float(); {
+	switch u := r.Float(); {
 	case u < 0.05:
 	case u < 0.75:
 		p.emails = []labeled{{local + "@" + domain, some("work")}}
@@ -372,7 +372,7 @@ func (s *Server) person(slot int32, rc *rec) personCore {
 	if domain != "mail.example" {
 		p.websites = websites(&r, domain)
 	}
-	if r.chance(0.08) {
+	if r.Chance(0.08) {
 		p.leadFrom = s.refID(entLeads, &r)
 		if p.leadFrom != 0 {
 			p.leadCreated = max(rc.created-r.int63n(90*day), s.start)
@@ -380,12 +380,12 @@ func (s *Server) person(slot int32, rc *rec) personCore {
 	}
 	v := s.rngFor(entPeople, slot, stVersion, rc.version)
 	p.assignee = s.assignee(&v)
-	if !v.chance(0.15) {
+	if !v.Chance(0.15) {
 		p.title = some(pick(&v, titles))
 	}
 	p.details = details(&v, detailsPool, 0.3, rc.version)
 	p.interactions = int64(v.intn(40))
-	if v.chance(0.6) {
+	if v.Chance(0.6) {
 		p.lastContacted = rc.created + v.int63n(rc.modified-rc.created+1)
 	}
 	return p
@@ -472,7 +472,7 @@ func (s *Server) company(slot int32, rc *rec) companyCore {
 	c.contactType = pick(&r, contactTypes).ID
 	c.phones = s.phones(&r, 2)
 	c.primaryContact = -1
-	if r.chance(0.7) {
+	if r.Chance(0.7) {
 		c.primaryContact = s.refSlot(entPeople, &r)
 	}
 	slug := c.domain
@@ -533,7 +533,7 @@ func (s *Server) appendCompany(b []byte, slot int32, rc *rec) []byte {
 func (s *Server) personNames(slot int32) (first, last string) {
 	r := s.rngFor(entPeople, slot, stStable, 0)
 	fn, ln := pick(&r, firstNames), pick(&r, lastNames)
-	if r.chance(0.02) {
+	if r.Chance(0.02) {
 		return fn.text, ""
 	}
 	return fn.text, ln.text
@@ -564,29 +564,29 @@ func (s *Server) lead(slot int32, rc *rec) leadCore {
 	var l leadCore
 	r := s.rngFor(entLeads, slot, stStable, 0)
 	fn, ln := pick(&r, firstNames), pick(&r, lastNames)
-	if r.chance(0.08) { // anonymous inbound calls: a single name part
+	if r.Chance(0.08) { // anonymous inbound calls: a single name part
 		l.first = some("Unknown caller " + string(digits4(nil, int(slot%10000))))
 	} else {
 		l.first, l.last = some(fn.text), some(ln.text)
-		if r.chance(0.1) {
+		if r.Chance(0.1) {
 			l.prefix = some(pick(&r, prefixes))
 		}
-		if r.chance(0.1) {
+		if r.Chance(0.1) {
 			l.middle = some(pick(&r, middleNames))
 		}
 	}
 	l.name = joinName(l.first, l.middle, l.last)
 	l.addr = s.address(&r, 0.3)
 	domain := "mail.example"
-	if r.chance(0.7) { // free text, not a company id
+	if r.Chance(0.7) { // free text, not a company id
 		h, t := pick(&r, companyHeads), pick(&r, companyTails)
 		l.companyName = some(h.text + " " + t.text)
 		domain = h.slug + "-" + t.slug + ".example"
 	}
-	if !r.chance(0.15) {
+	if !r.Chance(0.15) {
 		l.customerSource = pick(&r, customerSources).ID
 	}
-	if r.chance(0.75) && l.last.ok {
+	if r.Chance(0.75) && l.last.ok {
 		l.email = &labeled{fn.slug + "." + ln.slug + itoa(slot) + "@" + domain, some(pick(&r, emailCats))}
 	}
 	l.phones = s.phones(&r, 1)
@@ -594,7 +594,7 @@ func (s *Server) lead(slot int32, rc *rec) leadCore {
 	if l.companyName.ok {
 		l.websites = websites(&r, domain)
 	}
-	if r.chance(0.7) {
+	if r.Chance(0.7) {
 		l.title = some(pick(&r, titles))
 	}
 	if rc.flags&flConverted != 0 {
@@ -610,11 +610,11 @@ func (s *Server) lead(slot int32, rc *rec) leadCore {
 	}
 	l.details = details(&v, detailsPool, 0.4, rc.version)
 	l.interactions = int64(v.intn(10))
-	if v.chance(0.7) {
+	if v.Chance(0.7) {
 		l.unit = some(pick(&v, []string{"USD", "USD", "EUR", "GBP"}))
 		l.value = int64(500 * (1 + v.intn(100)))
 	}
-	if v.chance(0.5) {
+	if v.Chance(0.5) {
 		l.lastContacted = rc.created + v.int63n(rc.modified-rc.created+1)
 	}
 	return l
@@ -745,7 +745,7 @@ func (s *Server) opportunity(slot int32, rc *rec) oppCore {
 	r := s.rngFor(entOpportunities, slot, stStable, 0)
 	suffix := pick(&r, opportunityNames)
 	o.name = suffix
-	if r.chance(0.8) {
+	if r.Chance(0.8) {
 		if cs := s.refSlot(entCompanies, &r); cs >= 0 {
 			name, _ := s.companyBasics(cs)
 			o.companyID = s.idOf(entCompanies, cs)
@@ -753,13 +753,13 @@ func (s *Server) opportunity(slot int32, rc *rec) oppCore {
 			o.name = name + " - " + suffix
 		}
 	}
-	if r.chance(0.75) {
+	if r.Chance(0.75) {
 		o.primaryContact = s.refID(entPeople, &r)
 	}
-	if r.chance(0.8) {
+	if r.Chance(0.8) {
 		o.customerSource = pick(&r, customerSources).ID
 	}
-	if r.chance(0.1) {
+	if r.Chance(0.1) {
 		o.leadFrom = s.refID(entLeads, &r)
 		if o.leadFrom != 0 {
 			o.leadCreated = max(rc.created-r.int63n(60*day), s.start)
@@ -768,7 +768,7 @@ func (s *Server) opportunity(slot int32, rc *rec) oppCore {
 	o.pipeline = &pipelines[r.intn(len(pipelines))]
 	o.unit = pick(&r, []string{"USD", "USD", "USD", "EUR"})
 	v := s.rngFor(entOpportunities, slot, stVersion, rc.version)
-	switch u := v.float(); {
+	switch u := v.Float(); {
 	case u < 0.6:
 		o.status = "Open"
 	case u < 0.8:
@@ -794,11 +794,11 @@ func (s *Server) opportunity(slot int32, rc *rec) oppCore {
 	}
 	o.priority = pick(&v, priorities)
 	o.value = int64(1500 * (1 + v.intn(200)))
-	if !v.chance(0.15) {
+	if !v.Chance(0.15) {
 		o.closeDate = rc.created + (10+v.int63n(200))*day
 	}
 	o.stageChanged = rc.created + v.int63n(rc.modified-rc.created+1)
-	if v.chance(0.7) {
+	if v.Chance(0.7) {
 		o.lastContacted = rc.created + v.int63n(rc.modified-rc.created+1)
 	}
 	o.interactions = int64(v.intn(30))
@@ -884,7 +884,7 @@ type related struct {
 }
 
 func (s *Server) relatedTo(r *rng, pNull float64, kinds ...entity) related {
-	if r.chance(pNull) {
+	if r.Chance(pNull) {
 		return related{slot: -1}
 	}
 	e := kinds[r.intn(len(kinds))]
@@ -924,7 +924,7 @@ func (s *Server) project(slot int32, rc *rec) projectCore {
 	v := s.rngFor(entProjects, slot, stVersion, rc.version)
 	p.assignee = s.assignee(&v)
 	p.status = "Open"
-	if v.chance(0.4) {
+	if v.Chance(0.4) {
 		p.status = "Completed"
 	}
 	p.details = details(&v, detailsPool, 0.4, rc.version)
@@ -974,18 +974,18 @@ func (s *Server) task(slot int32, rc *rec) taskCore {
 	t.actType = pick(&r, []int64{actToDo, actToDo, actToDo, actPhoneCall, actMeeting})
 	v := s.rngFor(entTasks, slot, stVersion, rc.version)
 	t.assignee = s.assignee(&v)
-	if !v.chance(0.15) {
+	if !v.Chance(0.15) {
 		t.due = rc.created + v.int63n(60*day)
-		if v.chance(0.4) {
+		if v.Chance(0.4) {
 			t.reminder = t.due - 3600
 		}
 	}
 	t.priority = "None"
-	if v.chance(0.3) {
+	if v.Chance(0.3) {
 		t.priority = "High"
 	}
 	t.status = "Open"
-	if v.chance(0.5) {
+	if v.Chance(0.5) {
 		t.status = "Completed"
 		t.completed = rc.created + v.int63n(rc.modified-rc.created+1)
 	}
@@ -1044,7 +1044,7 @@ var userActTypes = []int64{actPhoneCall, actMeeting, actEmail}
 func (s *Server) activityHead(slot int32) actHead {
 	var h actHead
 	r := s.rngFor(entActivities, slot, stStable, 0)
-	u := r.float()
+	u := r.Float()
 	sub := r.intn(len(userActTypes))
 	hasOpp := s.tabs[entOpportunities].base > 0
 	switch {
@@ -1063,7 +1063,7 @@ func (s *Server) activityHead(slot int32) actHead {
 	case h.typeID == actPipelineStage:
 		h.parent = related{entOpportunities, s.refSlot(entOpportunities, &r)}
 	case h.system:
-		if hasOpp && (s.tabs[entLeads].base == 0 || r.chance(0.7)) {
+		if hasOpp && (s.tabs[entLeads].base == 0 || r.Chance(0.7)) {
 			h.parent = related{entOpportunities, s.refSlot(entOpportunities, &r)}
 		} else {
 			h.parent = related{entLeads, s.refSlot(entLeads, &r)}
@@ -1097,7 +1097,7 @@ func (s *Server) activityBackdate(slot int32, r *rng) int64 {
 	if s.activityHead(slot).system {
 		return 0
 	}
-	switch u := r.float(); {
+	switch u := r.Float(); {
 	case u < 0.8:
 		return r.int63n(6 * 3600)
 	case u < 0.95:
@@ -1173,7 +1173,7 @@ func (s *Server) appendActivity(b []byte, slot int32, rc *rec) []byte {
 // never-updated user activities were edited later (date_modified after
 // activity_date). Never beyond the Epoch.
 func (s *Server) activityModified(slot int32, rc *rec, r *rng) int64 {
-	if rc.version == 0 && rc.modified < s.end && r.chance(0.03) {
+	if rc.version == 0 && rc.modified < s.end && r.Chance(0.03) {
 		return min(rc.modified+1+r.int63n(30*day), s.end-1)
 	}
 	return rc.modified

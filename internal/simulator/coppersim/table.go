@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
 // entity is a record type served by a search endpoint.
@@ -182,7 +184,7 @@ func (s *Server) idOf(e entity, slot int32) int64 {
 	info := &entities[e]
 	j := int64(0)
 	if info.stride > 1 {
-		j = int64(mix64(uint64(s.cfg.Seed)^uint64(e)<<48^uint64(uint32(slot))) % uint64(info.stride))
+		j = int64(simfault.Mix64(uint64(s.cfg.Seed)^uint64(e)<<48^uint64(uint32(slot))) % uint64(info.stride))
 	}
 	return info.idBase + int64(slot)*info.stride + 1 + j
 }
@@ -229,20 +231,20 @@ func (s *Server) buildTable(t *table, n int) {
 	for i := range t.recs {
 		r := s.rngFor(e, int32(i), stBuild, 0)
 		// created grows with the slot, so ids follow creation order as in Copper.
-		c := s.start + int64((float64(i)+r.float())*step)
+		c := s.start + int64((float64(i)+r.Float())*step)
 		c = min(max(c, s.start), s.end-1)
 		var m int64
 		switch {
 		case e == entActivities:
 			m = c - s.activityBackdate(int32(i), &r)
 			m = max(m, s.start)
-		case r.chance(0.25):
+		case r.Chance(0.25):
 			m = c // never modified
 		default:
 			m = c + r.int63n(s.end-c)
 		}
 		rc := rec{created: c, modified: m}
-		if e == entLeads && r.chance(0.12) {
+		if e == entLeads && r.Chance(0.12) {
 			rc.flags |= flConverted
 		}
 		t.recs[i] = rc

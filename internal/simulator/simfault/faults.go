@@ -206,7 +206,7 @@ func (in *Injector) Set(f Faults) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.f = f
-	in.rng = Rand{Mix64(uint64(f.Seed) ^ in.m.Salt)}
+	in.rng = NewRand(Mix64(uint64(f.Seed) ^ in.m.Salt))
 	in.storm.Reset()
 	return nil
 }
@@ -275,8 +275,13 @@ func (in *Injector) Mutate(more func(r *Rand)) bool {
 	return fire
 }
 
-// Rand is splitmix64: tiny, fast, and the same on every platform and process.
+// Rand is splitmix64: tiny, fast, and the same on every platform and process. It is the
+// fault PRNG of both simulators and closesim's data PRNG; coppersim derives its data's
+// bounded numbers its own way from the same stream.
 type Rand struct{ s uint64 }
+
+// NewRand starts a stream at state s.
+func NewRand(s uint64) Rand { return Rand{s} }
 
 // Mix64 is splitmix64's finaliser.
 func Mix64(z uint64) uint64 {
@@ -301,3 +306,14 @@ func (r *Rand) Intn(n int) int {
 	}
 	return int((r.Next() >> 1) % uint64(n))
 }
+
+// Int63n returns a value in [0,n) (0 when n ≤ 0).
+func (r *Rand) Int63n(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return int64((r.Next() >> 1) % uint64(n))
+}
+
+// Chance reports true with probability p.
+func (r *Rand) Chance(p float64) bool { return r.Float() < p }

@@ -6,12 +6,25 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
+
+// Serve serves a simulator New just built (failing the test on New's error) until the test
+// ends.
+func Serve(t testing.TB, sim http.Handler, err error) *httptest.Server {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	return ts
+}
 
 // CheckStalled sends req and checks the answer was stalled the way a stall fault stalls it —
 // the headers held back (headers) or sent at once with the body held back — for at least
