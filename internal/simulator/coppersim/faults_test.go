@@ -209,3 +209,23 @@ func TestLatency(t *testing.T) {
 		t.Fatal("latency not applied")
 	}
 }
+
+// Epoch is the anchor the data was generated against: Config.Epoch, or the start of today.
+func TestEpoch(t *testing.T) {
+	c := newTestClient(t, smallConfig())
+	if got := c.srv.Epoch(); !got.Equal(testEpoch) || got.Location() != time.UTC {
+		t.Errorf("Epoch %v, want %v", got, testEpoch)
+	}
+	for _, r := range c.srv.Snapshot("people") {
+		if num(r["date_modified"]) >= testEpoch.Unix() {
+			t.Fatalf("person %v modified at or after Epoch", r["id"])
+		}
+	}
+	s, err := New(Config{People: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Epoch(), time.Now().UTC().Truncate(24*time.Hour); !got.Equal(want) {
+		t.Errorf("zero Config.Epoch: Epoch %v, want %v", got, want)
+	}
+}

@@ -173,3 +173,18 @@ func TestRollingWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestCounter(t *testing.T) {
+	var c Counter // the zero value is ready
+	c.Fault(Kind429NoHint)
+	c.Update(func(s *Stats) { s.Requests++; s.ByGroup["g"]++ })
+	got := c.Stats()
+	got.Faults["429_nohint"] = 99 // a copy: the counter keeps its own
+	if st := c.Stats(); st.Requests != 1 || st.Faults["429_nohint"] != 1 || st.ByGroup["g"] != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	c.Reset()
+	if st := c.Stats(); st.Requests != 0 || len(st.Faults) != 0 || st.ByStatus == nil || st.InsideResetByGroup == nil {
+		t.Errorf("after Reset %+v", st)
+	}
+}
