@@ -85,10 +85,10 @@ var benchStreams = map[string][]string{"close": {"leads", "activities", "users",
 func benchSimulator(o benchOptions) (http.Handler, error) {
 	switch o.source {
 	case "close":
-		return closesim.New(closesim.Config{Seed: 1, APIKey: demoKey, Leads: o.leads, Activities: o.activities,
+		return closesim.New(closesim.Config{Seed: 1, APIKey: "api_demo.sandboxkey", Leads: o.leads, Activities: o.activities,
 			Users: 20, CustomFields: 20, Latency: o.latency, RateLimit: o.serverRate})
 	case "copper":
-		return coppersim.New(coppersim.Config{Seed: 1, APIKey: demoKey, UserEmail: demoEmail, People: o.people,
+		return coppersim.New(coppersim.Config{Seed: 1, APIKey: "api_demo.sandboxkey", UserEmail: "demo@crmsync.example", People: o.people,
 			Companies: o.companies, Activities: o.activities, Users: 10, Latency: o.latency, RateLimit: o.serverRate})
 	}
 	return nil, usageError{fmt.Errorf("source: %q is not a known source", o.source)}
@@ -171,7 +171,7 @@ func runBench(ctx context.Context, o benchOptions, args []string) (benchResult, 
 		return benchResult{}, err
 	}
 	defer dst.Close()
-	cfg := config.Config{Source: o.source, BaseURL: base, APIKey: demoKey, UserEmail: demoEmail, RequestsPerSecond: -1}
+	cfg := config.Config{Source: o.source, BaseURL: base, APIKey: "api_demo.sandboxkey", UserEmail: "demo@crmsync.example", RequestsPerSecond: -1}
 	switch {
 	case o.clientRate > 0:
 		cfg.RequestsPerSecond = o.clientRate

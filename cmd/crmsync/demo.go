@@ -12,24 +12,22 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/crmsync/crmsync/internal/config"
-	"github.com/crmsync/crmsync/internal/simulator/closesim"
-	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
+	"github.com/crmsync/crmsync/internal/sources"
 )
 
 // demoSeed makes the demo data the same on every machine.
 const demoSeed = 42
 
-// demoKey is the simulator's API key; it is not a secret.
-const demoKey = "api_demo.sandboxkey"
-
 // simulator is one running in-process API simulator.
 type simulator struct {
-	source  string
+	connector.Simulator
+	desc    connector.Descriptor
 	baseURL string
-	apiKey  string
-	email   string
 	stop    func()
 }
 
@@ -49,54 +47,53 @@ func serve(h http.Handler, addr string) (string, func(), error) {
 	return "http://" + ln.Addr().String(), stop, nil
 }
 
-// demoSize is the simulated account size of the demo.
-type demoSize struct {
-	closeLeads, closeActivities    int
-	copperPeople, copperActivities int
-	latency                        time.Duration // added to every response
-	rateLimit                      float64       // requests per second; 0: none
+// simFlags are the simulated account's shape, as flags: the size of every sized table of
+// every source (--close-leads, --copper-people, …), latency and rate limit.
+type simFlags struct {
+	sizes     map[string]map[string]*int // source → table → count
+	latency   time.Duration
+	rateLimit float64
 }
 
-// demoEmail is the Copper simulator's user email; not a secret.
-const demoEmail = "demo@crmsync.example"
+func (f *simFlags) register(fl *pflag.FlagSet) {
+	f.sizes = map[string]map[string]*int{}
+	for _, d := range sources.All() {
+		f.sizes[d.Name] = map[string]*int{}
+		for _, sz := range d.Simulator.Sizes {
+			name := d.Name + "-" + strings.ReplaceAll(sz.Table, "_", "-")
+			f.sizes[d.Name][sz.Table] = fl.Int(name, sz.Default, fmt.Sprintf("simulated %s %s", d.Title, strings.ReplaceAll(sz.Table, "_", " ")))
+		}
+	}
+}
 
-func startCopperSimulator(size demoSize, addr string) (*coppersim.Server, simulator, error) {
-	n := size.copperPeople
-	sim, err := coppersim.New(coppersim.Config{
-		Seed: demoSeed, APIKey: demoKey, UserEmail: demoEmail,
-		People: n, Companies: n / 2, Leads: n / 2, Opportunities: n / 2, Projects: n / 10, Tasks: n / 2,
-		Activities: size.copperActivities, Users: 12, Latency: size.latency, RateLimit: size.rateLimit,
-	})
+// start serves the descriptor's simulator on addr.
+func (f *simFlags) start(d connector.Descriptor, addr string) (simulator, error) {
+	sizes := map[string]int{}
+	for table, n := range f.sizes[d.Name] {
+		sizes[table] = *n
+	}
+	sim, err := d.NewSimulator(connector.SimConfig{Seed: demoSeed, Sizes: sizes, Latency: f.latency, RateLimit: f.rateLimit})
 	if err != nil {
-		return nil, simulator{}, err
+		return simulator{}, err
 	}
 	base, stop, err := serve(sim, addr)
 	if err != nil {
-		return nil, simulator{}, err
+		return simulator{}, err
 	}
-	return sim, simulator{source: "copper", baseURL: base, apiKey: demoKey, email: demoEmail, stop: stop}, nil
+	return simulator{Simulator: sim, desc: d, baseURL: base, stop: stop}, nil
 }
 
-func startCloseSimulator(size demoSize, addr string) (*closesim.Server, simulator, error) {
-	sim, err := closesim.New(closesim.Config{
-		Seed: demoSeed, APIKey: demoKey,
-		Leads: size.closeLeads, Activities: size.closeActivities,
-		Tasks: size.closeLeads / 2, Users: 25, CustomFields: 24, Events: size.closeLeads * 2,
-		Latency: size.latency, RateLimit: size.rateLimit,
-	})
-	if err != nil {
-		return nil, simulator{}, err
-	}
-	base, stop, err := serve(sim, addr)
-	if err != nil {
-		return nil, simulator{}, err
-	}
-	return sim, simulator{source: "close", baseURL: base, apiKey: demoKey, stop: stop}, nil
+// config is the sync settings that reach the simulator.
+func (s simulator) config() config.Config {
+	cfg := config.Config{Source: s.desc.Name, BaseURL: s.baseURL}
+	creds := s.desc.Simulator.Credentials
+	cfg.APIKey, cfg.UserEmail = creds["api_key"], creds["user_email"]
+	return cfg
 }
 
 func (a *app) demoCommand() *cobra.Command {
 	var dest string
-	var size demoSize
+	var sim simFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Try crmsync without an account: sync simulated CRM accounts into a local database",
@@ -105,47 +102,41 @@ func (a *app) demoCommand() *cobra.Command {
 			"and change a few records in between, as a live account would.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runDemo(cmd, dest, size)
+			return a.runDemo(cmd, dest, &sim)
 		},
 	}
 	cmd.Flags().StringVar(&dest, "dest", "sqlite:crmsync-demo.db", "destination (sqlite:PATH or postgres://…)")
-	cmd.Flags().IntVar(&size.closeLeads, "close-leads", 2000, "simulated Close leads")
-	cmd.Flags().IntVar(&size.closeActivities, "close-activities", 6000, "simulated Close activities")
-	cmd.Flags().IntVar(&size.copperPeople, "copper-people", 2000, "simulated Copper people")
-	cmd.Flags().IntVar(&size.copperActivities, "copper-activities", 6000, "simulated Copper activities")
+	sim.register(cmd.Flags())
 	return cmd
 }
 
-func (a *app) runDemo(cmd *cobra.Command, dest string, size demoSize) error {
-	closeSim, closeAPI, err := startCloseSimulator(size, "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer closeAPI.stop()
-	copperSim, copperAPI, err := startCopperSimulator(size, "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer copperAPI.stop()
-	// A live account changes all the time: every minute since the simulators' epoch (the start
-	// of the UTC day) a lead or person is edited and an activity logged. The changes are the
-	// same in every run, so a later run finds exactly those made since the previous one.
-	until := time.Now().UTC().Add(-5 * time.Second) // older than the clock uncertainty
-	for m := closeSim.Epoch().Add(time.Minute); !m.After(until); m = m.Add(time.Minute) {
-		closeSim.UpdateRecords("leads", 1, m)
-		closeSim.AddRecords("activities", 1, m)
-		copperSim.UpdateRecords("people", 1, m)
-		copperSim.AddRecords("activities_search", 1, m)
+func (a *app) runDemo(cmd *cobra.Command, dest string, flags *simFlags) error {
+	var sims []simulator
+	for _, d := range sources.All() {
+		sim, err := flags.start(d, "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer sim.stop()
+		sims = append(sims, sim)
+		// A live account changes all the time: every minute since the simulator's epoch (the
+		// start of the UTC day) a record is edited and one created. The changes are the same
+		// in every run, so a later run finds exactly those made since the previous one.
+		until := time.Now().UTC().Add(-5 * time.Second) // older than the clock uncertainty
+		for m := sim.Epoch().Add(time.Minute); !m.After(until); m = m.Add(time.Minute) {
+			sim.UpdateRecords(d.Simulator.Updated, 1, m)
+			sim.AddRecords(d.Simulator.Added, 1, m)
+		}
+		fmt.Fprintf(a.stdout, "demo: %s simulator at %s\n", d.Title, sim.baseURL)
 	}
 
 	start := time.Now().UTC().AddDate(-2, 0, -1).Format("2006-01-02")
-	fmt.Fprintf(a.stdout, "demo: Close simulator at %s, Copper simulator at %s\n", closeAPI.baseURL, copperAPI.baseURL)
 	var failed []error
-	for _, s := range []simulator{closeAPI, copperAPI} {
-		cfg := config.Config{Source: s.source, APIKey: s.apiKey, UserEmail: s.email, BaseURL: s.baseURL,
-			StartDate: start, Dest: dest, Schema: s.source, RequestsPerSecond: -1}
+	for _, s := range sims {
+		cfg := s.config()
+		cfg.StartDate, cfg.Dest, cfg.Schema, cfg.RequestsPerSecond = start, dest, s.desc.Name, -1
 		if err := a.runSync(cmd, cfg, syncOptions{}); err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", s.source, err))
+			failed = append(failed, fmt.Errorf("%s: %w", s.desc.Name, err))
 		}
 	}
 	if len(failed) > 0 {
@@ -164,7 +155,7 @@ func trimSQLite(dest string) string {
 
 func (a *app) sandboxCommand() *cobra.Command {
 	var addr, src, faultSpec string
-	var size demoSize
+	var flags simFlags
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Serve a simulated CRM API on loopback, to point crmsync (or anything else) at",
@@ -174,50 +165,43 @@ func (a *app) sandboxCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			var sim simulator
-			switch src {
-			case "close":
-				var cs *closesim.Server
-				if cs, sim, err = startCloseSimulator(size, addr); err == nil {
-					err = cs.SetFaults(closesim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
-						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
-						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"], RateStall: rates["stall"]})
-				}
-			case "copper":
-				var cs *coppersim.Server
-				if cs, sim, err = startCopperSimulator(size, addr); err == nil {
-					err = cs.SetFaults(coppersim.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
-						RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
-						SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"], RateStall: rates["stall"]})
-				}
-			default:
-				return usageError{fmt.Errorf("source: %q is not a known source (close or copper)", src)}
+			d, err := sources.Lookup(src)
+			if err != nil {
+				return usageError{err}
 			}
+			sim, err := flags.start(d, addr)
 			if err != nil {
 				return err
 			}
 			defer sim.stop()
-			fmt.Fprintf(a.stdout, "%s simulator listening at %s\n", src, sim.baseURL)
-			if src == "copper" {
-				fmt.Fprintf(a.stdout, "try: COPPER_API_KEY=%s COPPER_USER_EMAIL=%s crmsync sync --source copper --base-url %s --start-date 2020-01-01 --dest sqlite:sandbox.db\n", sim.apiKey, sim.email, sim.baseURL)
-			} else {
-				fmt.Fprintf(a.stdout, "try: CLOSE_API_KEY=%s crmsync sync --source close --base-url %s --start-date 2020-01-01 --dest sqlite:sandbox.db\n", sim.apiKey, sim.baseURL)
+			if err := setFaults(sim, rates); err != nil {
+				return usageError{err}
 			}
+			fmt.Fprintf(a.stdout, "%s simulator listening at %s\n", d.Name, sim.baseURL)
+			var env []string
+			for _, c := range d.Credentials {
+				env = append(env, c.Env+"="+d.Simulator.Credentials[c.Key])
+			}
+			fmt.Fprintf(a.stdout, "try: %s crmsync sync --source %s --base-url %s --start-date 2020-01-01 --dest sqlite:sandbox.db\n", strings.Join(env, " "), d.Name, sim.baseURL)
 			fmt.Fprintln(a.stdout, "stop with Ctrl-C")
 			<-cmd.Context().Done()
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&src, "source", "close", "which API to simulate: close or copper")
+	cmd.Flags().StringVar(&src, "source", "close", "which API to simulate: "+strings.Join(sources.Names(), " or "))
 	cmd.Flags().StringVar(&addr, "listen", "127.0.0.1:8080", "address to listen on (keep it on loopback)")
-	cmd.Flags().IntVar(&size.closeLeads, "close-leads", 2000, "simulated Close leads")
-	cmd.Flags().IntVar(&size.closeActivities, "close-activities", 6000, "simulated Close activities")
-	cmd.Flags().IntVar(&size.copperPeople, "copper-people", 2000, "simulated Copper people")
-	cmd.Flags().IntVar(&size.copperActivities, "copper-activities", 6000, "simulated Copper activities")
-	cmd.Flags().DurationVar(&size.latency, "latency", 0, "latency added to every response, e.g. 200ms")
-	cmd.Flags().Float64Var(&size.rateLimit, "rate-limit", 0, "requests per second the simulator allows before answering 429 (0: no limit)")
+	flags.register(cmd.Flags())
+	cmd.Flags().DurationVar(&flags.latency, "latency", 0, "latency added to every response, e.g. 200ms")
+	cmd.Flags().Float64Var(&flags.rateLimit, "rate-limit", 0, "requests per second the simulator allows before answering 429 (0: no limit)")
 	cmd.Flags().StringVar(&faultSpec, "faults", "", "fault mix, e.g. 429=0.05,5xx=0.02,truncate=0.01 (kinds: "+strings.Join(faultKinds, ", ")+")")
 	return cmd
+}
+
+// setFaults switches the sandbox's random faults on.
+func setFaults(sim simulator, rates map[string]float64) error {
+	return sim.SetFaults(simfault.Faults{Seed: demoSeed, Rate429: rates["429"], Rate429NoHint: rates["429nohint"], Rate5xx: rates["5xx"],
+		RateTruncate: rates["truncate"], RateBadJSON: rates["badjson"], RateReset: rates["reset"], RateSlow: rates["slow"],
+		SlowDelay: 90 * time.Second, MutateBetweenPages: rates["mutate"], RateStall: rates["stall"]})
 }
 
 // faultKinds are the faults the sandbox can inject.

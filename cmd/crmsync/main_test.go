@@ -5,15 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/crmsync/crmsync/internal/simulator/closesim"
-	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/sources"
 )
 
 // binary is the real crmsync built once for the tests that run it as a process.
@@ -148,28 +148,34 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 	}
 }
 
-func newCloseSim(t *testing.T, cfg closesim.Config) (*closesim.Server, string) {
-	t.Helper()
-	cfg.APIKey = "api_cli.testkey0123456789"
-	sim, err := closesim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	return sim, srv.URL
-}
-
+// TestCheck: for every source, check passes with the right credentials and fails with each
+// one wrong, naming the variable to fix and printing no credential.
 func TestCheck(t *testing.T) {
-	_, url := newCloseSim(t, closesim.Config{Users: 1})
-	code, out, errOut := runCLI(t, map[string]string{"CLOSE_API_KEY": "api_cli.testkey0123456789"}, "check", "--source", "close", "--base-url", url)
-	if code != 0 || !strings.Contains(out, "ok") {
-		t.Fatalf("check with the right key: exit %d, %s %s", code, out, errOut)
-	}
-	wrong := "api_wrong.wrongwrongwrong"
-	code, out, errOut = runCLI(t, map[string]string{"CLOSE_API_KEY": wrong}, "check", "--source", "close", "--base-url", url)
-	if code != exitFailed || !strings.Contains(errOut, "CLOSE_API_KEY") || strings.Contains(out+errOut, wrong) {
-		t.Fatalf("check with a wrong key: exit %d, stdout %q, stderr %q", code, out, errOut)
+	for _, d := range sources.All() {
+		t.Run(d.Name, func(t *testing.T) {
+			acc := newAccount(t, d, connector.SimConfig{Sizes: map[string]int{"users": 1}})
+			env := map[string]string{}
+			for _, c := range d.Credentials {
+				env[c.Env] = acc.Credentials[c.Key]
+			}
+			code, out, errOut := runCLI(t, env, "check", "--source", d.Name, "--base-url", acc.URL)
+			if code != 0 || !strings.Contains(out, "ok") {
+				t.Fatalf("check with the right credentials: exit %d, %s %s", code, out, errOut)
+			}
+			for _, c := range d.Credentials {
+				wrong := maps.Clone(env)
+				wrong[c.Env] = "wrong.leakcheck@example.com"
+				code, out, errOut := runCLI(t, wrong, "check", "--source", d.Name, "--base-url", acc.URL)
+				if code != exitFailed || !strings.Contains(errOut, c.Env) {
+					t.Errorf("check with a wrong %s: exit %d, stdout %q, stderr %q", c.Key, code, out, errOut)
+				}
+				for _, v := range wrong {
+					if strings.Contains(out+errOut, v) {
+						t.Errorf("check with a wrong %s printed a credential: %s%s", c.Key, out, errOut)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -177,23 +183,5 @@ func TestCheckUnreachableHost(t *testing.T) {
 	code, _, errOut := runCLI(t, map[string]string{"CLOSE_API_KEY": "k-123456"}, "check", "--source", "close", "--base-url", "http://127.0.0.1:1")
 	if code != exitFailed || !strings.Contains(errOut, "cannot reach the API") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
-	}
-}
-
-func TestCopperCheck(t *testing.T) {
-	sim, err := coppersim.New(coppersim.Config{APIKey: "cu_key_123456", UserEmail: "me@example.com", Users: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	env := map[string]string{"COPPER_API_KEY": "cu_key_123456", "COPPER_USER_EMAIL": "me@example.com"}
-	if code, out, errOut := runCLI(t, env, "check", "--source", "copper", "--base-url", srv.URL); code != 0 {
-		t.Fatalf("exit %d: %s %s", code, out, errOut)
-	}
-	env["COPPER_USER_EMAIL"] = "other@example.com"
-	code, out, errOut := runCLI(t, env, "check", "--source", "copper", "--base-url", srv.URL)
-	if code != exitFailed || !strings.Contains(errOut, "COPPER_USER_EMAIL") || strings.Contains(out+errOut, "cu_key_123456") || strings.Contains(out+errOut, "other@example.com") {
-		t.Fatalf("wrong email: exit %d, %s %s", code, out, errOut)
 	}
 }

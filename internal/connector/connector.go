@@ -8,12 +8,12 @@ package connector
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 	"github.com/crmsync/crmsync/internal/source"
 )
 
@@ -122,18 +122,9 @@ func (d Descriptor) CheckCredentials(creds map[string]string) error {
 	return nil
 }
 
-// Simulator is a running simulated account of one CRM.
-type Simulator interface {
-	http.Handler
-	// Snapshot is the ground truth of a table: every record the API would list now.
-	Snapshot(table string) []map[string]any
-	// AddRecords creates n records of the table at the given instant.
-	AddRecords(table string, n int, at time.Time)
-	// UpdateRecords edits n existing records of the table at the given instant.
-	UpdateRecords(table string, n int, at time.Time)
-	// Epoch is the start of the simulated account's live changes.
-	Epoch() time.Time
-}
+// Simulator is a running simulated account of one CRM: an HTTP handler with its ground
+// truth (Snapshot), live changes, faults and stats.
+type Simulator = simfault.Simulator
 
 // SimConfig is what every simulator is built from.
 type SimConfig struct {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
-	"github.com/crmsync/crmsync/internal/synctest"
 )
 
 // TestHostileData serves users whose fields carry what real accounts eventually send: huge
@@ -37,16 +37,16 @@ func TestHostileData(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	for destName, newDest := range synctest.Destinations() {
+	for destName, newDest := range e2e.Destinations() {
 		t.Run(destName, func(t *testing.T) {
 			dest := newDest(t)
-			dst := openDest(t, dest, "close")
+			dst := e2e.OpenDest(t, dest, "close")
 			src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: srv.URL, Tuning: apiclient.Tuning{RequestsPerSecond: -1}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			synctest.Sync(t, src, dst, "users")
-			r := synctest.OpenReplica(t, dest, "close")
+			e2e.Sync(t, src, dst, "users")
+			r := e2e.OpenReplica(t, dest, "close")
 			var n int
 			var first string
 			if err := r.DB.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %s`, r.Ref("users"))).Scan(&n); err != nil || n != 4 {

@@ -1,24 +1,18 @@
 package faulttest
 
 import (
-	"context"
-	"net/http/httptest"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/crmsync/crmsync/internal/apiclient"
-	"github.com/crmsync/crmsync/internal/destination"
-	"github.com/crmsync/crmsync/internal/destination/postgres"
-	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
-	"github.com/crmsync/crmsync/internal/source"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/source/copper"
-	"github.com/crmsync/crmsync/internal/synctest"
 )
 
 const (
@@ -27,11 +21,15 @@ const (
 	rate  = 0.08 // share of requests that get the fault
 )
 
-// fault is one kind of bad day, set the same way on both simulators.
+// creds reach every simulated account of these tests (Close ignores the email).
+var creds = map[string]string{"api_key": key, "user_email": email}
+
+// fault is one kind of bad day, set the same way on every simulator that can have it.
 type fault struct {
 	name   string
-	close  closesim.Faults
-	copper coppersim.Faults
+	faults simfault.Faults
+	// only names the one source whose API can have this fault; empty: all.
+	only string
 	// rateLimit is a sustained server-side limit (requests/s) lower than the client paces for.
 	rateLimit float64
 }
@@ -40,144 +38,73 @@ type fault struct {
 const stall = 40 * time.Second
 
 var faults = []fault{
-	{name: "429 with hints", close: closesim.Faults{Rate429: rate}, copper: coppersim.Faults{Rate429: rate}},
-	{name: "429 without hints", close: closesim.Faults{Rate429NoHint: rate}, copper: coppersim.Faults{Rate429NoHint: rate}},
+	{name: "429 with hints", faults: simfault.Faults{Rate429: rate}},
+	{name: "429 without hints", faults: simfault.Faults{Rate429NoHint: rate}},
 	{name: "sustained limit below documented", rateLimit: 40},
-	{name: "5xx", close: closesim.Faults{Rate5xx: rate}, copper: coppersim.Faults{Rate5xx: rate}},
-	{name: "connection reset", close: closesim.Faults{RateReset: rate}, copper: coppersim.Faults{RateReset: rate}},
-	{name: "never-finishing responses", close: closesim.Faults{RateSlow: rate, SlowDelay: 3 * time.Second}, copper: coppersim.Faults{RateSlow: rate, SlowDelay: 3 * time.Second}},
-	{name: "stalled answers", close: closesim.Faults{RateStall: rate, RateStallHeaders: rate, StallFor: stall},
-		copper: coppersim.Faults{RateStall: rate, RateStallHeaders: rate, StallFor: stall}},
-	{name: "429 storm: every 3rd request, every 7th a 502", close: closesim.Faults{Every429: 3, Every5xx: 7, StormReset: time.Second},
-		copper: coppersim.Faults{Every429: 3, Every5xx: 7}},
-	// Close only: Copper documents no Retry-After (its 429s with one are "429 with hints").
-	{name: "503 with Retry-After", close: closesim.Faults{Rate503RetryAfter: 0.2, RetryAfter: time.Second}},
-	{name: "truncated bodies", close: closesim.Faults{RateTruncate: rate}, copper: coppersim.Faults{RateTruncate: rate}},
-	{name: "invalid, empty or HTML bodies with 200", close: closesim.Faults{RateBadJSON: rate}, copper: coppersim.Faults{RateBadJSON: rate}},
-	{name: "records changing between pages", close: closesim.Faults{MutateBetweenPages: 0.5}, copper: coppersim.Faults{MutateBetweenPages: 0.5}},
-	{name: "everything at once", close: closesim.Faults{Rate429: 0.02, Rate429NoHint: 0.02, Rate5xx: 0.02, RateReset: 0.02, RateTruncate: 0.02, RateBadJSON: 0.02, MutateBetweenPages: 0.2},
-		copper: coppersim.Faults{Rate429: 0.02, Rate429NoHint: 0.02, Rate5xx: 0.02, RateReset: 0.02, RateTruncate: 0.02, RateBadJSON: 0.02, MutateBetweenPages: 0.2}},
+	{name: "5xx", faults: simfault.Faults{Rate5xx: rate}},
+	{name: "connection reset", faults: simfault.Faults{RateReset: rate}},
+	{name: "never-finishing responses", faults: simfault.Faults{RateSlow: rate, SlowDelay: 3 * time.Second}},
+	{name: "stalled answers", faults: simfault.Faults{RateStall: rate, RateStallHeaders: rate, StallFor: stall}},
+	{name: "429 storm: every 3rd request, every 7th a 502", faults: simfault.Faults{Every429: 3, Every5xx: 7}},
+	// Copper documents no Retry-After (its 429s with one are "429 with hints").
+	{name: "503 with Retry-After", faults: simfault.Faults{Rate503RetryAfter: 0.2, RetryAfter: time.Second}, only: "close"},
+	{name: "truncated bodies", faults: simfault.Faults{RateTruncate: rate}},
+	{name: "invalid, empty or HTML bodies with 200", faults: simfault.Faults{RateBadJSON: rate}},
+	{name: "records changing between pages", faults: simfault.Faults{MutateBetweenPages: 0.5}},
+	{name: "everything at once", faults: simfault.Faults{Rate429: 0.02, Rate429NoHint: 0.02, Rate5xx: 0.02, RateReset: 0.02, RateTruncate: 0.02,
+		RateBadJSON: 0.02, MutateBetweenPages: 0.2}},
 }
 
-// account is one simulated account with its source and the tables to compare.
+// account is how the matrix builds and changes one source's simulated account.
 type account struct {
-	name    string
-	faulted bool // the fault applies to this source
-	sim     interface{ Snapshot(string) []map[string]any }
-	faults  func(on bool)
-	stats   func() map[string]int64
-	mutate  func(at time.Time)
-	source  func(url string) source.Source
-	tables  []synctest.Table
-	handler func() *httptest.Server
+	desc connector.Descriptor
+	seed int64 // of the faults
+	sim  func(t *testing.T, f fault) connector.Simulator
+	// changes are what a live account does between two syncs: table → records updated
+	// (positive) or added (negative).
+	changes map[string]int
 }
 
-// tuning is the client's in the matrix: unpaced (the simulators announce no limit unless the
-// fault says so), quick retries, and a stall bound far below the simulators' stalls.
-var tuning = apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: 5 * time.Millisecond, MaxAttempts: 15, StallTimeout: 300 * time.Millisecond}
-
-func closeAccount(t *testing.T, f fault) account {
-	// The lead query's minute is read the strict way (HH:MM:00): crmsync must not depend on
-	// the lenient one. Announced windows are enforced: a request inside one is refused.
-	sim, err := closesim.New(closesim.Config{Seed: 31, APIKey: key, Leads: 400, Activities: 600, Tasks: 300, Users: 8, CustomFields: 8, Events: 300,
-		RateLimit: f.rateLimit, QueryExactMinute: true, EnforceResets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return account{
-		name: "close", sim: sim, faulted: f.close != (closesim.Faults{}) || f.rateLimit > 0,
-		faults: func(on bool) {
-			if on {
-				ff := f.close
-				ff.Seed = 77
-				if err := sim.SetFaults(ff); err != nil {
-					t.Fatal(err)
-				}
-			} else if err := sim.SetFaults(closesim.Faults{}); err != nil {
-				t.Fatal(err)
-			}
-		},
-		stats: func() map[string]int64 { return sim.Stats().Faults },
-		mutate: func(at time.Time) {
-			sim.UpdateRecords("leads", 9, at)
-			sim.AddRecords("activities", 7, at)
-			sim.UpdateRecords("tasks", 5, at)
-		},
-		source: func(url string) source.Source {
-			s, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: url, Tuning: tuning})
+var accounts = []account{
+	{desc: closecrm.Descriptor, seed: 77, changes: map[string]int{"leads": 9, "activities": -7, "tasks": 5},
+		sim: func(t *testing.T, f fault) connector.Simulator {
+			// The lead query's minute is read the strict way (HH:MM:00): crmsync must not depend on
+			// the lenient one. Announced windows are enforced: a request inside one is refused.
+			sim, err := closesim.New(closesim.Config{Seed: 31, APIKey: key, Leads: 400, Activities: 600, Tasks: 300, Users: 8, CustomFields: 8, Events: 300,
+				RateLimit: f.rateLimit, QueryExactMinute: true, EnforceResets: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s
-		},
-		tables: []synctest.Table{
-			{Name: "leads", Key: "id", Version: "date_updated"}, {Name: "tasks", Key: "id", Version: "date_updated"},
-			{Name: "users", Key: "id", Version: "date_updated"}, {Name: "custom_fields", Key: "id", Version: "date_updated"},
-			{Name: "activities", Key: "id", AppendOnly: true},
-		},
-		handler: func() *httptest.Server { return httptest.NewServer(sim) },
-	}
-}
-
-func copperAccount(t *testing.T, f fault) account {
-	sim, err := coppersim.New(coppersim.Config{Seed: 32, APIKey: key, UserEmail: email, People: 500, Companies: 250, Leads: 150, Opportunities: 150,
-		Projects: 40, Tasks: 150, Activities: 600, Users: 5, RateLimit: f.rateLimit, RateWindow: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := account{
-		name: "copper", sim: sim, faulted: f.copper != (coppersim.Faults{}) || f.rateLimit > 0,
-		faults: func(on bool) {
-			if on {
-				ff := f.copper
-				ff.Seed = 78
-				if err := sim.SetFaults(ff); err != nil {
-					t.Fatal(err)
-				}
-			} else if err := sim.SetFaults(coppersim.Faults{}); err != nil {
-				t.Fatal(err)
-			}
-		},
-		stats: func() map[string]int64 { return sim.Stats().Faults },
-		mutate: func(at time.Time) {
-			sim.UpdateRecords("people", 9, at)
-			sim.AddRecords("companies", 4, at)
-			sim.UpdateRecords("opportunities", 5, at)
-			sim.AddRecords("activities_search", 6, at)
-		},
-		source: func(url string) source.Source {
-			s, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: url, Tuning: tuning})
+			return sim
+		}},
+	{desc: copper.Descriptor, seed: 78, changes: map[string]int{"people": 9, "companies": -4, "opportunities": 5, "activities_search": -6},
+		sim: func(t *testing.T, f fault) connector.Simulator {
+			sim, err := coppersim.New(coppersim.Config{Seed: 32, APIKey: key, UserEmail: email, People: 500, Companies: 250, Leads: 150, Opportunities: 150,
+				Projects: 40, Tasks: 150, Activities: 600, Users: 5, RateLimit: f.rateLimit, RateWindow: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s
-		},
-		handler: func() *httptest.Server { return httptest.NewServer(sim) },
-	}
-	for _, n := range []string{"companies", "leads", "opportunities", "people", "projects", "tasks", "activities_search"} {
-		acc.tables = append(acc.tables, synctest.Table{Name: n, Key: "id", Version: "date_modified"})
-	}
-	for _, n := range []string{"account", "pipelines", "pipeline_stages", "custom_field_definitions", "users"} {
-		acc.tables = append(acc.tables, synctest.Table{Name: n, Key: "id"})
-	}
-	return acc
+			return sim
+		}},
 }
 
-// openDest opens the destination named by a --dest string as the engine's destination.
-func openDest(t *testing.T, dest, schema string) destination.Destination {
+// change applies the account's live changes at the given instant.
+func (a account) change(sim connector.Simulator, at time.Time) {
+	for table, n := range a.changes {
+		if n > 0 {
+			sim.UpdateRecords(table, n, at)
+		} else {
+			sim.AddRecords(table, -n, at)
+		}
+	}
+}
+
+// setFaults switches the simulator's faults.
+func setFaults(t *testing.T, sim connector.Simulator, f simfault.Faults) {
 	t.Helper()
-	var d destination.Destination
-	var err error
-	if path, ok := strings.CutPrefix(dest, "sqlite:"); ok {
-		d, err = sqlite.Open(context.Background(), path, "")
-	} else {
-		d, err = postgres.Open(context.Background(), dest, schema)
-	}
-	if err != nil {
+	if err := sim.SetFaults(f); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	return d
 }
 
 // injected totals the faults injected by kind over the whole matrix, for the report.
@@ -195,41 +122,34 @@ func TestFaultMatrix(t *testing.T) {
 		t.Skip("fault matrix: long")
 	}
 	for _, f := range faults {
-		for _, mk := range []func(*testing.T, fault) account{closeAccount, copperAccount} {
-			for destName, newDest := range synctest.Destinations() {
-				acc := mk(t, f)
-				if !acc.faulted {
-					continue // this bad day is the other source's
-				}
-				t.Run(f.name+"/"+acc.name+"/"+destName, func(t *testing.T) {
+		for _, acc := range accounts {
+			if f.only != "" && f.only != acc.desc.Name {
+				continue // this bad day is the other source's
+			}
+			for destName, newDest := range e2e.Destinations() {
+				t.Run(f.name+"/"+acc.desc.Name+"/"+destName, func(t *testing.T) {
 					t.Parallel()
-					srv := acc.handler()
-					defer srv.Close()
+					a := e2e.NewAccount(t, acc.desc, e2e.Options{Sim: acc.sim(t, f), SimConfig: connector.SimConfig{Credentials: creds}})
 					dest := newDest(t)
-					dst := openDest(t, dest, acc.name)
-					names := make([]string, len(acc.tables))
-					for i, tb := range acc.tables {
-						names[i] = tb.Name
-					}
+					dst := e2e.OpenDest(t, dest, acc.desc.Name)
+					on := f.faults
+					on.Seed = acc.seed
 					for round := 1; round <= 2; round++ {
 						if round == 2 {
 							// Changed just before the sync, in its very second: must be in it.
-							acc.mutate(time.Now().UTC())
+							acc.change(a.Sim, time.Now().UTC())
 						}
-						acc.faults(true)
-						synctest.Sync(t, acc.source(srv.URL), dst, names...)
-						acc.faults(false)
+						setFaults(t, a.Sim, on)
+						a.Sync(t, dst)
+						setFaults(t, a.Sim, simfault.Faults{})
 						// A fault that moved data under the sync is caught up by the next one.
-						if f.close.MutateBetweenPages > 0 {
-							synctest.Sync(t, acc.source(srv.URL), dst, names...)
+						if f.faults.MutateBetweenPages > 0 {
+							a.Sync(t, dst)
 						}
-						r := synctest.OpenReplica(t, dest, acc.name)
-						for _, tb := range acc.tables {
-							synctest.AssertReplica(t, r, acc.sim, tb)
-						}
+						a.AssertReplica(t, e2e.OpenReplica(t, dest, acc.desc.Name))
 					}
 					injected.Lock()
-					for k, v := range acc.stats() {
+					for k, v := range a.Sim.Stats().Faults {
 						injected.byKind[k] += v
 					}
 					injected.syncs += 2

@@ -1,18 +1,16 @@
 package faulttest
 
 import (
-	"context"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
-	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/source/copper"
-	"github.com/crmsync/crmsync/internal/synctest"
 )
 
 // TestPacedByAnnouncedGroupLimits: with crmsync's default pacing, a Close account whose endpoint
@@ -31,7 +29,7 @@ func TestPacedByAnnouncedGroupLimits(t *testing.T) {
 		{"fixed 2 s windows, fractional resets", closesim.Config{RateLimit: 10, RateWindow: 2 * time.Second, FractionalReset: true}},
 	}
 	for _, tt := range tests {
-		for destName, newDest := range synctest.Destinations() {
+		for destName, newDest := range e2e.Destinations() {
 			t.Run(tt.name+"/"+destName, func(t *testing.T) {
 				t.Parallel()
 				cfg := tt.limits
@@ -41,17 +39,12 @@ func TestPacedByAnnouncedGroupLimits(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				srv := httptest.NewServer(sim)
-				defer srv.Close()
-				src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: srv.URL, Tuning: apiclient.Tuning{BaseBackoff: 5 * time.Millisecond}})
-				if err != nil {
-					t.Fatal(err)
-				}
+				a := e2e.NewAccount(t, closecrm.Descriptor, e2e.Options{Sim: sim, SimConfig: connector.SimConfig{Credentials: creds}})
+				a.Tuning = apiclient.Tuning{BaseBackoff: 5 * time.Millisecond} // crmsync's default pacing
 				dest := newDest(t)
-				dst := openDest(t, dest, "close")
-				streams := []string{"leads", "activities", "tasks", "users"}
+				dst := e2e.OpenDest(t, dest, "close")
 				t0 := time.Now()
-				rep := synctest.Sync(t, src, dst, streams...)
+				rep := a.Sync(t, dst, "leads", "activities", "tasks", "users")
 				elapsed := time.Since(t0)
 				st := sim.Stats()
 				if st.RateLimited > 0 || st.InsideReset > 0 || rep.Requests.RateLimited > 0 {
@@ -67,11 +60,7 @@ func TestPacedByAnnouncedGroupLimits(t *testing.T) {
 				if elapsed > 3*ideal+2*time.Second {
 					t.Errorf("took %s; the activities group alone allows it in %s", elapsed, ideal)
 				}
-				r := synctest.OpenReplica(t, dest, "close")
-				for _, tb := range []synctest.Table{{Name: "leads", Key: "id", Version: "date_updated"}, {Name: "tasks", Key: "id", Version: "date_updated"},
-					{Name: "activities", Key: "id", AppendOnly: true}} {
-					synctest.AssertReplica(t, r, sim, tb)
-				}
+				a.AssertReplica(t, e2e.OpenReplica(t, dest, "close"), "leads", "tasks", "activities", "users")
 			})
 		}
 	}
@@ -91,7 +80,7 @@ func TestCopperHeaderless429Storm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("paced syncs take seconds")
 	}
-	for destName, newDest := range synctest.Destinations() {
+	for destName, newDest := range e2e.Destinations() {
 		t.Run(destName, func(t *testing.T) {
 			t.Parallel()
 			// 180 requests a minute, rolling, as documented; the storm comes on top.
@@ -101,20 +90,15 @@ func TestCopperHeaderless429Storm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(sim)
-			defer srv.Close()
-			src, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: srv.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := e2e.NewAccount(t, copper.Descriptor, e2e.Options{Sim: sim, SimConfig: connector.SimConfig{Credentials: creds}})
+			a.Tuning = apiclient.Tuning{} // crmsync's default pacing
 			dest := newDest(t)
-			dst := openDest(t, dest, "copper")
+			dst := e2e.OpenDest(t, dest, "copper")
 			t0 := time.Now()
 			// Unsplit first reads, as the CLI reads Copper at its pace.
-			rep, err := engine.Run(context.Background(), src, dst, engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Windows: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			opts := a.Options()
+			opts.Windows = copper.Descriptor.Windows(0)
+			rep := e2e.SyncWith(t, a.Source(t), dst, opts)
 			elapsed := time.Since(t0)
 			t.Logf("%d rows, %d requests, %d answered 429, %s", rep.Rows(), rep.Requests.Requests, rep.Requests.RateLimited, elapsed.Round(time.Millisecond))
 			if rep.Requests.RateLimited == 0 {
@@ -123,10 +107,7 @@ func TestCopperHeaderless429Storm(t *testing.T) {
 			if elapsed > 30*time.Second {
 				t.Errorf("took %s; want well under a minute", elapsed)
 			}
-			r := synctest.OpenReplica(t, dest, "copper")
-			for _, n := range []string{"companies", "people", "opportunities", "activities_search"} {
-				synctest.AssertReplica(t, r, sim, synctest.Table{Name: n, Key: "id", Version: "date_modified"})
-			}
+			a.AssertReplica(t, e2e.OpenReplica(t, dest, "copper"))
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package closecrm
 
 import (
-	"time"
-
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/source"
@@ -49,13 +47,5 @@ func newSimulator(c connector.SimConfig) (connector.Simulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return simulator{sim}, nil
-}
-
-// simulator adapts closesim to connector.Simulator.
-type simulator struct{ *closesim.Server }
-
-func (s simulator) AddRecords(table string, n int, at time.Time) { s.Server.AddRecords(table, n, at) }
-func (s simulator) UpdateRecords(table string, n int, at time.Time) {
-	s.Server.UpdateRecords(table, n, at)
+	return sim, nil
 }

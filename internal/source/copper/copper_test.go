@@ -3,17 +3,18 @@ package copper_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
-	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
+	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/copper"
-	"github.com/crmsync/crmsync/internal/synctest"
 )
 
 const (
@@ -21,17 +22,18 @@ const (
 	testEmail = "owner.secret@example.com"
 )
 
+// harness is one simulated Copper account (built here with the knobs a test needs) synced
+// into a fresh SQLite file, all on one fake clock: a test moves time instead of sleeping.
 type harness struct {
-	t    *testing.T
-	sim  *coppersim.Server
-	url  string
-	path string
-	dst  *sqlite.Destination
+	*e2e.Local
+	sim   *coppersim.Server
+	clock *fakeclock.Clock
 }
 
 func newHarness(t *testing.T, cfg coppersim.Config) *harness {
 	t.Helper()
-	cfg.APIKey, cfg.UserEmail = testKey, testEmail
+	clock := fakeclock.New(time.Now().UTC())
+	cfg.APIKey, cfg.UserEmail, cfg.Now = testKey, testEmail, clock.Now
 	if cfg.Seed == 0 {
 		cfg.Seed = 11
 	}
@@ -39,63 +41,29 @@ func newHarness(t *testing.T, cfg coppersim.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	dst, path := synctest.OpenSQLite(t)
-	return &harness{t: t, sim: sim, url: srv.URL, path: path, dst: dst}
+	l := e2e.NewLocal(t, copper.Descriptor, e2e.Options{Sim: sim, Clock: clock,
+		SimConfig: connector.SimConfig{Credentials: map[string]string{"api_key": testKey, "user_email": testEmail}}})
+	return &harness{Local: l, sim: sim, clock: clock}
 }
 
-func (h *harness) source(key, email string) *copper.Source {
-	h.t.Helper()
-	src, err := copper.New(copper.Config{APIKey: key, UserEmail: email, BaseURL: h.url, Tuning: apiclient.Tuning{RequestsPerSecond: -1, BaseBackoff: time.Millisecond, MaxAttempts: 12, Timeout: 5 * time.Second}})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return src
-}
-
-func (h *harness) sync(streams ...string) engine.Report {
-	h.t.Helper()
-	return synctest.Sync(h.t, h.source(testKey, testEmail), h.dst, streams...)
-}
-
-var cdcTables = []string{"activities_search", "companies", "leads", "opportunities", "people", "projects", "tasks"}
-var fullTables = []string{"account", "contact_types", "custom_field_definitions", "customer_sources", "lead_statuses", "loss_reasons",
-	"pipeline_stages", "pipelines", "tags", "users"}
-
-func (h *harness) assertReplica(names ...string) {
-	h.t.Helper()
-	if len(names) == 0 {
-		names = append(append(names, cdcTables...), fullTables...)
-	}
-	for _, n := range names {
-		tb := synctest.Table{Name: n, Key: "id"}
-		if n == "tags" {
-			tb.Key = "name"
-		}
-		for _, c := range cdcTables {
-			if c == n {
-				tb.Version = "date_modified"
-			}
-		}
-		synctest.AssertReplica(h.t, synctest.SQLiteReplica(h.dst.DB()), h.sim, tb)
-	}
+func (h *harness) source(key, email string) source.Source {
+	return h.Source(h.T(), map[string]string{"api_key": key, "user_email": email})
 }
 
 func TestAllTablesFullAndIncremental(t *testing.T) {
 	h := newHarness(t, coppersim.Config{People: 600, Companies: 300, Leads: 300, Opportunities: 300, Projects: 80, Tasks: 300, Activities: 1200, Users: 8})
-	rep := h.sync()
+	rep := h.Sync()
 	if len(rep.Streams) != 17 {
 		t.Fatalf("synced %d tables, want all 17", len(rep.Streams))
 	}
-	h.assertReplica()
+	h.Assert()
 	for _, s := range rep.Streams {
 		if s.Rows == 0 {
 			t.Errorf("%s: no rows replicated", s.Stream)
 		}
 	}
 
-	at := time.Now().UTC()
+	at := h.clock.Now().UTC()
 	h.sim.UpdateRecords("people", 7, at)
 	h.sim.UpdateRecords("opportunities", 4, at)
 	h.sim.AddRecords("companies", 3, at)
@@ -103,10 +71,10 @@ func TestAllTablesFullAndIncremental(t *testing.T) {
 	h.sim.DeleteRecords("people", 2, at) // gone from the source (deletion marking is a later issue)
 	tags := h.sim.Snapshot("tags")
 	h.sim.SetSmallList("tags", tags[1:]) // a full table shrinks: the replica must shrink too
-	time.Sleep(synctest.ClockSlack)
+	h.Settle()
 	h.sim.ResetStats()
-	rep = h.sync()
-	h.assertReplica("opportunities", "companies", "activities_search", "tags")
+	rep = h.Sync()
+	h.Assert("opportunities", "companies", "activities_search", "tags")
 	byName := map[string]engine.StreamReport{}
 	for _, s := range rep.Streams {
 		byName[s.Stream] = s
@@ -122,28 +90,28 @@ func TestAllTablesFullAndIncremental(t *testing.T) {
 func TestSearchCeilingDoesNotTruncate(t *testing.T) {
 	// With a 500-result ceiling, 3,000 people cannot be reached by paging one search.
 	h := newHarness(t, coppersim.Config{People: 3000, Activities: 3000, Users: 2, MaxResults: 500})
-	h.sync("people", "activities_search")
-	h.assertReplica("people", "activities_search")
+	h.Sync("people", "activities_search")
+	h.Assert("people", "activities_search")
 }
 
 func TestManyRecordsShareOneSecond(t *testing.T) {
 	h := newHarness(t, coppersim.Config{People: 900, Users: 2, SameTimestamp: 450})
-	h.sync("people")
-	h.assertReplica("people")
+	h.Sync("people")
+	h.Assert("people")
 }
 
 func TestFaultsStillConverge(t *testing.T) {
 	h := newHarness(t, coppersim.Config{People: 400, Companies: 200, Leads: 100, Opportunities: 100, Projects: 20, Tasks: 100, Activities: 600, Users: 5})
 	h.sim.SetFaults(coppersim.Faults{Seed: 9, Rate429: 0.05, Rate429NoHint: 0.05, Rate5xx: 0.05, RateTruncate: 0.05, RateBadJSON: 0.05, RateReset: 0.03})
-	h.sync()
+	h.Sync()
 	h.sim.SetFaults(coppersim.Faults{})
-	h.assertReplica()
+	h.Assert()
 }
 
 func TestLeadStatusesForbiddenIsSkippedNotFailed(t *testing.T) {
 	off := false
 	h := newHarness(t, coppersim.Config{People: 5, Users: 1, LeadsEnabled: &off})
-	rep := h.sync("lead_statuses", "people")
+	rep := h.Sync("lead_statuses", "people")
 	if len(rep.Streams[0].Notes) == 0 {
 		t.Fatal("lead_statuses: the report must say why it was skipped")
 	}
@@ -171,8 +139,8 @@ func TestMissingEmailIsRejectedBeforeAnyRequest(t *testing.T) {
 
 func TestSecretsNeverStored(t *testing.T) {
 	h := newHarness(t, coppersim.Config{People: 50, Companies: 20, Activities: 50, Users: 3})
-	h.sync()
-	h.dst.Close()
+	h.Sync()
+	h.Dst.Close()
 	// The owner's email is legitimately in the users table; the key must be nowhere.
-	synctest.AssertNoSecrets(t, h.path, testKey)
+	e2e.AssertNoSecrets(t, h.Path, testKey)
 }

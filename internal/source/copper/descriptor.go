@@ -1,8 +1,6 @@
 package copper
 
 import (
-	"time"
-
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 	"github.com/crmsync/crmsync/internal/source"
@@ -40,13 +38,8 @@ var Descriptor = connector.Descriptor{
 
 func newSimulator(c connector.SimConfig) (connector.Simulator, error) {
 	n := c.Sizes
-	now := c.Now
-	if now == nil {
-		now = time.Now
-	}
-	epoch := now().UTC().Truncate(24 * time.Hour)
 	sim, err := coppersim.New(coppersim.Config{
-		Seed: c.Seed, APIKey: c.Credentials["api_key"], UserEmail: c.Credentials["user_email"], Now: c.Now, Epoch: epoch,
+		Seed: c.Seed, APIKey: c.Credentials["api_key"], UserEmail: c.Credentials["user_email"], Now: c.Now,
 		Latency: c.Latency, RateLimit: c.RateLimit,
 		People: n["people"], Companies: n["companies"], Leads: n["leads"], Opportunities: n["opportunities"],
 		Projects: n["projects"], Tasks: n["tasks"], Activities: n["activities_search"], Users: n["users"],
@@ -54,18 +47,5 @@ func newSimulator(c connector.SimConfig) (connector.Simulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return simulator{sim, epoch}, nil
-}
-
-// simulator adapts coppersim to connector.Simulator.
-type simulator struct {
-	*coppersim.Server
-	epoch time.Time
-}
-
-func (s simulator) Epoch() time.Time { return s.epoch }
-
-func (s simulator) AddRecords(table string, n int, at time.Time) { s.Server.AddRecords(table, n, at) }
-func (s simulator) UpdateRecords(table string, n int, at time.Time) {
-	s.Server.UpdateRecords(table, n, at)
+	return sim, nil
 }

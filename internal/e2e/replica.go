@@ -1,4 +1,4 @@
-package synctest
+package e2e
 
 import (
 	"database/sql"
@@ -27,17 +27,23 @@ func Destinations() map[string]func(t *testing.T) string {
 func OpenReplica(t testing.TB, dest, schema string) Replica {
 	t.Helper()
 	if path, ok := strings.CutPrefix(dest, "sqlite:"); ok {
-		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		// Read-write, though only read: after a crash the file may hold a hot journal, which
+		// only a writable connection rolls back (as crmsync's next run would) — a read-only one
+		// cannot read the file at all. mode=rw never creates a missing file.
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=rw")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return SQLiteReplica(db)
+		r := SQLiteReplica(db)
+		r.file = path
+		return r
 	}
 	db, err := sql.Open("pgx", dest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return Replica{DB: db, Ref: func(table string) string { return fmt.Sprintf("%q.%q", schema, table) }}
+	return Replica{DB: db, Ref: func(table string) string { return fmt.Sprintf("%q.%q", schema, table) },
+		existsQuery: fmt.Sprintf(`SELECT count(*) > 0 FROM information_schema.tables WHERE table_schema = '%s' AND table_name = $1`, schema)}
 }
