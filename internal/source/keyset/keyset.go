@@ -6,7 +6,8 @@
 //     short of the end of a big table; here the offset only counts records sharing one key;
 //   - a record that changes while pages are read leaves the listing and shifts every later
 //     record back by one, so one of them is never read. Here only records sharing the anchor key
-//     can shift, and a small overlap, deduplicated by id, covers that.
+//     can shift, and a small overlap, deduplicated by id, covers that; when more shift than the
+//     overlap covers, the key is read again from its start.
 package keyset
 
 import (
@@ -43,18 +44,43 @@ type Listing struct {
 // overlap is how many already-read records of the anchor key each page re-reads.
 const overlap = 10
 
+// maxRestarts bounds how often one key is read again from its start because its records
+// moved while it was read (see Read).
+const maxRestarts = 10
+
 // Read walks the listing from anchor to its end, emitting every record once.
+//
+// Within one key, pages are found by offset. A page asked for with the overlap must begin
+// with a record read at the anchor: if it does not, more records read have left the key
+// (changed or deleted) than the overlap covers, and as many unread ones moved up before the
+// offset. The key is then read again from its start, so none of them is skipped.
 func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) error {
-	seen := map[string]bool{} // ids read whose key equals the anchor
-	stalled := 0
+	// handed holds the ids handed over whose key is the anchor, so a re-read is not emitted
+	// twice. present holds those met at the anchor since the key was last read from its start:
+	// its size is where the next page starts. The two differ only after a restart.
+	handed, present := map[string]bool{}, map[string]bool{}
+	stalled, restarts := 0, 0
 	for {
-		skip := len(seen)
+		skip := len(present)
 		if stalled == 0 {
 			skip = max(0, skip-overlap)
 		}
 		p, err := l.Fetch(ctx, anchor, skip)
 		if err != nil {
 			return fmt.Errorf("%w (paging from %s, skip %d)", err, anchor.Format(time.RFC3339Nano), skip)
+		}
+		if stalled == 0 && skip > 0 {
+			landed, err := startsAt(l, p, anchor, present)
+			if err != nil {
+				return err
+			}
+			if !landed {
+				if restarts++; restarts > maxRestarts {
+					return fmt.Errorf("paging made no progress at %s (its records keep moving while read)", anchor.Format(time.RFC3339Nano))
+				}
+				present = map[string]bool{}
+				continue
+			}
 		}
 		fresh := 0
 		for _, rec := range p.Records {
@@ -70,18 +96,20 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 			switch {
 			case beyond:
 				anchor = key
-				seen = map[string]bool{}
+				handed, present = map[string]bool{}, map[string]bool{}
+				restarts = 0
 				if l.Checkpoint {
 					// Ascending order: everything before the new anchor has been handed over.
 					if err := out.Checkpoint(ctx, anchor); err != nil {
 						return err
 					}
 				}
-			case key.Equal(anchor) && seen[id]:
+			case key.Equal(anchor) && handed[id]:
+				present[id] = true
 				continue // part of the overlap
 			}
 			if key.Equal(anchor) {
-				seen[id] = true
+				handed[id], present[id] = true, true
 			}
 			fresh++
 			if err := out.Record(ctx, rec); err != nil {
@@ -102,4 +130,18 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 		}
 		stalled = 0
 	}
+}
+
+// startsAt says whether page p begins with a record met at the anchor since the key was last
+// read from its start, as a page asked for with the overlap does while the key's records stay.
+func startsAt(l Listing, p Page, anchor time.Time, present map[string]bool) (bool, error) {
+	if len(p.Records) == 0 {
+		return false, nil
+	}
+	first := p.Records[0]
+	key, err := l.Key(first)
+	if err != nil {
+		return false, fmt.Errorf("record %v: %w", first["id"], err)
+	}
+	return key.Equal(anchor) && present[fmt.Sprint(first["id"])], nil
 }
