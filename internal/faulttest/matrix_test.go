@@ -8,6 +8,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/e2e"
+	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
@@ -59,7 +60,7 @@ var faults = []fault{
 type account struct {
 	desc connector.Descriptor
 	seed int64 // of the faults
-	sim  func(t *testing.T, f fault) connector.Simulator
+	sim  func(t *testing.T, f fault, now func() time.Time) connector.Simulator
 	// changes are what a live account does between two syncs: table → records updated
 	// (positive) or added (negative).
 	changes map[string]int
@@ -67,20 +68,20 @@ type account struct {
 
 var accounts = []account{
 	{desc: closecrm.Descriptor, seed: 77, changes: map[string]int{"leads": 9, "activities": -7, "tasks": 5},
-		sim: func(t *testing.T, f fault) connector.Simulator {
+		sim: func(t *testing.T, f fault, now func() time.Time) connector.Simulator {
 			// The lead query's minute is read the strict way (HH:MM:00): crmsync must not depend on
 			// the lenient one. Announced windows are enforced: a request inside one is refused.
 			sim, err := closesim.New(closesim.Config{Seed: 31, APIKey: key, Leads: 400, Activities: 600, Tasks: 300, Users: 8, CustomFields: 8, Events: 300,
-				RateLimit: f.rateLimit, QueryExactMinute: true, EnforceResets: true})
+				RateLimit: f.rateLimit, QueryExactMinute: true, EnforceResets: true, Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return sim
 		}},
 	{desc: copper.Descriptor, seed: 78, changes: map[string]int{"people": 9, "companies": -4, "opportunities": 5, "activities_search": -6},
-		sim: func(t *testing.T, f fault) connector.Simulator {
+		sim: func(t *testing.T, f fault, now func() time.Time) connector.Simulator {
 			sim, err := coppersim.New(coppersim.Config{Seed: 32, APIKey: key, UserEmail: email, People: 500, Companies: 250, Leads: 150, Opportunities: 150,
-				Projects: 40, Tasks: 150, Activities: 600, Users: 5, RateLimit: f.rateLimit, RateWindow: time.Second})
+				Projects: 40, Tasks: 150, Activities: 600, Users: 5, RateLimit: f.rateLimit, RateWindow: time.Second, Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,18 +130,26 @@ func TestFaultMatrix(t *testing.T) {
 			for destName, newDest := range e2e.Destinations() {
 				t.Run(f.name+"/"+acc.desc.Name+"/"+destName, func(t *testing.T) {
 					t.Parallel()
-					a := e2e.NewAccount(t, acc.desc, e2e.Options{Sim: acc.sim(t, f), SimConfig: connector.SimConfig{Credentials: creds}})
+					// Simulator, client and engine share a fake clock: waits for rate limits and
+					// backoffs pass at once. Stalls and slow answers still take real time.
+					clock := fakeclock.New(time.Now().UTC())
+					a := e2e.NewAccount(t, acc.desc, e2e.Options{Sim: acc.sim(t, f, clock.Now), Clock: clock,
+						SimConfig: connector.SimConfig{Credentials: creds}})
+					// Pages shifted by deletions are the point of the mutation case; replicating
+					// the deletions themselves is not done yet, so deleted rows may remain.
+					a.DeletedMayRemain = f.faults.MutateBetweenPages > 0
 					dest := newDest(t)
 					dst := e2e.OpenDest(t, dest, acc.desc.Name)
 					on := f.faults
 					on.Seed = acc.seed
+					var waited time.Duration // for rate limits, by the client's pacing
 					for round := 1; round <= 2; round++ {
 						if round == 2 {
 							// Changed just before the sync, in its very second: must be in it.
-							acc.change(a.Sim, time.Now().UTC())
+							acc.change(a.Sim, clock.Now())
 						}
 						setFaults(t, a.Sim, on)
-						a.Sync(t, dst)
+						waited += a.Sync(t, dst).Requests.RateLimitWait
 						setFaults(t, a.Sim, simfault.Faults{})
 						// A fault that moved data under the sync is caught up by the next one.
 						if f.faults.MutateBetweenPages > 0 {
@@ -148,10 +157,19 @@ func TestFaultMatrix(t *testing.T) {
 						}
 						a.AssertReplica(t, e2e.OpenReplica(t, dest, acc.desc.Name))
 					}
+					st := a.Sim.Stats()
+					hit := st.RateLimited
+					for _, v := range st.Faults {
+						hit += v
+					}
+					if hit == 0 && (f.rateLimit == 0 || waited == 0) {
+						t.Fatal("the simulator injected nothing and no limit held the client back: this case proves nothing")
+					}
 					injected.Lock()
-					for k, v := range a.Sim.Stats().Faults {
+					for k, v := range st.Faults {
 						injected.byKind[k] += v
 					}
+					injected.byKind["rate limited"] += st.RateLimited
 					injected.syncs += 2
 					injected.Unlock()
 				})

@@ -818,7 +818,7 @@ func TestMutateBetweenPages(t *testing.T) {
 	if reflect.DeepEqual(before, after) {
 		t.Fatal("data did not change")
 	}
-	// The first page request never mutates; follow-up pages do.
+	// The first listing of a stream never mutates; later ones do.
 	if n := len(got); n == len(after) && reflect.DeepEqual(sorted(ids(got)), ids(after)) {
 		t.Log("walk happened to see a consistent set (possible but unlikely)")
 	}

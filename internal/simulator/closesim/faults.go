@@ -6,14 +6,14 @@ import (
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
 )
 
-// maybeMutate applies MutateBetweenPages before a follow-up page: 1–3
+// maybeMutate applies MutateBetweenPages before a listing (not the stream's first): 1–3
 // records of the listed stream are updated, added or deleted at Now().
 // Event-log walks get lead updates (which emit new events).
 func (s *Server) maybeMutate(sid int) {
 	var op string
 	var n int
 	// op and n are drawn whether or not it fires, as they always were: seeds keep their faults.
-	fire := s.faults.Mutate(func(r *simfault.Rand) {
+	fire := s.faults.Mutate(strconv.Itoa(sid), func(r *simfault.Rand) {
 		op = []string{"update", "add", "delete"}[r.Intn(3)]
 		n = 1 + r.Intn(3)
 	})

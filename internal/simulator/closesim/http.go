@@ -18,7 +18,7 @@ import (
 type route struct {
 	group string
 	sid   int  // stream served (for fault mutations); -1 none
-	list  bool // a listing (follow-up pages may trigger MutateBetweenPages)
+	list  bool // a listing (may trigger MutateBetweenPages)
 	h     func(s *Server, c *call) error
 }
 
@@ -229,7 +229,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 			return 0
 		}
 	}
-	if rt.list && rt.sid >= 0 && (q.Get("_cursor") != "" || (q.Get("_skip") != "" && q.Get("_skip") != "0")) {
+	if rt.list && rt.sid >= 0 {
 		s.maybeMutate(rt.sid)
 	}
 

@@ -106,6 +106,7 @@
 //     Faults fields Copper cannot show (Rate503RetryAfter, RetryAfter,
 //     StormReset): refused, never ignored. Truncation declares the full
 //     Content-Length, sends half and closes the connection. MutateBetweenPages
-//     applies before page 2+ of a search: two updates, one insert and one
-//     delete in that entity, at Config.Now().
+//     applies before any search of an entity but its first since New or
+//     SetFaults (keyset clients send no page 2): two updates, one insert and
+//     one delete in that entity, at Config.Now().
 package coppersim

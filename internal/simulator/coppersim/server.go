@@ -359,7 +359,7 @@ func (s *Server) search(r *http.Request, e entity) response {
 	if aerr != nil {
 		return errResp(aerr.status, aerr.msg)
 	}
-	if p.page > 1 && s.faults.Mutate(nil) {
+	if s.faults.Mutate(strconv.Itoa(int(e)), nil) {
 		s.stats.Fault(simfault.KindMutate)
 		s.mutateBetweenPages(e)
 	}

@@ -40,9 +40,10 @@ type Faults struct {
 	RateStallHeaders float64
 	StallFor         time.Duration // zero → DefaultStallFor
 
-	// MutateBetweenPages is the probability that, before a follow-up page of a listing, a few
-	// records of that table change (inserted, updated, deleted), so offset pages shift. It is
-	// drawn apart from the response faults.
+	// MutateBetweenPages is the probability that, before a listing request of a table (any
+	// but its first since New or SetFaults), a few of its records change (inserted, updated,
+	// deleted), so pages shift under a client walking them, whether it pages by offset or by
+	// re-anchored filters. It is drawn apart from the response faults.
 	MutateBetweenPages float64
 
 	// Every429 answers every Nth request (1-based, counted over all authenticated requests
@@ -188,6 +189,8 @@ type Injector struct {
 	f     Faults
 	rng   Rand
 	storm Storm
+	// listed holds the tables listed since Set: the first listing of a table never mutates.
+	listed map[string]bool
 }
 
 // NewInjector checks f against m.
@@ -208,6 +211,7 @@ func (in *Injector) Set(f Faults) error {
 	in.f = f
 	in.rng = NewRand(Mix64(uint64(f.Seed) ^ in.m.Salt))
 	in.storm.Reset()
+	in.listed = map[string]bool{}
 	return nil
 }
 
@@ -262,13 +266,18 @@ func (in *Injector) Draw() Draw {
 	return d
 }
 
-// Mutate decides whether MutateBetweenPages fires (no draw while it is zero). more, when not
-// nil, makes the caller's further draws for the mutation under the same lock, fire or not.
-func (in *Injector) Mutate(more func(r *Rand)) bool {
+// Mutate decides whether MutateBetweenPages fires before a listing of table (no draw while it
+// is zero). It fires before any listing but the table's first since Set: a client that walks
+// a table by re-anchoring its filter on every page (keyset paging) sends no "page 2", yet the
+// records move between its pages all the same. more, when not nil, makes the caller's further
+// draws for the mutation under the same lock, fire or not.
+func (in *Injector) Mutate(table string, more func(r *Rand)) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	p := in.f.MutateBetweenPages
-	fire := p > 0 && in.rng.Float() < p
+	first := !in.listed[table]
+	in.listed[table] = true
+	fire := p > 0 && in.rng.Float() < p && !first
 	if more != nil {
 		more(&in.rng)
 	}
