@@ -24,6 +24,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/destination/postgres"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/engine"
@@ -401,12 +402,12 @@ const benchLoadRows = 1_000_000
 // in one transaction).
 func runLoad(ctx context.Context, o benchOptions) (benchResult, error) {
 	open := func(suffix string) (destination.Destination, string, func(), error) {
-		if !isPostgresDest(o.dest) { // SQLite: a new file each time
+		if !dsn.IsPostgres(o.dest) { // SQLite: a new file each time
 			dir, err := os.MkdirTemp("", "crmsync-bench")
 			if err != nil {
 				return nil, "", nil, err
 			}
-			d, _, err := openSQLite(ctx, filepath.Join(dir, "load.db"), "")
+			d, _, err := dsn.Open(ctx, "sqlite:"+filepath.Join(dir, "load.db"), "", "")
 			if err != nil {
 				os.RemoveAll(dir)
 				return nil, "", nil, err
@@ -459,7 +460,7 @@ func runLoad(ctx context.Context, o benchOptions) (benchResult, error) {
 // (a second run into the same schema would otherwise be an incremental sync). SQLite benches
 // always use a new file.
 func freshSchema(ctx context.Context, dest, schema string) error {
-	if !isPostgresDest(dest) {
+	if !dsn.IsPostgres(dest) {
 		return nil
 	}
 	d, err := postgres.Open(ctx, dest, schema) // its errors carry no password

@@ -18,13 +18,11 @@ import (
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination"
-	"github.com/crmsync/crmsync/internal/destination/sqlite"
+	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/sources"
 )
-
-const defaultDest = "sqlite:crmsync.db"
 
 // allCatalogs lists every source's catalog, in registry order.
 func allCatalogs() []catalog.Catalog {
@@ -52,34 +50,15 @@ func newSource(cfg config.Config) (source.Source, error) {
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// openDestination opens the destination named by dest ("sqlite:PATH", a path ending in .db,
-// or a postgres:// URL).
+// openDestination opens the destination named by dest (see package dsn); a name crmsync does
+// not know is a usage error.
 func openDestination(ctx context.Context, dest, schema, sourceName string) (destination.Destination, string, error) {
-	if dest == "" {
-		dest = defaultDest
+	d, name, err := dsn.Open(ctx, dest, schema, sourceName)
+	var unknown *dsn.UnknownError
+	if errors.As(err, &unknown) {
+		return nil, "", usageError{err}
 	}
-	switch {
-	case strings.HasPrefix(dest, "sqlite:"):
-		return openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(dest, "sqlite:"), "//"), schema)
-	case isPostgresDest(dest):
-		return openPostgres(ctx, dest, schema, sourceName)
-	case strings.HasSuffix(dest, ".db") || strings.HasSuffix(dest, ".sqlite"):
-		return openSQLite(ctx, dest, schema)
-	}
-	return nil, "", usageError{fmt.Errorf("dest: %q is not a destination; use sqlite:PATH or postgres://user@host:5432/db", dest)}
-}
-
-// isPostgresDest reports whether dest names a PostgreSQL database.
-func isPostgresDest(dest string) bool {
-	return strings.HasPrefix(dest, "postgres://") || strings.HasPrefix(dest, "postgresql://")
-}
-
-func openSQLite(ctx context.Context, path, schema string) (destination.Destination, string, error) {
-	d, err := sqlite.Open(ctx, path, schema)
-	if err != nil {
-		return nil, "", err // not a typed nil inside the interface
-	}
-	return d, "sqlite:" + path, nil
+	return d, name, err
 }
 
 func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination"
-	"github.com/crmsync/crmsync/internal/destination/postgres"
+	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/fakeclock"
@@ -179,13 +178,10 @@ func (a *Account) AssertReplica(t testing.TB, r Replica, names ...string) {
 // schema (PostgreSQL) or without prefix (SQLite).
 func OpenDest(t testing.TB, dest, schema string) destination.Destination {
 	t.Helper()
-	var d destination.Destination
-	var err error
-	if path, ok := strings.CutPrefix(dest, "sqlite:"); ok {
-		d, err = sqlite.Open(context.Background(), path, "")
-	} else {
-		d, err = postgres.Open(context.Background(), dest, schema)
+	if !dsn.IsPostgres(dest) {
+		schema = "" // no table prefix
 	}
+	d, _, err := dsn.Open(context.Background(), dest, schema, "")
 	if err != nil {
 		t.Fatal(err)
 	}
