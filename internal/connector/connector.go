@@ -49,8 +49,9 @@ type Descriptor struct {
 	Tables Declarations
 	// Credentials are the settings Open needs, in the order a message lists them.
 	Credentials []Credential
-	// Open validates the settings and builds the source. It makes no request.
-	Open func(Settings) (source.Source, error)
+	// New builds the source from settings whose credentials are all there (Open checks
+	// them first). It makes no request.
+	New func(Settings) (source.Source, error)
 	// RequestsPerSecond is the pace when the API announces no limit. With PacedPerGroup it
 	// applies to each endpoint group apart (whose real limit is learned from the answers);
 	// otherwise to the whole account.
@@ -87,8 +88,8 @@ func (d Descriptor) Windows(ceiling float64) int {
 // Validate checks the descriptor and its tables.
 func (d Descriptor) Validate() error {
 	var errs []error
-	if d.Name == "" || d.Title == "" || d.Open == nil || d.Tables == nil || d.Simulator.New == nil {
-		errs = append(errs, fmt.Errorf("connector %q: name, title, tables, Open and a simulator are required", d.Name))
+	if d.Name == "" || d.Title == "" || d.New == nil || d.Tables == nil || d.Simulator.New == nil {
+		errs = append(errs, fmt.Errorf("connector %q: name, title, tables, New and a simulator are required", d.Name))
 	}
 	if d.Tables != nil {
 		if err := d.Tables.Validate(); err != nil {
@@ -110,6 +111,30 @@ func (d Descriptor) Validate() error {
 		errs = append(errs, fmt.Errorf("connector %q: %w", d.Name, err))
 	}
 	return errors.Join(errs...)
+}
+
+// Open checks the credentials and builds the source. It makes no request.
+func (d Descriptor) Open(s Settings) (source.Source, error) {
+	if err := d.CheckCredentials(s.Credentials); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	src, err := d.New(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err) // and never a typed nil inside the interface
+	}
+	return src, nil
+}
+
+// NewClient builds a source's API client: requests go to the settings' base URL (the real
+// API's, defaultBase, when empty) under the API's path prefix; the settings' tuning (a
+// ceiling, timeouts, clock) applies over the source's pace.
+func (s Settings) NewClient(defaultBase, prefix string, pace float64, cfg apiclient.Config) (*apiclient.Client, error) {
+	base := s.BaseURL
+	if base == "" {
+		base = defaultBase
+	}
+	cfg.BaseURL = strings.TrimSuffix(base, "/") + prefix
+	return apiclient.New(s.Tuning.Apply(cfg, pace))
 }
 
 // CheckCredentials reports the first credential missing from creds, naming where to set it.

@@ -218,3 +218,17 @@ func (l *Local) Assert(names ...string) {
 
 // T is the test the account belongs to.
 func (l *Local) T() testing.TB { return l.t }
+
+// NewClocked serves a simulator a test builds with its own settings as a Local account, on a
+// fresh fake clock shared by the simulator (whose API clock runs skew ahead, behind when
+// negative), the client and the engine: the test moves time instead of sleeping.
+func NewClocked[S connector.Simulator](t testing.TB, d connector.Descriptor, creds map[string]string, skew time.Duration,
+	build func(now func() time.Time) (S, error)) (*Local, S) {
+	t.Helper()
+	clock := fakeclock.New(time.Now().UTC())
+	sim, err := build(func() time.Time { return clock.Now().Add(skew) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewLocal(t, d, Options{Sim: sim, Clock: clock, SimConfig: connector.SimConfig{Credentials: creds}}), sim
+}

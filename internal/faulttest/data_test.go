@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
 )
@@ -41,7 +42,7 @@ func TestHostileData(t *testing.T) {
 		t.Run(destName, func(t *testing.T) {
 			dest := newDest(t)
 			dst := e2e.OpenDest(t, dest, "close")
-			src, err := closecrm.New(closecrm.Config{APIKey: key, BaseURL: srv.URL, Tuning: apiclient.Tuning{RequestsPerSecond: -1}})
+			src, err := closecrm.Descriptor.Open(connector.Settings{Credentials: creds, BaseURL: srv.URL, Tuning: apiclient.Tuning{RequestsPerSecond: -1}})
 			if err != nil {
 				t.Fatal(err)
 			}

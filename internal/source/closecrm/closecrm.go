@@ -6,7 +6,6 @@ package closecrm
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/keyset"
@@ -40,41 +40,27 @@ const (
 // group until then) and paces just under it.
 const DefaultRequestsPerSecond = 15
 
-// Config connects to one Close account.
-type Config struct {
-	APIKey  string
-	BaseURL string // scheme and host; empty: DefaultBaseURL
-	// Tuning.RequestsPerSecond is a ceiling over all endpoint groups; each group is paced by
-	// the limit its answers announce (DefaultRequestsPerSecond when they do not).
-	apiclient.Tuning
-}
-
 // Source reads one Close account.
 type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
 }
 
-// New validates the settings and builds the source. It makes no request.
-func New(cfg Config) (*Source, error) {
-	if strings.TrimSpace(cfg.APIKey) == "" {
-		return nil, errors.New("close: the API key is missing: set --api-key, api_key in the config file, or CLOSE_API_KEY")
-	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.APIKey+":"))
-	client, err := apiclient.New(cfg.Tuning.Apply(apiclient.Config{
-		BaseURL:   strings.TrimSuffix(base, "/") + apiPrefix,
+// New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling over all endpoint
+// groups; each group is paced by the limit its answers announce (DefaultRequestsPerSecond when
+// they do not). It makes no request.
+func New(s connector.Settings) (*Source, error) {
+	key := s.Credentials["api_key"]
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"))
+	client, err := s.NewClient(DefaultBaseURL, apiPrefix, DefaultRequestsPerSecond, apiclient.Config{
 		Authorize: func(r *http.Request) { r.Header.Set("Authorization", auth) },
-		Secrets:   []string{cfg.APIKey, auth, strings.TrimPrefix(auth, "Basic ")},
+		Secrets:   []string{key, auth, strings.TrimPrefix(auth, "Basic ")},
 		// Limits are per endpoint group (method and path), announced in RateLimit headers.
 		LearnLimits: true,
 		AuthHint:    "check the Close API key (--api-key, api_key in the config file, or CLOSE_API_KEY)",
-	}, DefaultRequestsPerSecond))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("close: %w", err)
+		return nil, err
 	}
 	return &Source{Client: client}, nil
 }

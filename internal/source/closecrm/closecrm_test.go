@@ -1,6 +1,7 @@
 package closecrm_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -8,11 +9,9 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
-	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/engine"
-	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
@@ -20,12 +19,11 @@ import (
 
 const testKey = "api_TESTKEYtestkey1234567.secretpart0123456789"
 
-// harness is one simulated Close account (built here with the knobs a test needs) synced into
-// a fresh SQLite file, all on one fake clock: a test moves time instead of sleeping.
+// harness is one simulated Close account (built with the knobs a test needs) synced into a
+// fresh SQLite file, all on one fake clock: a test moves time instead of sleeping.
 type harness struct {
 	*e2e.Local
-	sim   *closesim.Server
-	clock *fakeclock.Clock
+	sim *closesim.Server
 }
 
 func newHarness(t *testing.T, cfg closesim.Config) *harness { return newSkewedHarness(t, cfg, 0) }
@@ -33,19 +31,12 @@ func newHarness(t *testing.T, cfg closesim.Config) *harness { return newSkewedHa
 // newSkewedHarness runs the API's clock skew ahead of ours (behind when negative).
 func newSkewedHarness(t *testing.T, cfg closesim.Config, skew time.Duration) *harness {
 	t.Helper()
-	clock := fakeclock.New(time.Now().UTC())
-	cfg.APIKey = testKey
-	if cfg.Seed == 0 {
-		cfg.Seed = 7
-	}
-	cfg.Now = func() time.Time { return clock.Now().Add(skew) }
-	sim, err := closesim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := e2e.NewLocal(t, closecrm.Descriptor, e2e.Options{Sim: sim, Clock: clock,
-		SimConfig: connector.SimConfig{Credentials: map[string]string{"api_key": testKey}}})
-	return &harness{Local: l, sim: sim, clock: clock}
+	cfg.APIKey, cfg.Seed = testKey, cmp.Or(cfg.Seed, 7)
+	l, sim := e2e.NewClocked(t, closecrm.Descriptor, map[string]string{"api_key": testKey}, skew, func(now func() time.Time) (*closesim.Server, error) {
+		cfg.Now = now
+		return closesim.New(cfg)
+	})
+	return &harness{Local: l, sim: sim}
 }
 
 func (h *harness) source(key string) source.Source {
@@ -63,7 +54,7 @@ func TestFullAndIncrementalSync(t *testing.T) {
 	}
 
 	// A live account changes: the next sync picks up exactly that.
-	at := h.clock.Now().UTC()
+	at := h.Clock.Now().UTC()
 	h.sim.UpdateRecords("leads", 12, at)
 	h.sim.AddRecords("activities", 9, at)
 	h.sim.UpdateRecords("tasks", 5, at)
@@ -98,7 +89,7 @@ func TestManyRecordsShareOneTimestamp(t *testing.T) {
 
 func TestFutureDatedRecordsDoNotPushTheBookmark(t *testing.T) {
 	h := newHarness(t, closesim.Config{Leads: 200, Activities: 200, Users: 2, CustomFields: 2, FutureDated: 5})
-	started := h.clock.Now()
+	started := h.Clock.Now()
 	rep := h.Sync("leads", "activities")
 	for _, s := range rep.Streams {
 		if s.Bookmark.After(started.Add(time.Second)) {
@@ -107,7 +98,7 @@ func TestFutureDatedRecordsDoNotPushTheBookmark(t *testing.T) {
 	}
 	// A record updated after the sync, dated before the future-dated ones, is still read.
 	h.Settle()
-	ids := h.sim.UpdateRecords("leads", 3, h.clock.Now().UTC())
+	ids := h.sim.UpdateRecords("leads", 3, h.Clock.Now().UTC())
 	h.Sync("leads")
 	var n int
 	h.Dst.DB().QueryRow(`SELECT count(*) FROM leads WHERE id IN (?, ?, ?) AND date_updated > ?`, ids[0], ids[1], ids[2], started.UTC().Format(sqlite.TimeLayout)).Scan(&n)
@@ -167,7 +158,7 @@ func TestAPIClockSkew(t *testing.T) {
 		t.Run(skew.String(), func(t *testing.T) {
 			h := newSkewedHarness(t, closesim.Config{Seed: 5, Leads: 300, Tasks: 100, Users: 2, CustomFields: 2}, skew)
 			h.Sync("leads", "tasks")
-			apiNow := h.clock.Now().Add(skew).UTC()
+			apiNow := h.Clock.Now().Add(skew).UTC()
 			h.sim.UpdateRecords("leads", 4, apiNow)
 			h.sim.UpdateRecords("tasks", 4, apiNow)
 			h.Settle()

@@ -14,13 +14,7 @@ var Descriptor = connector.Descriptor{
 	Credentials: []connector.Credential{
 		{Key: "api_key", Env: "CLOSE_API_KEY", Missing: "set CLOSE_API_KEY in the environment (or --api-key, or api_key in the config file)"},
 	},
-	Open: func(s connector.Settings) (source.Source, error) {
-		src, err := New(Config{APIKey: s.Credentials["api_key"], BaseURL: s.BaseURL, Tuning: s.Tuning})
-		if err != nil {
-			return nil, err // not a typed nil inside the interface
-		}
-		return src, nil
-	},
+	New:               func(s connector.Settings) (source.Source, error) { return New(s) },
 	RequestsPerSecond: DefaultRequestsPerSecond,
 	PacedPerGroup:     true,
 	Simulator: connector.SimulatorSpec{

@@ -6,13 +6,12 @@ package copper
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/keyset"
@@ -31,36 +30,17 @@ const pageSize = 200
 // it. Copper announces nothing in headers, so nothing is learned.
 const DefaultRequestsPerSecond = 2.95
 
-// Config connects to one Copper account.
-type Config struct {
-	APIKey    string
-	UserEmail string
-	BaseURL   string // scheme and host; empty: DefaultBaseURL
-	// Tuning.RequestsPerSecond is a ceiling; the pace is DefaultRequestsPerSecond.
-	apiclient.Tuning
-}
-
 // Source reads one Copper account.
 type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
 }
 
-// New validates the settings and builds the source. It makes no request.
-func New(cfg Config) (*Source, error) {
-	if strings.TrimSpace(cfg.APIKey) == "" {
-		return nil, errors.New("copper: the API key is missing: set COPPER_API_KEY, --api-key, or api_key in the config file")
-	}
-	if strings.TrimSpace(cfg.UserEmail) == "" {
-		return nil, errors.New("copper: the user email is missing: set COPPER_USER_EMAIL, --user-email, or user_email in the config file")
-	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	key, email := cfg.APIKey, cfg.UserEmail
-	client, err := apiclient.New(cfg.Tuning.Apply(apiclient.Config{
-		BaseURL: strings.TrimSuffix(base, "/") + apiPrefix,
+// New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling; the pace is
+// DefaultRequestsPerSecond. It makes no request.
+func New(s connector.Settings) (*Source, error) {
+	key, email := s.Credentials["api_key"], s.Credentials["user_email"]
+	client, err := s.NewClient(DefaultBaseURL, apiPrefix, DefaultRequestsPerSecond, apiclient.Config{
 		Authorize: func(r *http.Request) {
 			r.Header.Set("X-PW-AccessToken", key)
 			r.Header.Set("X-PW-Application", "developer_api")
@@ -70,9 +50,9 @@ func New(cfg Config) (*Source, error) {
 		// One limit for every endpoint of a key.
 		Group:    func(apiclient.Request) string { return "account" },
 		AuthHint: "check the Copper API key (COPPER_API_KEY, --api-key) and the email of its owner (COPPER_USER_EMAIL, --user-email)",
-	}, DefaultRequestsPerSecond))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("copper: %w", err)
+		return nil, err
 	}
 	return &Source{Client: client}, nil
 }

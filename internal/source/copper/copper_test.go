@@ -1,6 +1,7 @@
 package copper_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/engine"
-	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/copper"
@@ -22,28 +22,22 @@ const (
 	testEmail = "owner.secret@example.com"
 )
 
-// harness is one simulated Copper account (built here with the knobs a test needs) synced
-// into a fresh SQLite file, all on one fake clock: a test moves time instead of sleeping.
+// harness is one simulated Copper account (built with the knobs a test needs) synced into a
+// fresh SQLite file, all on one fake clock: a test moves time instead of sleeping.
 type harness struct {
 	*e2e.Local
-	sim   *coppersim.Server
-	clock *fakeclock.Clock
+	sim *coppersim.Server
 }
 
 func newHarness(t *testing.T, cfg coppersim.Config) *harness {
 	t.Helper()
-	clock := fakeclock.New(time.Now().UTC())
-	cfg.APIKey, cfg.UserEmail, cfg.Now = testKey, testEmail, clock.Now
-	if cfg.Seed == 0 {
-		cfg.Seed = 11
-	}
-	sim, err := coppersim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := e2e.NewLocal(t, copper.Descriptor, e2e.Options{Sim: sim, Clock: clock,
-		SimConfig: connector.SimConfig{Credentials: map[string]string{"api_key": testKey, "user_email": testEmail}}})
-	return &harness{Local: l, sim: sim, clock: clock}
+	cfg.APIKey, cfg.UserEmail, cfg.Seed = testKey, testEmail, cmp.Or(cfg.Seed, 11)
+	creds := map[string]string{"api_key": testKey, "user_email": testEmail}
+	l, sim := e2e.NewClocked(t, copper.Descriptor, creds, 0, func(now func() time.Time) (*coppersim.Server, error) {
+		cfg.Now = now
+		return coppersim.New(cfg)
+	})
+	return &harness{Local: l, sim: sim}
 }
 
 func (h *harness) source(key, email string) source.Source {
@@ -63,7 +57,7 @@ func TestAllTablesFullAndIncremental(t *testing.T) {
 		}
 	}
 
-	at := h.clock.Now().UTC()
+	at := h.Clock.Now().UTC()
 	h.sim.UpdateRecords("people", 7, at)
 	h.sim.UpdateRecords("opportunities", 4, at)
 	h.sim.AddRecords("companies", 3, at)
@@ -133,7 +127,7 @@ func TestWrongCredentialsFailClearlyWithoutLeaking(t *testing.T) {
 }
 
 func TestMissingEmailIsRejectedBeforeAnyRequest(t *testing.T) {
-	if _, err := copper.New(copper.Config{APIKey: testKey}); err == nil || !strings.Contains(err.Error(), "COPPER_USER_EMAIL") {
+	if _, err := copper.Descriptor.Open(connector.Settings{Credentials: map[string]string{"api_key": testKey}}); err == nil || !strings.Contains(err.Error(), "COPPER_USER_EMAIL") {
 		t.Fatalf("New without email: %v", err)
 	}
 }

@@ -15,13 +15,7 @@ var Descriptor = connector.Descriptor{
 		{Key: "api_key", Env: "COPPER_API_KEY", Missing: "set COPPER_API_KEY in the environment (or --api-key, or api_key in the config file)"},
 		{Key: "user_email", Env: "COPPER_USER_EMAIL", Missing: "Copper needs the email of the user who owns the API key: set COPPER_USER_EMAIL, --user-email, or user_email in the config file"},
 	},
-	Open: func(s connector.Settings) (source.Source, error) {
-		src, err := New(Config{APIKey: s.Credentials["api_key"], UserEmail: s.Credentials["user_email"], BaseURL: s.BaseURL, Tuning: s.Tuning})
-		if err != nil {
-			return nil, err // not a typed nil inside the interface
-		}
-		return src, nil
-	},
+	New:               func(s connector.Settings) (source.Source, error) { return New(s) },
 	RequestsPerSecond: DefaultRequestsPerSecond,
 	Simulator: connector.SimulatorSpec{
 		New:         newSimulator,
