@@ -14,6 +14,7 @@ import (
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/sources"
 )
 
 // settingsFlags are the flags shared by check, discover and sync.
@@ -26,9 +27,9 @@ type settingsFlags struct {
 func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "YAML config file (flags win over it, it wins over the environment)")
-	fl.StringVar(&f.cfg.Source, "source", "", "source CRM: close or copper")
-	fl.StringVar(&f.cfg.APIKey, "api-key", "", "API key (prefer CLOSE_API_KEY / COPPER_API_KEY in the environment: flags show up in process lists)")
-	fl.StringVar(&f.cfg.UserEmail, "user-email", "", "Copper: email of the user who owns the API key (or COPPER_USER_EMAIL)")
+	fl.StringVar(&f.cfg.Source, "source", "", "source CRM: "+strings.Join(sources.Names(), " or "))
+	fl.StringVar(&f.cfg.APIKey, "api-key", "", "API key (prefer "+credentialEnv("api_key")+" in the environment: flags show up in process lists)")
+	fl.StringVar(&f.cfg.UserEmail, "user-email", "", "email of the user who owns the API key (or "+credentialEnv("user_email")+")")
 	fl.StringVar(&f.cfg.BaseURL, "base-url", "", "replace the API's scheme and host (proxy, simulator); API paths stay")
 	fl.BoolVar(&f.cfg.AllowInsecureHTTP, "allow-insecure-http", false, "allow an http:// base URL that is not loopback")
 	fl.Float64Var(&f.cfg.RequestsPerSecond, "requests-per-second", 0, "ceiling on API requests per second over all endpoints (default: none; each endpoint group is paced by the limit the API announces, Copper by its documented 180/min); negative: no pacing beyond what the API announces")
@@ -44,6 +45,19 @@ func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 		fl.IntVar(&f.cfg.Concurrency, "concurrency", 0, "tables read at once (default 4)")
 		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 2000)")
 	}
+}
+
+// credentialEnv lists the environment variables of a credential, over every source.
+func credentialEnv(key string) string {
+	var names []string
+	for _, d := range sources.All() {
+		for _, c := range d.Credentials {
+			if c.Key == key {
+				names = append(names, c.Env)
+			}
+		}
+	}
+	return strings.Join(names, " / ")
 }
 
 // resolve merges environment, config file and flags, in rising precedence.

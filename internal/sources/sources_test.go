@@ -24,10 +24,11 @@ func TestDescriptorsValid(t *testing.T) {
 }
 
 func TestLookup(t *testing.T) {
+	known := strings.Join(Names(), " or ")
 	for _, tt := range []struct{ name, err string }{
 		{"close", ""}, {"copper", ""},
-		{"", "source: missing; set --source (close or copper)"},
-		{"hubspot", `source: "hubspot" is not a known source (close or copper)`},
+		{"", "source: missing; set --source (" + known + ")"},
+		{"nosuchcrm", `source: "nosuchcrm" is not a known source (` + known + ")"},
 	} {
 		d, err := Lookup(tt.name)
 		switch {
