@@ -56,6 +56,34 @@ func TestDocsAreGeneratedFromTheCode(t *testing.T) {
 	}
 }
 
+// TestReadmeListsEveryTable: the README's table list has a row per source, at its schema
+// version, naming every table of its catalog.
+func TestReadmeListsEveryTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sources.All() {
+		cat := d.Catalog()
+		prefix := fmt.Sprintf("| %s (schema v%d) |", d.Title, cat.SchemaVersion)
+		var row string
+		for _, line := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(line, prefix) {
+				row = line
+			}
+		}
+		if row == "" {
+			t.Errorf("README.md has no row %q in its table list", prefix)
+			continue
+		}
+		for _, st := range cat.Streams {
+			if !strings.Contains(row, "`"+st.Name+"`") {
+				t.Errorf("README.md: the %s row does not name table %s", d.Title, st.Name)
+			}
+		}
+	}
+}
+
 func TestDiscover(t *testing.T) {
 	tests := []struct {
 		source  string
