@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmsync/crmsync/internal/bench"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/record"
@@ -341,13 +342,13 @@ func TestFullDisk(t *testing.T) {
 // in a child process (which must be gone afterwards) and a load-ceiling run, checking the
 // figures are measured and plausible.
 func TestBenchMeasures(t *testing.T) {
-	run := func(args ...string) benchResult {
+	run := func(args ...string) bench.Result {
 		t.Helper()
 		out, err := exec.CommandContext(t.Context(), binary, append([]string{"bench", "--json"}, args...)...).Output()
 		if err != nil {
 			t.Fatalf("bench %v: %v", args, err)
 		}
-		var r benchResult
+		var r bench.Result
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatalf("bench %v printed %q: %v", args, out, err)
 		}

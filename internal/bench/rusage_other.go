@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package bench
 
 // The bench measures CPU time and peak RSS on unix only: without getrusage there is no portable
 // source for either. runtime/metrics' /cpu/classes figures are estimates derived from

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/crmsync/crmsync/internal/sources"
+)
+
+// childFlag makes the test binary a bench child (see TestMain): the processes a run and the
+// suite start are this binary, as they are crmsync in the command.
+const childFlag = "-bench.child"
+
+// TestMain serves as the child a Command starts: args childFlag, the options as JSON and
+// "serve" or "run".
+func TestMain(m *testing.M) {
+	if len(os.Args) == 4 && os.Args[1] == childFlag {
+		var o Options
+		if err := json.Unmarshal([]byte(os.Args[2]), &o); err != nil {
+			panic(err)
+		}
+		if os.Args[3] == "serve" {
+			if err := ServeSimulator(o, os.Stdin, os.Stdout); err != nil {
+				panic(err)
+			}
+			os.Exit(0)
+		}
+		r, err := Run(context.Background(), o, child)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(r)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// child is the Command that runs o in this test binary.
+func child(o Options, serve bool) []string {
+	b, err := json.Marshal(o)
+	if err != nil {
+		panic(err)
+	}
+	return []string{childFlag, string(b), map[bool]string{true: "serve", false: "run"}[serve]}
+}
+
+// TestUsualAccounts checks the usual accounts size only tables their simulators size (a
+// renamed table would otherwise leave the bench measuring the simulator's default), and that
+// sizes given win over them and are checked.
+func TestUsualAccounts(t *testing.T) {
+	for _, d := range sources.All() {
+		sized := map[string]bool{}
+		for _, sz := range d.Simulator.Sizes {
+			sized[sz.Table] = true
+		}
+		for table := range Usual(d.Name) {
+			if !sized[table] {
+				t.Errorf("the usual %s account sizes %q, which its simulator does not", d.Name, table)
+			}
+		}
+	}
+	d, _ := sources.Lookup("copper")
+	got, err := Options{Source: "copper", Sizes: map[string]int{"people": 7, "leads": 3}}.account(d)
+	want := Usual("copper")
+	want["people"], want["leads"] = 7, 3
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("account = %v, %v; want %v", got, err, want)
+	}
+	for _, o := range []Options{
+		{Source: "copper", Sizes: map[string]int{"activities": 1}}, // Copper's is activities_search
+		{Source: "close", Sizes: map[string]int{"leads": -1}},
+		{Source: "nowhere"},
+		{Source: "close", LoadRows: -1},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("Validate(%+v) accepted it", o)
+		}
+	}
+}
+
+// TestSuite runs the suite's cases at a thousandth of their size, without latency and rate
+// limits, each in a child process with its simulator in another, and checks every row is
+// measured.
+func TestSuite(t *testing.T) {
+	small := func(o Options, serve bool) []string {
+		sizes := map[string]int{}
+		for table, n := range o.Sizes {
+			sizes[table] = n / 1000
+		}
+		// Copper's client keeps its documented 3 requests/s under any ceiling: no limits here.
+		o.Sizes, o.LoadRows, o.Latency, o.ServerRate, o.ClientRate = sizes, o.LoadRows/1000, 0, 0, 0
+		return child(o, serve)
+	}
+	var out, stderr bytes.Buffer
+	if err := Suite(t.Context(), &out, &stderr, "", small); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	t.Log(out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if want := 2 + len(suiteCases("")); len(lines) != want {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), want, out.String())
+	}
+	for i, c := range suiteCases("") {
+		cells := strings.Split(lines[2+i], " | ")
+		if !strings.HasPrefix(lines[2+i], "| "+c.name+" |") || cells[1] == "0" || cells[2] == "0" {
+			t.Errorf("row %q: no rows or no rate", lines[2+i])
+		}
+	}
+	if out, _ := exec.Command("pgrep", "-f", childFlag).Output(); len(out) > 0 {
+		t.Errorf("a child outlived its run: pids %s", out)
+	}
+}

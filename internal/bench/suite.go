@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// suiteCase is one row of the suite.
+type suiteCase struct {
+	name string
+	o    Options
+	// perGroup: the simulator's limit applies to each endpoint group apart (Close), so the
+	// ideal is the busiest group's requests at that rate.
+	perGroup bool
+}
+
+// suiteCases are the suite's runs; pgURL, when set, adds the PostgreSQL ones.
+func suiteCases(pgURL string) []suiteCase {
+	closeAcct := func(leads, activities int) Options {
+		return Options{Source: "close", Sizes: map[string]int{"leads": leads, "activities": activities}}
+	}
+	copperAcct := func(people, companies, activities int) Options {
+		return Options{Source: "copper", Sizes: map[string]int{"people": people, "companies": companies, "activities_search": activities}}
+	}
+	// limited is o at a simulated latency and rate limit, paced by crmsync's default pacing or
+	// else by a ceiling at that rate (and then synced again, to count the incremental requests).
+	limited := func(o Options, latency time.Duration, rate float64, defaultPacing bool) Options {
+		o.Latency, o.ServerRate, o.DefaultPacing = latency, rate, defaultPacing
+		if !defaultPacing {
+			o.ClientRate, o.Incremental = rate, true
+		}
+		return o
+	}
+	into := func(o Options, schema string) Options {
+		o.Dest, o.Schema = pgURL, schema
+		return o
+	}
+	close1M, copper1M, load := closeAcct(250_000, 750_000), copperAcct(250_000, 250_000, 500_000), Options{Source: "close", LoadRows: LoadRows}
+	cases := []suiteCase{
+		{name: "close 1M → sqlite", o: close1M},
+		{name: "copper 1M → sqlite", o: copper1M},
+	}
+	if pgURL != "" {
+		cases = append(cases,
+			suiteCase{name: "close 1M → postgres", o: into(close1M, "crmsync_bench_close")},
+			suiteCase{name: "copper 1M → postgres", o: into(copper1M, "crmsync_bench_copper")})
+	}
+	cases = append(cases,
+		suiteCase{name: "close 100k → sqlite", o: closeAcct(25_000, 75_000)},
+		suiteCase{name: "copper 100k → sqlite", o: copperAcct(25_000, 25_000, 50_000)},
+		suiteCase{name: "close 40k, 200 ms, 20 req/s", o: limited(closeAcct(10_000, 30_000), 200*time.Millisecond, 20, false)},
+		suiteCase{name: "copper 12k, 200 ms, 3 req/s", o: limited(copperAcct(4_000, 4_000, 4_000), 200*time.Millisecond, 3, false)},
+		suiteCase{name: "close 100k, 200 req/s per group, default pacing", o: limited(closeAcct(25_000, 75_000), 0, 200, true), perGroup: true},
+		suiteCase{name: "close 8k, 10 req/s per group, default pacing", o: limited(closeAcct(2_000, 6_000), 0, 10, true), perGroup: true},
+		suiteCase{name: "load 1M lead rows → sqlite", o: load})
+	if pgURL != "" {
+		cases = append(cases, suiteCase{name: "load 1M lead rows → postgres", o: into(load, "crmsync_bench_load")})
+	}
+	return cases
+}
+
+// Suite runs every case in a process of its own that self describes (peak RSS is per
+// process) and prints one Markdown table to w as the cases finish; the processes' errors go
+// to stderr. pgURL, when set, adds the cases into that PostgreSQL database.
+func Suite(ctx context.Context, w, stderr io.Writer, pgURL string, self Command) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range suiteCases(pgURL) {
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, exe, self(c.o, false)...)
+		cmd.Stdout, cmd.Stderr = &out, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		var r Result
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		fmt.Fprintln(w, c.row(r))
+	}
+	return nil
+}
+
+// row is the case's line of the suite's table.
+func (c suiteCase) row(r Result) string {
+	requests, ideal, incr, ceiling := fmt.Sprintf("%d (%d)", r.Requests, r.MinRequests), "—", "—", "—"
+	switch rate := c.o.ServerRate; {
+	case c.perGroup:
+		ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.GroupMinRequests)/rate))
+	case rate > 0:
+		ideal = fmt.Sprintf("%.2f", r.Seconds/(float64(r.MinRequests)/rate))
+		incr = fmt.Sprint(r.IncrementalRequests)
+	}
+	if r.CeilingRowsPerSec > 0 {
+		requests = "—"
+		ceiling = fmt.Sprintf("%.0f (%.0f %%)", r.CeilingRowsPerSec, 100*r.RowsPerSec/r.CeilingRowsPerSec)
+	}
+	return fmt.Sprintf("| %s | %d | %.0f | %.2f | %.0f | %s | %d | %s | %s | %s |",
+		c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, requests, r.RateLimited, ideal, incr, ceiling)
+}
