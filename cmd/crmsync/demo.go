@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,22 +26,6 @@ type simulator struct {
 	desc    connector.Descriptor
 	baseURL string
 	stop    func()
-}
-
-// serve starts h on a loopback port.
-func serve(h http.Handler, addr string) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}
-	return "http://" + ln.Addr().String(), stop, nil
 }
 
 // simFlags are the simulated account's shape, as flags: the size of every sized table of
@@ -76,7 +57,7 @@ func (f *simFlags) start(d connector.Descriptor, addr string) (simulator, error)
 	if err != nil {
 		return simulator{}, err
 	}
-	base, stop, err := serve(sim, addr)
+	base, stop, err := simfault.Serve(sim, addr)
 	if err != nil {
 		return simulator{}, err
 	}

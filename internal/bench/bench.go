@@ -15,8 +15,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +29,7 @@ import (
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/simulator/simfault"
 	"github.com/crmsync/crmsync/internal/sources"
 )
 
@@ -93,19 +92,15 @@ func (r *Result) finish(cpu0 float64) {
 // its own, and the simulator's (which holds the whole account in memory) out of them.
 type Command func(o Options, serve bool) []string
 
-// usual are the accounts the bench has always measured, so that figures stay comparable across
-// versions: the big tables, a few users and custom fields, and nothing in the other tables
-// (Copper's bench syncs every table, and the simulator's default sizes would add to it). A
-// source missing here gets its simulator's default sizes.
-var usual = map[string]map[string]int{
-	"close": {"leads": 100_000, "activities": 300_000, "users": 20, "custom_fields": 20, "tasks": 0, "event_log": 0},
-	"copper": {"people": 100_000, "companies": 100_000, "activities_search": 300_000, "users": 10,
-		"leads": 0, "opportunities": 0, "projects": 0, "tasks": 0},
+// Usual is the account a run of source measures unless told other sizes: the descriptor's
+// bench sizes (a sized table left out has the simulator's default size).
+func Usual(source string) map[string]int {
+	d, err := sources.Lookup(source)
+	if err != nil {
+		return nil
+	}
+	return maps.Clone(d.Simulator.BenchSizes)
 }
-
-// Usual is the account a run of source measures unless told other sizes: record counts by
-// sized table (those it leaves out have the simulator's default size).
-func Usual(source string) map[string]int { return maps.Clone(usual[source]) }
 
 // account is the sizes a run of o gives the simulator: the usual account with o.Sizes over it.
 func (o Options) account(d connector.Descriptor) (map[string]int, error) {
@@ -281,7 +276,7 @@ func serveSimulator(ctx context.Context, o Options, d connector.Descriptor, self
 		if err != nil {
 			return "", nil, err
 		}
-		return serve(sim)
+		return simfault.Serve(sim, "127.0.0.1:0")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -320,7 +315,7 @@ func ServeSimulator(o Options, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base, stop, err := serve(sim)
+	base, stop, err := simfault.Serve(sim, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -328,16 +323,4 @@ func ServeSimulator(o Options, stdin io.Reader, stdout io.Writer) error {
 	fmt.Fprintln(stdout, base)
 	io.Copy(io.Discard, stdin)
 	return nil
-}
-
-// serve starts h on a loopback port.
-func serve(h http.Handler) (base string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	// Close, not Shutdown: the run is over, and only idle connections are left.
-	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }

@@ -52,21 +52,9 @@ func child(o Options, serve bool) []string {
 	return []string{childFlag, string(b), map[bool]string{true: "serve", false: "run"}[serve]}
 }
 
-// TestUsualAccounts checks the usual accounts size only tables their simulators size (a
-// renamed table would otherwise leave the bench measuring the simulator's default), and that
-// sizes given win over them and are checked.
+// TestUsualAccounts: sizes given win over the usual account and are checked. (That the usual
+// accounts size only sized tables is checked with the descriptors: TestDescriptorsValid.)
 func TestUsualAccounts(t *testing.T) {
-	for _, d := range sources.All() {
-		sized := map[string]bool{}
-		for _, sz := range d.Simulator.Sizes {
-			sized[sz.Table] = true
-		}
-		for table := range Usual(d.Name) {
-			if !sized[table] {
-				t.Errorf("the usual %s account sizes %q, which its simulator does not", d.Name, table)
-			}
-		}
-	}
 	d, _ := sources.Lookup("copper")
 	got, err := Options{Source: "copper", Sizes: map[string]int{"people": 7, "leads": 3}}.account(d)
 	want := Usual("copper")

@@ -188,6 +188,9 @@ type SimulatorSpec struct {
 	// whose request count the bench checks against the least possible.
 	Bench      []string
 	BenchPages map[string]int
+	// BenchSizes is the account the bench measures unless told other sizes (a sized table
+	// left out has its default size). It stays the same across versions so figures compare.
+	BenchSizes map[string]int
 }
 
 func (s SimulatorSpec) validate(cat catalog.Catalog) error {
@@ -197,8 +200,15 @@ func (s SimulatorSpec) validate(cat catalog.Catalog) error {
 			errs = append(errs, fmt.Errorf("simulator: %s table %q is not in the catalog", role, table))
 		}
 	}
+	sized := map[string]bool{}
 	for _, sz := range s.Sizes {
 		known("sized", sz.Table)
+		sized[sz.Table] = true
+	}
+	for t := range s.BenchSizes {
+		if !sized[t] {
+			errs = append(errs, fmt.Errorf("simulator: bench size of %q, which is not a sized table", t))
+		}
 	}
 	known("updated", s.Updated)
 	known("added", s.Added)

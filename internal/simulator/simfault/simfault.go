@@ -9,8 +9,10 @@ package simfault
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -170,4 +172,23 @@ func WriteStalled(w http.ResponseWriter, r *http.Request, code int, body []byte,
 	}
 	Sleep(r.Context(), d)
 	_, _ = w.Write(body[half:])
+}
+
+// Serve serves a simulator on addr (127.0.0.1:0: a free loopback port) until stop is called,
+// and returns its base URL. stop gives answers in flight two seconds to finish.
+func Serve(h http.Handler, addr string) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}
+	return "http://" + ln.Addr().String(), stop, nil
 }

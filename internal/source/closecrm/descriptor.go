@@ -29,6 +29,7 @@ var Descriptor = connector.Descriptor{
 		// per-group pacing, and the event log's 30-day window would skew rows per request.
 		Bench:      []string{"leads", "activities", "users", "custom_fields"},
 		BenchPages: map[string]int{"leads": leadPageSize, "activities": activityPageSize, "users": bigPageSize, "custom_fields": bigPageSize},
+		BenchSizes: map[string]int{"leads": 100_000, "activities": 300_000, "users": 20, "custom_fields": 20, "tasks": 0, "event_log": 0},
 	},
 }
 
