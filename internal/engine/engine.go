@@ -82,6 +82,16 @@ func (r Report) Failed() []StreamReport {
 	return out
 }
 
+// Stream returns the named stream's report (zero when the stream was not synced).
+func (r Report) Stream(name string) StreamReport {
+	for _, s := range r.Streams {
+		if s.Stream == name {
+			return s
+		}
+	}
+	return StreamReport{}
+}
+
 // Rows is the total number of rows written.
 func (r Report) Rows() int64 {
 	var n int64

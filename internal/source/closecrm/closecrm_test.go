@@ -11,7 +11,6 @@ import (
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/e2e"
-	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
@@ -62,11 +61,7 @@ func TestFullAndIncrementalSync(t *testing.T) {
 	h.sim.ResetStats()
 	rep = h.Sync()
 	h.Assert()
-	byName := map[string]engine.StreamReport{}
-	for _, s := range rep.Streams {
-		byName[s.Stream] = s
-	}
-	if n := byName["leads"].Rows; n < 12 || n > 100 {
+	if n := rep.Stream("leads").Rows; n < 12 || n > 100 {
 		t.Errorf("incremental leads read %d rows, want the 12 changed (plus the bookmark minute)", n)
 	}
 	if reqs := h.sim.Stats().Requests; reqs > 30 {
