@@ -13,6 +13,8 @@ import (
 
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/destination/dsn"
+	"github.com/crmsync/crmsync/internal/destination/postgres"
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
 	"github.com/crmsync/crmsync/internal/sources"
 )
@@ -123,15 +125,17 @@ func (a *app) runDemo(cmd *cobra.Command, dest string, flags *simFlags) error {
 	if len(failed) > 0 {
 		return errors.Join(failed...)
 	}
-	fmt.Fprintf(a.stdout, "demo: done. Look inside with: sqlite3 %s '.tables'   (run the demo again for an incremental sync)\n", trimSQLite(dest))
+	fmt.Fprintf(a.stdout, "demo: done. Look inside with: %s   (run the demo again for an incremental sync)\n", lookInside(dest))
 	return nil
 }
 
-func trimSQLite(dest string) string {
-	if len(dest) > 7 && dest[:7] == "sqlite:" {
-		return dest[7:]
+// lookInside is the command that lists the demo's tables in dest.
+func lookInside(dest string) string {
+	if path, ok := dsn.SQLitePath(dest); ok {
+		return fmt.Sprintf("sqlite3 %s '.tables'", path)
 	}
-	return dest
+	// The demo writes each source into the schema named after it.
+	return fmt.Sprintf("psql '%s' -c '\\dt (%s).*'", postgres.Redact(dest), strings.Join(sources.Names(), "|"))
 }
 
 func (a *app) sandboxCommand() *cobra.Command {
