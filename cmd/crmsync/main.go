@@ -12,13 +12,53 @@ import (
 	"syscall"
 )
 
-// Exit codes.
+// Exit codes. A sync stopped by a signal exits 128 + the signal's number, as shells report
+// it: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP.
 const (
 	exitOK      = 0
 	exitFailed  = 1 // the sync ran but some streams failed, or check failed
 	exitUsage   = 2 // bad flags, config or settings: nothing was done
 	exitStopped = 130
 )
+
+// stopSignals stop a run cleanly: committed batches are kept and a rerun resumes.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// stoppedBy is the cause of a context cancelled by a signal.
+type stoppedBy struct{ sig os.Signal }
+
+func (s stoppedBy) Error() string { return "stopped by " + s.sig.String() }
+
+// exitCode is 128 + the signal's number (130 when it is not known).
+func (s stoppedBy) exitCode() int {
+	if n, ok := s.sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return exitStopped
+}
+
+// notifyStop returns a context cancelled, with a stoppedBy cause, by the first stop signal; a
+// second one ends the process at once.
+func notifyStop(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, stopSignals...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(stoppedBy{sig})
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-ch:
+			os.Exit(stoppedBy{sig}.exitCode())
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); close(done); cancel(nil) }
+}
 
 // usageError marks errors in what the user asked for (exit code 2).
 type usageError struct{ err error }
@@ -35,7 +75,7 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(softMemoryLimit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyStop(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
@@ -58,6 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case errors.As(err, &u):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
+		var sb stoppedBy
+		if errors.As(context.Cause(ctx), &sb) {
+			return sb.exitCode()
+		}
 		return exitStopped
 	default:
 		return exitFailed
