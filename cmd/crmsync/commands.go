@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -22,10 +24,12 @@ type settingsFlags struct {
 	configPath string
 	cfg        config.Config
 	streams    string
+	flags      *pflag.FlagSet
 }
 
 func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 	fl := cmd.Flags()
+	f.flags = fl
 	fl.StringVar(&f.configPath, "config", "", "YAML config file (flags win over it, it wins over the environment)")
 	fl.StringVar(&f.cfg.Source, "source", "", "source CRM: "+strings.Join(sources.Names(), " or "))
 	fl.StringVar(&f.cfg.APIKey, "api-key", "", "API key (prefer "+credentialEnv("api_key")+" in the environment: flags show up in process lists)")
@@ -61,9 +65,10 @@ func credentialEnv(key string) string {
 }
 
 // resolve merges environment, config file and flags, in rising precedence.
-func (f *settingsFlags) resolve(getenv func(string) string) (config.Config, error) {
+func (f *settingsFlags) resolve(ctx context.Context, getenv func(string) string) (config.Config, error) {
 	flagCfg := f.cfg
-	if f.streams != "" {
+	if f.flags.Changed("streams") {
+		flagCfg.Streams = []string{} // given, even if empty: an empty selection is refused later
 		for _, s := range strings.Split(f.streams, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				flagCfg.Streams = append(flagCfg.Streams, s)
@@ -73,7 +78,10 @@ func (f *settingsFlags) resolve(getenv func(string) string) (config.Config, erro
 	var fileCfg config.Config
 	if f.configPath != "" {
 		var err error
-		if fileCfg, err = config.Load(f.configPath); err != nil {
+		if fileCfg, err = config.Load(ctx, f.configPath); err != nil {
+			if ctx.Err() != nil {
+				return config.Config{}, err // stopped while reading it: not a usage error
+			}
 			return config.Config{}, usageError{err}
 		}
 	}
@@ -132,7 +140,7 @@ func (a *app) checkCommand() *cobra.Command {
 		Short: "Verify the credentials with one cheap API call",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.resolve(a.getenv)
+			cfg, err := f.resolve(cmd.Context(), a.getenv)
 			if err != nil {
 				return err
 			}
@@ -161,7 +169,7 @@ func (a *app) discoverCommand() *cobra.Command {
 		Short: "Print the catalog of a source as JSON (tables, keys, methods, schemas)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.resolve(a.getenv)
+			cfg, err := f.resolve(cmd.Context(), a.getenv)
 			if err != nil {
 				return err
 			}
@@ -187,7 +195,7 @@ func (a *app) syncCommand() *cobra.Command {
 		Short: "Replicate the source's tables into the destination (incremental after the first run)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.resolve(a.getenv)
+			cfg, err := f.resolve(cmd.Context(), a.getenv)
 			if err != nil {
 				return err
 			}

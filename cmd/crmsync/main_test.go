@@ -138,31 +138,59 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 	os.WriteFile(badYAML, []byte("source: close\nstart_dte: 2024-01-01\n"), 0o600)
 	env := map[string]string{"CLOSE_API_KEY": "k-123456", "COPPER_API_KEY": "k-123456"}
 	db := "sqlite:" + filepath.Join(dir, "x.db")
+	yamlFile := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(text), 0o600)
+		return path
+	}
+	dupKey := yamlFile("dup.yaml", "source: close\nstart_date: 2024-01-01\nsource: copper\n")
+	twoDocs := yamlFile("two.yaml", "source: close\n---\nsource: copper\n")
+	noStreams := yamlFile("nostreams.yaml", "source: close\nstart_date: 2024-01-01\nstreams: []\n")
+	sync := func(extra ...string) []string {
+		return append([]string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", db}, extra...)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
+		env  map[string]string // over env
 	}{
-		{"no source", []string{"sync", "--start-date", "2024-01-01"}, "source: missing"},
-		{"unknown source", []string{"sync", "--source", "hubspot"}, "not a known source"},
-		{"no start date", []string{"sync", "--source", "close", "--dest", db}, "start_date: missing"},
-		{"bad start date", []string{"sync", "--source", "close", "--start-date", "31/12/2024", "--dest", db}, "start_date"},
-		{"future start date", []string{"sync", "--source", "close", "--start-date", "2999-01-01", "--dest", db}, "in the future"},
-		{"unknown stream", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--streams", "leads,deals", "--dest", db}, "deals"},
-		{"bad dest", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "mysql://x"}, "dest:"},
-		{"dest dir missing", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/nonexistent/dir/x.db"}, "dest:"},
-		{"base url without scheme", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--base-url", "api.close.com", "--dest", db}, "base_url"},
-		{"plain http remote", []string{"check", "--source", "close", "--base-url", "http://api.close.com"}, "base_url"},
-		{"unknown config key", []string{"sync", "--config", badYAML}, "start_dte"},
-		{"missing config file", []string{"sync", "--config", filepath.Join(dir, "nope.yaml")}, "config file"},
-		{"copper without email", []string{"check", "--source", "copper"}, "user_email"},
-		{"unknown flag", []string{"sync", "--sorce", "close"}, "sorce"},
-		{"dest URL that does not parse", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "postgres://u:p@host:notaport/db"}, "dest:"},
-		{"read-only location", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/proc/crm.db"}, "dest:"},
+		{"duplicate config key", []string{"sync", "--config", dupKey}, "source is set twice", nil},
+		{"second YAML document", []string{"sync", "--config", twoDocs}, "second YAML document", nil},
+		{"endless config file", []string{"sync", "--config", "/dev/zero"}, "larger than 1024 KiB", nil},
+		{"empty --streams", sync("--streams", ""), "streams: an empty selection", nil},
+		{"--streams of commas", sync("--streams", " , "), "streams: an empty selection", nil},
+		{"streams: [] in the config", []string{"sync", "--config", noStreams, "--dest", db}, "streams: an empty selection", nil},
+		{"requests per second NaN", sync("--requests-per-second", "NaN"), "requests_per_second", nil},
+		{"base url with a query", sync("--base-url", "https://api.close.com?x=1"), "base_url", nil},
+		{"base url with a fragment", sync("--base-url", "https://api.close.com#top"), "base_url", nil},
+		{"in-memory SQLite", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite::memory:"}, "in-memory", nil},
+		{"report into a missing directory", sync("--report-json", filepath.Join(dir, "nope", "r.json")), "report-json", nil},
+		{"key with inner whitespace", sync(), "api_key: contains whitespace", map[string]string{"CLOSE_API_KEY": "k-123 456"}},
+		{"key with a control character", sync(), "api_key: contains whitespace or a control character", map[string]string{"CLOSE_API_KEY": "k-123\x00456"}},
+		{"email with a newline inside", []string{"check", "--source", "copper"}, "user_email: contains", map[string]string{"COPPER_USER_EMAIL": "me@x\ny.com"}},
+		{"no source", []string{"sync", "--start-date", "2024-01-01"}, "source: missing", nil},
+		{"unknown source", []string{"sync", "--source", "hubspot"}, "not a known source", nil},
+		{"no start date", []string{"sync", "--source", "close", "--dest", db}, "start_date: missing", nil},
+		{"bad start date", []string{"sync", "--source", "close", "--start-date", "31/12/2024", "--dest", db}, "start_date", nil},
+		{"future start date", []string{"sync", "--source", "close", "--start-date", "2999-01-01", "--dest", db}, "in the future", nil},
+		{"unknown stream", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--streams", "leads,deals", "--dest", db}, "deals", nil},
+		{"bad dest", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "mysql://x"}, "dest:", nil},
+		{"dest dir missing", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/nonexistent/dir/x.db"}, "dest:", nil},
+		{"base url without scheme", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--base-url", "api.close.com", "--dest", db}, "base_url", nil},
+		{"plain http remote", []string{"check", "--source", "close", "--base-url", "http://api.close.com"}, "base_url", nil},
+		{"unknown config key", []string{"sync", "--config", badYAML}, "start_dte", nil},
+		{"missing config file", []string{"sync", "--config", filepath.Join(dir, "nope.yaml")}, "config file", nil},
+		{"copper without email", []string{"check", "--source", "copper"}, "user_email", nil},
+		{"unknown flag", []string{"sync", "--sorce", "close"}, "sorce", nil},
+		{"dest URL that does not parse", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "postgres://u:p@host:notaport/db"}, "dest:", nil},
+		{"read-only location", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite:/proc/crm.db"}, "dest:", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, errOut := runCLI(t, env, tt.args...)
+			e := maps.Clone(env)
+			maps.Copy(e, tt.env)
+			code, _, errOut := runCLI(t, e, tt.args...)
 			if code != exitUsage || !strings.Contains(errOut, tt.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d naming %q", code, errOut, exitUsage, tt.want)
 			}

@@ -383,3 +383,31 @@ func TestBenchMeasures(t *testing.T) {
 		t.Errorf("a simulator child outlived its bench: pids %s", out)
 	}
 }
+
+// TestConfigFromFIFOStillStops: a --config that blocks (a FIFO nobody writes to) must not make
+// the process deaf to Ctrl-C.
+func TestConfigFromFIFOStillStops(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "config.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	cmd := exec.Command(binary, "sync", "--config", fifo)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != exitStopped {
+			t.Fatalf("exit %d after SIGINT while reading the config; stderr %q", code, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("SIGINT while reading a FIFO config did not stop crmsync")
+	}
+}

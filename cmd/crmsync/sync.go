@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -85,11 +86,13 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if _, err := d.Catalog().Select(cfg.Streams); err != nil {
 		return usageError{fmt.Errorf("streams: %w", err)}
 	}
-	if cfg.Concurrency < 0 || cfg.BatchSize < 0 {
-		return usageError{errors.New("concurrency and batch_size must not be negative")}
-	}
-	if err := cfg.CheckTimeouts(); err != nil {
+	if err := cfg.CheckSync(); err != nil {
 		return usageError{err}
+	}
+	if opts.reportJSON != "" {
+		if st, err := os.Stat(filepath.Dir(opts.reportJSON)); err != nil || !st.IsDir() {
+			return usageError{fmt.Errorf("report-json: %s: the directory does not exist", opts.reportJSON)}
+		}
 	}
 	src, err := newSource(cfg)
 	if err != nil {
@@ -110,13 +113,18 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	stopProgress := a.startProgress(&eopts, opts.progress)
 	rep, err := engine.Run(ctx, src, dst, eopts)
 	stopProgress()
+	var reportErr error
 	if len(rep.Streams) > 0 {
 		a.printReport(rep, destName)
 		if opts.reportJSON != "" {
-			if werr := writeReportJSON(opts.reportJSON, rep, destName); werr != nil {
-				fmt.Fprintln(a.stderr, "crmsync: report:", werr)
+			if reportErr = writeReportJSON(opts.reportJSON, rep, destName); reportErr != nil {
+				fmt.Fprintln(a.stderr, "crmsync: report:", reportErr)
 			}
 		}
+	}
+	if err == nil && reportErr != nil {
+		// The data is committed; a scheduler must still learn that its report is missing.
+		return fmt.Errorf("the sync is committed, but --report-json could not be written: %w", reportErr)
 	}
 	if err != nil {
 		for _, f := range rep.Failed() {

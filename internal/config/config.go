@@ -4,8 +4,12 @@
 package config
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -46,13 +50,41 @@ type Config struct {
 	LogFormat         string `yaml:"log_format"` // text | json
 }
 
-// Load reads a YAML config file. Unknown keys and wrong types are errors naming the key.
-func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("config file: %w", err)
+// MaxFileSize bounds a config file: a FIFO or /dev/zero given as one must not be read
+// without end.
+const MaxFileSize = 1 << 20
+
+// Load reads a YAML config file of at most MaxFileSize bytes. Unknown keys, duplicate keys,
+// more than one document and wrong types are errors naming the key. The read gives up when
+// ctx is done (a FIFO nobody writes to blocks; Ctrl-C must still work).
+func Load(ctx context.Context, path string) (Config, error) {
+	type result struct {
+		data []byte
+		err  error
 	}
-	return Parse(data, path)
+	done := make(chan result, 1)
+	go func() { // the read itself cannot be interrupted; whoever waits for it can
+		f, err := os.Open(path)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+		done <- result{data, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return Config{}, fmt.Errorf("config file %s: not read: %w", path, ctx.Err())
+	case r := <-done:
+		if r.err != nil {
+			return Config{}, fmt.Errorf("config file: %w", r.err)
+		}
+		if len(r.data) > MaxFileSize {
+			return Config{}, fmt.Errorf("config file %s: larger than %d KiB; is it the right file?", path, MaxFileSize>>10)
+		}
+		return Parse(r.data, path)
+	}
 }
 
 // Parse decodes YAML config text; name is used in error messages. Each key is decoded on its
@@ -60,8 +92,16 @@ func Load(path string) (Config, error) {
 func Parse(data []byte, name string) (Config, error) {
 	var c Config
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return c, nil // empty file
+	} else if err != nil {
 		return Config{}, fmt.Errorf("config file %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		line := more.Line
+		return Config{}, fmt.Errorf("config file %s: line %d: a second YAML document; a config file holds one mapping of settings", name, line)
 	}
 	if len(doc.Content) == 0 {
 		return c, nil // empty file
@@ -71,8 +111,13 @@ func Parse(data []byte, name string) (Config, error) {
 		return Config{}, fmt.Errorf("config file %s: line %d: expected a mapping of settings (key: value)", name, root.Line)
 	}
 	fields := c.fields()
+	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
+		if first, dup := seen[key.Value]; dup {
+			return Config{}, fmt.Errorf("config file %s: line %d: %s is set twice (first on line %d)", name, key.Line, key.Value, first)
+		}
+		seen[key.Value] = key.Line
 		f, ok := fields[key.Value]
 		if !ok {
 			return Config{}, fmt.Errorf("config file %s: line %d: unknown setting %q (known: %s)", name, key.Line, key.Value, strings.Join(knownKeys(fields), ", "))
@@ -155,6 +200,21 @@ func (c Config) CheckTimeouts() error {
 	return nil
 }
 
+// CheckSync validates the settings only a sync has: an explicitly empty table selection (which
+// would otherwise read as "all"), a pace that is not a number, negative sizes and timeouts.
+func (c Config) CheckSync() error {
+	if c.Streams != nil && len(c.Streams) == 0 {
+		return errors.New("streams: an empty selection; name the tables to sync, or leave streams out to sync all")
+	}
+	if math.IsNaN(c.RequestsPerSecond) || math.IsInf(c.RequestsPerSecond, 0) {
+		return fmt.Errorf("requests_per_second: %v is not a number of requests; use a positive number, or a negative one for no pacing", c.RequestsPerSecond)
+	}
+	if c.Concurrency < 0 || c.BatchSize < 0 {
+		return errors.New("concurrency and batch_size must not be negative")
+	}
+	return c.CheckTimeouts()
+}
+
 // Descriptor finds the named source in the registry.
 func (c Config) Descriptor() (connector.Descriptor, error) {
 	return sources.Lookup(c.Source)
@@ -200,6 +260,9 @@ func CheckBaseURL(raw string, allowInsecure bool) error {
 	}
 	if u.Path != "" && u.Path != "/" {
 		return fmt.Errorf("base_url: %q has a path; give only scheme and host (the API paths are added by crmsync)", raw)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("base_url: %q has a query, fragment or user info; give only scheme and host", raw)
 	}
 	switch u.Scheme {
 	case "https":

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -113,11 +114,17 @@ func (d Descriptor) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Open checks the credentials and builds the source. It makes no request.
+// Open checks the credentials and builds the source from them, without the whitespace around
+// them (a key pasted with its newline). It makes no request.
 func (d Descriptor) Open(s Settings) (source.Source, error) {
 	if err := d.CheckCredentials(s.Credentials); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
+	trimmed := make(map[string]string, len(s.Credentials))
+	for k, v := range s.Credentials {
+		trimmed[k] = strings.TrimSpace(v)
+	}
+	s.Credentials = trimmed
 	src, err := d.New(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err) // and never a typed nil inside the interface
@@ -137,11 +144,17 @@ func (s Settings) NewClient(defaultBase, prefix string, pace float64, cfg apicli
 	return apiclient.New(s.Tuning.Apply(cfg, pace))
 }
 
-// CheckCredentials reports the first credential missing from creds, naming where to set it.
+// CheckCredentials reports the first credential missing from creds, or holding whitespace or
+// a control character inside it (no key or email does; a header could not carry it), naming
+// where to set it. Whitespace around a value is not an error: Open trims it.
 func (d Descriptor) CheckCredentials(creds map[string]string) error {
 	for _, c := range d.Credentials {
-		if strings.TrimSpace(creds[c.Key]) == "" {
+		v := strings.TrimSpace(creds[c.Key])
+		if v == "" {
 			return fmt.Errorf("%s: missing; %s", c.Key, c.Missing)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return fmt.Errorf("%s: contains whitespace or a control character; check the value of %s (or %s in the config file)", c.Key, c.Env, c.Key)
 		}
 	}
 	return nil

@@ -16,11 +16,15 @@ import (
 // Default is the destination when none is named.
 const Default = "sqlite:crmsync.db"
 
-// UnknownError says dest names no destination crmsync knows.
-type UnknownError struct{ Dest string }
+// UnknownError says dest names no destination crmsync can write to, and why.
+type UnknownError struct{ Dest, Why string }
 
 func (e *UnknownError) Error() string {
-	return fmt.Sprintf("dest: %q is not a destination; use sqlite:PATH or postgres://user@host:5432/db", e.Dest)
+	why := e.Why
+	if why == "" {
+		why = "use sqlite:PATH or postgres://user@host:5432/db"
+	}
+	return fmt.Sprintf("dest: %q is not a destination; %s", e.Dest, why)
 }
 
 // IsPostgres reports whether dest names a PostgreSQL database.
@@ -47,6 +51,13 @@ func Open(ctx context.Context, dest, schema, sourceName string) (destination.Des
 		dest = Default
 	}
 	if path, ok := SQLitePath(dest); ok {
+		switch {
+		case path == "":
+			return nil, "", &UnknownError{Dest: dest, Why: "give the SQLite file's path, e.g. sqlite:crm.db"}
+		case path == ":memory:" || strings.HasPrefix(path, "file:"):
+			// An in-memory database keeps nothing, and a file: URI would be taken as a file name.
+			return nil, "", &UnknownError{Dest: dest, Why: "give the path of a SQLite file (an in-memory database keeps nothing; a file: URI is not a path)"}
+		}
 		d, err := sqlite.Open(ctx, path, schema)
 		if err != nil {
 			return nil, "", err // a nil *Destination must not become a non-nil interface

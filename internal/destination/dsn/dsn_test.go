@@ -39,9 +39,11 @@ func TestOpen(t *testing.T) {
 	if name != "sqlite:"+filepath.Join(dir, "x.db") {
 		t.Errorf("name %q", name)
 	}
-	var unknown *UnknownError
-	if d, _, err := Open(ctx, "mysql://u@h/db", "", "close"); d != nil || !errors.As(err, &unknown) {
-		t.Fatalf("Open(mysql) = %v, %v; want an UnknownError and no destination", d, err)
+	for _, dest := range []string{"mysql://u@h/db", "sqlite::memory:", "sqlite:", "sqlite:file:crm.db?mode=memory"} {
+		var unknown *UnknownError
+		if d, _, err := Open(ctx, dest, "", "close"); d != nil || !errors.As(err, &unknown) {
+			t.Errorf("Open(%q) = %v, %v; want an UnknownError and no destination", dest, d, err)
+		}
 	}
 	if d, name, err := Open(ctx, "postgres://u:secretpw@127.0.0.1:1/db?connect_timeout=1", "", "close"); err == nil || d != nil {
 		t.Fatalf("Open of an unreachable server = %v, %v", d, err)
