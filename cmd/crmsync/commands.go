@@ -188,7 +188,7 @@ func (a *app) discoverCommand() *cobra.Command {
 
 func (a *app) syncCommand() *cobra.Command {
 	var f settingsFlags
-	var progress, verbose bool
+	var progress, verbose, fullRefresh bool
 	var reportJSON string
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -202,19 +202,21 @@ func (a *app) syncCommand() *cobra.Command {
 			if verbose && cfg.LogLevel == "" {
 				cfg.LogLevel = "info"
 			}
-			return a.runSync(cmd, cfg, syncOptions{progress: progress, reportJSON: reportJSON})
+			return a.runSync(cmd, cfg, syncOptions{progress: progress, reportJSON: reportJSON, fullRefresh: fullRefresh})
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&progress, "progress", false, "print progress lines even when stderr is not a terminal")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log each table's progress (log level info)")
 	cmd.Flags().StringVar(&reportJSON, "report-json", "", "also write the run report as JSON to this file")
+	cmd.Flags().BoolVar(&fullRefresh, "full-refresh", false, "read every selected table again from --start-date, as on a first sync (a backfill after an earlier start date); rows are upserted, nothing is duplicated")
 	return cmd
 }
 
 type syncOptions struct {
-	progress   bool
-	reportJSON string
+	progress    bool
+	fullRefresh bool
+	reportJSON  string
 	// prepare runs after the settings are validated and before the sync (the demo uses it).
 	now func() time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/sources"
 )
 
@@ -240,4 +241,36 @@ func TestCheckUnreachableHost(t *testing.T) {
 	if code != exitFailed || !strings.Contains(errOut, "cannot reach the API") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
+}
+
+// TestStartDateOnlyForTheFirstSync: cron users give the start date once; a later, earlier one
+// is not a silent no-op (the report says how to backfill) and --full-refresh backfills.
+func TestStartDateOnlyForTheFirstSync(t *testing.T) {
+	acc := newAccount(t, closecrm.Descriptor, connector.SimConfig{Sizes: map[string]int{"leads": 30, "activities": 30, "tasks": 10, "users": 2, "custom_fields": 2, "event_log": 10}})
+	env := map[string]string{"CLOSE_API_KEY": acc.Credentials["api_key"]}
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	sync := func(extra ...string) (int, string, string) {
+		return runCLI(t, env, append([]string{"sync", "--source", "close", "--base-url", acc.URL, "--dest", db, "--streams", "leads,tasks"}, extra...)...)
+	}
+	if code, _, errOut := sync(); code != exitUsage || !strings.Contains(errOut, "start_date: missing; the first sync") {
+		t.Fatalf("a first sync without a start date: exit %d, %s", code, errOut)
+	}
+	if code, out, errOut := sync("--start-date", "2025-06-01"); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := sync(); code != 0 {
+		t.Fatalf("a later sync without a start date: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := sync("--start-date", "2024-01-01")
+	if code != 0 || !strings.Contains(out, "to backfill, run once with --full-refresh") {
+		t.Fatalf("an earlier start date: exit %d, want a note on backfilling\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := sync("--full-refresh"); code != exitUsage || !strings.Contains(errOut, "full-refresh") {
+		t.Fatalf("--full-refresh without a start date: exit %d, %s", code, errOut)
+	}
+	code, out, errOut = sync("--start-date", "2024-01-01", "--full-refresh")
+	if code != 0 || strings.Contains(out, "backfill") {
+		t.Fatalf("--full-refresh: exit %d\n%s%s", code, out, errOut)
+	}
+	acc.AssertReplica(t, acc.replica(t, db), "leads", "tasks")
 }

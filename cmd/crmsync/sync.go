@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,6 +100,13 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if err != nil {
 		return usageError{err}
 	}
+	if start.IsZero() {
+		if path, ok := dsn.SQLitePath(cmp.Or(cfg.Dest, dsn.Default)); ok {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return usageError{config.ErrNoStartDate} // and no file created for nothing
+			}
+		}
+	}
 	dst, destName, err := openDestination(ctx, cfg.Dest, cfg.Schema, cfg.Source)
 	if err != nil {
 		var u usageError
@@ -107,8 +116,21 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 		return usageError{fmt.Errorf("dest: %w", err)}
 	}
 	defer dst.Close()
+	if start.IsZero() {
+		saved, err := dst.State(ctx, cfg.Source)
+		if err != nil {
+			return fmt.Errorf("read the destination's state: %w", err)
+		}
+		if len(saved) == 0 {
+			return usageError{config.ErrNoStartDate}
+		}
+	}
 
 	eopts := engineOptions(cfg, d, start, log)
+	eopts.FullRefresh = opts.fullRefresh
+	if opts.fullRefresh && start.IsZero() {
+		return usageError{errors.New("full-refresh: reads every table again from the start date: set --start-date")}
+	}
 	eopts.Now = now
 	stopProgress := a.startProgress(&eopts, opts.progress)
 	rep, err := engine.Run(ctx, src, dst, eopts)

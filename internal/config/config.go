@@ -284,10 +284,14 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// StartTime parses and validates the start date.
+// ErrNoStartDate says a first sync lacks its start date.
+var ErrNoStartDate = errors.New("start_date: missing; the first sync into a destination needs one: set --start-date (e.g. 2024-01-01 or 01/31/2024) or start_date in the config file (later syncs take it from the destination)")
+
+// StartTime parses and validates the start date; zero when none is set (later syncs take each
+// table's from the destination).
 func (c Config) StartTime(now time.Time) (time.Time, error) {
 	if strings.TrimSpace(c.StartDate) == "" {
-		return time.Time{}, errors.New("start_date: missing; set --start-date (e.g. 2024-01-01 or 01/31/2024) or start_date in the config file")
+		return time.Time{}, nil
 	}
 	return ParseStartDate(c.StartDate, now)
 }

@@ -27,10 +27,15 @@ const DefaultBatchSize = 2000
 
 // Options tune a sync.
 type Options struct {
-	StartDate   time.Time // earliest data on a first sync
-	Streams     []string  // empty: all
-	BatchSize   int       // rows per destination transaction; zero: DefaultBatchSize
-	Concurrency int       // streams read at once; zero: 4
+	// StartDate is the earliest data of a table's first sync. A table synced before keeps the
+	// start date it was first read from; zero is allowed when every table has been synced.
+	StartDate time.Time
+	// FullRefresh reads every table again from StartDate as on a first sync (a backfill after
+	// an earlier start date, or a re-read); rows are upserted, so nothing is duplicated.
+	FullRefresh bool
+	Streams     []string // empty: all
+	BatchSize   int      // rows per destination transaction; zero: DefaultBatchSize
+	Concurrency int      // streams read at once; zero: 4
 	// Windows is how many time windows a large first read of a server-filtered stream is
 	// split into and read in parallel; zero: 8. SplitAbove is the smallest window span that
 	// is split; zero: 7 days (incremental syncs stay one request per table).
@@ -220,7 +225,7 @@ func Window(s catalog.Stream, startDate, bookmark, now time.Time) (w source.Wind
 
 // flushState is the state a batch commits: the newest justified bookmark, never older than
 // the saved one (rows before a saved bookmark were already durable), never past the sync start.
-func flushState(prev state.Stream, checkpoint, limit time.Time, schemaVersion int, started time.Time) state.Stream {
+func flushState(prev state.Stream, checkpoint, limit time.Time, schemaVersion int, started, startDate time.Time) state.Stream {
 	b := prev.Bookmark
 	if checkpoint.After(limit) {
 		checkpoint = limit
@@ -228,5 +233,5 @@ func flushState(prev state.Stream, checkpoint, limit time.Time, schemaVersion in
 	if checkpoint.After(b) {
 		b = checkpoint
 	}
-	return state.Stream{Bookmark: b, SchemaVersion: schemaVersion, LastSyncAt: started}
+	return state.Stream{Bookmark: b, SchemaVersion: schemaVersion, LastSyncAt: started, StartDate: startDate}
 }

@@ -20,14 +20,16 @@ import (
 // streamRun syncs one stream. It is the source's Emitter: records pile up in a batch that is
 // flushed when full, when FlushInterval has passed, and at the end.
 type streamRun struct {
-	src     source.Source
-	dst     destination.Destination
-	opts    Options
-	cat     catalog.Catalog
-	stream  catalog.Stream
-	prev    state.Stream
-	started time.Time // local clock: LastSyncAt, _crmsync_extracted_at
-	apiNow  time.Time // the sync start in the API's clock: window end, bookmark limit
+	src    source.Source
+	dst    destination.Destination
+	opts   Options
+	cat    catalog.Catalog
+	stream catalog.Stream
+	prev   state.Stream
+	// startDate is where the table's replica begins (chooseStartDate).
+	startDate time.Time
+	started   time.Time // local clock: LastSyncAt, _crmsync_extracted_at
+	apiNow    time.Time // the sync start in the API's clock: window end, bookmark limit
 
 	table   destination.Table
 	cols    []catalog.Column
@@ -71,10 +73,15 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	r.queued = r.prev.Bookmark
 	r.lastFlush = r.opts.Now()
 
+	if err := r.chooseStartDate(&rep); err != nil {
+		rep.Err = err
+		log.Error("stream refused", "err", err)
+		return rep
+	}
 	var w source.Window
 	if s.Method != catalog.FullTable {
 		var clipped bool
-		w, clipped = Window(s, r.opts.StartDate, r.prev.Bookmark, r.apiNow)
+		w, clipped = Window(s, r.startDate, r.prev.Bookmark, r.apiNow)
 		rep.From, rep.To = w.From, w.To
 		if clipped {
 			note := fmt.Sprintf("the API keeps only %d days of history: reading from %s instead of the start date or bookmark", int(s.MaxHistory.Hours()/24), w.From.Format(time.RFC3339))
@@ -346,7 +353,7 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 	}
 	r.lastFlush = r.opts.Now()
 	// Checkpoints only grow, so every batch's bookmark is at least its predecessor's.
-	st := flushState(r.prev, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started)
+	st := flushState(r.prev, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started, r.startDate)
 	if len(r.pending) == 0 && (r.replace != nil || st.Bookmark.Equal(r.queued)) {
 		return nil
 	}
@@ -483,6 +490,30 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 		return err
 	}
 	r.setColumns(cols)
+	return nil
+}
+
+// chooseStartDate settles where the table's replica begins: the start date it was first read
+// from, kept in its state; the one given for a first sync or a full refresh. An earlier start
+// date given for a table synced before is not read silently: the report says how to backfill.
+func (r *streamRun) chooseStartDate(rep *StreamReport) error {
+	given, kept := r.opts.StartDate, r.prev.StartDate
+	switch {
+	case r.opts.FullRefresh:
+		r.prev.Bookmark = time.Time{}
+		r.startDate = given
+	case !kept.IsZero():
+		r.startDate = kept
+		if !given.IsZero() && given.Before(kept) && r.stream.Method != catalog.FullTable {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the start date %s is before this table's first sync, which read from %s: "+
+				"incremental syncs do not read earlier rows; to backfill, run once with --full-refresh", given.Format("2006-01-02"), kept.Format("2006-01-02")))
+		}
+	default: // a first sync, or a state written before start dates were kept
+		r.startDate = given
+	}
+	if r.startDate.IsZero() && r.prev.Bookmark.IsZero() && r.stream.Method != catalog.FullTable {
+		return errors.New("start_date: missing; this table has not been synced into this destination yet: set --start-date")
+	}
 	return nil
 }
 

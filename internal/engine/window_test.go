@@ -54,7 +54,7 @@ func TestFlushStateNeverPassesLimitOrRegresses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := flushState(prev, tt.checkpoint, started, 1, started)
+			got := flushState(prev, tt.checkpoint, started, 1, started, time.Time{})
 			if !got.Bookmark.Equal(tt.want) {
 				t.Fatalf("bookmark = %s, want %s", got.Bookmark, tt.want)
 			}

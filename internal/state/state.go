@@ -22,6 +22,9 @@ type Stream struct {
 	SchemaVersion int
 	// LastSyncAt is when the sync that wrote this state started.
 	LastSyncAt time.Time
+	// StartDate is the start date the table's replica was first read from (again after a
+	// full refresh): later syncs need none, and an earlier one given later is a backfill.
+	StartDate time.Time
 }
 
 type wire struct {
@@ -29,6 +32,7 @@ type wire struct {
 	Bookmark      string `json:"bookmark,omitempty"`
 	SchemaVersion int    `json:"schema_version,omitempty"`
 	LastSyncAt    string `json:"last_sync_at,omitempty"`
+	StartDate     string `json:"start_date,omitempty"`
 }
 
 // Marshal serializes s in the current format.
@@ -39,6 +43,9 @@ func Marshal(s Stream) ([]byte, error) {
 	}
 	if !s.LastSyncAt.IsZero() {
 		w.LastSyncAt = s.LastSyncAt.UTC().Format(time.RFC3339Nano)
+	}
+	if !s.StartDate.IsZero() {
+		w.StartDate = s.StartDate.UTC().Format(time.RFC3339Nano)
 	}
 	return json.Marshal(w)
 }
@@ -63,6 +70,11 @@ func Unmarshal(data []byte) (Stream, error) {
 	if w.LastSyncAt != "" {
 		if s.LastSyncAt, err = time.Parse(time.RFC3339Nano, w.LastSyncAt); err != nil {
 			return Stream{}, fmt.Errorf("state last_sync_at %q: %w", w.LastSyncAt, err)
+		}
+	}
+	if w.StartDate != "" {
+		if s.StartDate, err = time.Parse(time.RFC3339Nano, w.StartDate); err != nil {
+			return Stream{}, fmt.Errorf("state start_date %q: %w", w.StartDate, err)
 		}
 	}
 	return s, nil
