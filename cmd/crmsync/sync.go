@@ -252,9 +252,14 @@ type reportStreamJSON struct {
 	Bookmark string  `json:"bookmark,omitempty"`
 	Seconds  float64 `json:"seconds"`
 	// RateLimitWaitSeconds is the time the table's requests waited for rate limits.
-	RateLimitWaitSeconds float64  `json:"rate_limit_wait_seconds"`
-	Notes                []string `json:"notes,omitempty"`
-	Error                string   `json:"error,omitempty"`
+	RateLimitWaitSeconds float64 `json:"rate_limit_wait_seconds"`
+	// UnparsedValues counts values that did not parse as timestamps (stored NULL, the raw
+	// values in _crmsync_unparsed); SkippedRecords the records skipped for lack of a primary
+	// key. The notes give a sample of each.
+	UnparsedValues int64    `json:"unparsed_values,omitempty"`
+	SkippedRecords int64    `json:"skipped_records,omitempty"`
+	Notes          []string `json:"notes,omitempty"`
+	Error          string   `json:"error,omitempty"`
 }
 
 func writeReportJSON(path string, rep engine.Report, dest string) error {
@@ -272,7 +277,7 @@ func writeReportJSON(path string, rep engine.Report, dest string) error {
 		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited, nil}
 	for _, s := range rep.Streams {
 		r := reportStreamJSON{Table: s.Stream, Method: string(s.Method), Rows: s.Rows, Seconds: s.Duration.Seconds(),
-			RateLimitWaitSeconds: s.RateLimitWait.Seconds(), Notes: s.Notes}
+			RateLimitWaitSeconds: s.RateLimitWait.Seconds(), UnparsedValues: s.Unparsed, SkippedRecords: s.Skipped, Notes: s.Notes}
 		if !s.From.IsZero() {
 			r.From, r.To = s.From.Format(time.RFC3339), s.To.Format(time.RFC3339)
 		}

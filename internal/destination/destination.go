@@ -15,12 +15,16 @@ import (
 const (
 	ExtractedAtColumn = "_crmsync_extracted_at"
 	DeletedAtColumn   = "_crmsync_deleted_at"
+	// UnparsedColumn holds, as a JSON object, the raw values of the row's fields that did not
+	// parse in their timestamp column (which holds NULL for them); NULL when all parsed.
+	UnparsedColumn = "_crmsync_unparsed"
 )
 
 // MetadataColumns are appended to every stream's columns.
 var MetadataColumns = []catalog.Column{
 	{Name: ExtractedAtColumn, Type: catalog.Timestamp, Description: "when the sync that wrote this row started (UTC)"},
 	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
+	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not parse as timestamps (stored NULL), as {"field": value}; NULL when every value parsed`},
 }
 
 // Table identifies one destination table: the stream of a source.

@@ -31,7 +31,7 @@ func BenchmarkConvertBatch(b *testing.B) {
 	r.setColumns(cols)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.batch(context.Background(), recs); err != nil {
+		if _, _, err := r.batch(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}
 	}

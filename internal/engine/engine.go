@@ -63,8 +63,13 @@ type StreamReport struct {
 	// RateLimitWait is the time the stream's requests were held back by rate limits, summed
 	// over its requests (parallel slices add up).
 	RateLimitWait time.Duration
-	Notes         []string
-	Err           error
+	// Unparsed counts the values of stored rows that did not parse in their timestamp column:
+	// the column kept its type, the row holds NULL there and the raw value in
+	// destination.UnparsedColumn. Skipped counts the records that were not stored because
+	// they lack a primary key value. Each comes with a note naming a sample.
+	Unparsed, Skipped int64
+	Notes             []string
+	Err               error
 }
 
 // Report says what happened in one sync.

@@ -2,11 +2,15 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +56,7 @@ type streamRun struct {
 	writerDone chan struct{}
 	writeErr   atomic.Pointer[error]
 	rows       int64
+	issues     valueIssues // of the rows committed
 	saved      state.Stream
 }
 
@@ -98,6 +103,16 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		err = nil
 	}
 	rep.Rows = r.rows
+	rep.Unparsed, rep.Skipped = r.issues.unparsed, r.issues.skipped
+	if n := r.issues.unparsed; n > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("values that did not parse as timestamps: %d, stored as NULL with the raw values in %s (e.g. %s)", n, destination.UnparsedColumn, r.issues.unparsedSample))
+		log.Warn("values did not parse as timestamps", "values", n, "column", destination.UnparsedColumn, "sample", r.issues.unparsedSample)
+	}
+	if n := r.issues.skipped; n > 0 {
+		key := strings.Join(s.PrimaryKey, ", ")
+		rep.Notes = append(rep.Notes, fmt.Sprintf("records without a primary key (%s): %d, skipped, not stored (e.g. %s)", key, n, r.issues.skippedSample))
+		log.Warn("records without a primary key skipped", "records", n, "key", key, "sample", r.issues.skippedSample)
+	}
 	rep.Bookmark = r.saved.Bookmark
 	rep.Duration = r.opts.Now().Sub(t0)
 	rep.RateLimitWait = meter.Total()
@@ -369,7 +384,7 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 
 // write converts and stores one batch; it runs on the writer goroutine only.
 func (r *streamRun) write(ctx context.Context, j job) error {
-	b, err := r.batch(ctx, j.records)
+	b, issues, err := r.batch(ctx, j.records)
 	if err != nil {
 		return err
 	}
@@ -385,6 +400,7 @@ func (r *streamRun) write(ctx context.Context, j job) error {
 		r.saved = j.state
 	}
 	r.rows += int64(len(b.Rows))
+	r.issues.add(issues)
 	if r.opts.Progress != nil {
 		r.opts.Progress(r.stream.Name, r.rows)
 	}
@@ -401,47 +417,109 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 
 // batch converts the pending records to typed rows. Fields the table lacks (schema drift) and
 // values that do not fit their column's type first evolve the table: columns are added and
-// types widened, never dropped or narrowed.
-func (r *streamRun) batch(ctx context.Context, recs []record.Record) (destination.Batch, error) {
-	rows, err := r.convert(recs)
+// types widened, never dropped or narrowed. A timestamp column is never widened: a value
+// that does not parse there is set aside (see convert).
+func (r *streamRun) batch(ctx context.Context, recs []record.Record) (destination.Batch, valueIssues, error) {
+	rows, issues, err := r.convert(recs)
 	if errors.Is(err, errDrift) {
 		if err := r.evolve(ctx, recs); err != nil {
-			return destination.Batch{}, err
+			return destination.Batch{}, valueIssues{}, err
 		}
-		rows, err = r.convert(recs)
+		rows, issues, err = r.convert(recs)
 	}
 	if err != nil {
-		return destination.Batch{}, err
+		return destination.Batch{}, valueIssues{}, err
 	}
-	return destination.Batch{Table: r.table, Columns: r.cols, Rows: rows}, nil
+	return destination.Batch{Table: r.table, Columns: r.cols, Rows: rows}, issues, nil
 }
 
 // errDrift says a record has a field the table lacks or a value its column cannot hold.
 var errDrift = errors.New("the table's columns do not fit the record")
 
+// valueIssues counts what conversion set aside, with the first of each kind as a sample:
+// values that did not parse in their timestamp column (the row stores NULL there and the raw
+// value in destination.UnparsedColumn), and records skipped for lack of a primary key value.
+type valueIssues struct {
+	unparsed, skipped             int64
+	unparsedSample, skippedSample string
+}
+
+func (v *valueIssues) add(o valueIssues) {
+	if v.unparsedSample == "" {
+		v.unparsedSample = o.unparsedSample
+	}
+	if v.skippedSample == "" {
+		v.skippedSample = o.skippedSample
+	}
+	v.unparsed += o.unparsed
+	v.skipped += o.skipped
+}
+
 // convert turns records into rows in the table's column order, visiting only the fields each
 // record has (sparse records, such as Close's activity types, fill few of the columns).
-func (r *streamRun) convert(recs []record.Record) ([][]any, error) {
+//
+// A value that does not parse in a timestamp column ("yesterday", month 13, "") leaves the
+// column typed: the row holds NULL there — which the destinations' upserts count as older
+// than any valid cursor, so a later valid version still replaces the row — and the raw value
+// goes to destination.UnparsedColumn as {"field": value}. Widening the column to text instead
+// would make "yesterday" sort after every real date, and block every later update of the row.
+// A record lacking a value of its primary key cannot be stored as a row of its table: it is
+// skipped. Both are counted in the issues returned.
+func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) {
+	var issues valueIssues
 	n := len(r.cols)
 	extracted, hasExtracted := r.colIdx[destination.ExtractedAtColumn]
 	deleted, hasDeleted := r.colIdx[destination.DeletedAtColumn]
+	unparsedAt, hasUnparsed := r.colIdx[destination.UnparsedColumn]
 	cells := make([]any, len(recs)*n) // one allocation for the batch's rows
-	rows := make([][]any, len(recs))
-	for i, rec := range recs {
-		row := cells[i*n : (i+1)*n : (i+1)*n]
+	rows := make([][]any, 0, len(recs))
+	for _, rec := range recs {
+		if !r.hasKey(rec) {
+			issues.skip(rec)
+			continue
+		}
+		row := cells[len(rows)*n : (len(rows)+1)*n : (len(rows)+1)*n]
+		var unparsed map[string]any
 		for k, v := range rec {
 			if v == nil {
 				continue // a null fits any column, and a column it lacks is NULL anyway
 			}
 			j, ok := r.colIdx[k]
 			if !ok {
-				return nil, fmt.Errorf("field %s: %w", k, errDrift)
+				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
 			}
 			cv, ok := record.ConvertIfFits(v, r.cols[j].Type)
-			if !ok {
-				return nil, fmt.Errorf("field %s: %w", k, errDrift)
+			switch {
+			case ok:
+				row[j] = cv
+			case r.cols[j].Type == catalog.Timestamp:
+				if unparsed == nil {
+					unparsed = map[string]any{}
+				}
+				unparsed[k] = v
+			default:
+				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
 			}
-			row[j] = cv
+		}
+		if !r.rowHasKey(row) { // a key field that is an unparsable timestamp
+			clear(row)
+			issues.skip(rec)
+			continue
+		}
+		if len(unparsed) > 0 {
+			issues.unparsed += int64(len(unparsed))
+			if issues.unparsedSample == "" {
+				issues.unparsedSample = r.unparsedSample(rec, unparsed)
+			}
+			if hasUnparsed {
+				b, err := json.Marshal(unparsed)
+				if err != nil {
+					return nil, issues, err
+				}
+				row[unparsedAt] = string(b)
+			}
+		} else if hasUnparsed {
+			row[unparsedAt] = nil // crmsync's column, whatever a record carries under its name
 		}
 		// The metadata columns are crmsync's, whatever a record carries under their names.
 		if hasExtracted {
@@ -450,9 +528,71 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, error) {
 		if hasDeleted {
 			row[deleted] = nil
 		}
-		rows[i] = row
+		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows, issues, nil
+}
+
+// hasKey reports whether rec has a value for every field of the stream's primary key.
+func (r *streamRun) hasKey(rec record.Record) bool {
+	for _, k := range r.stream.PrimaryKey {
+		if rec[k] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// rowHasKey reports whether a converted row holds a value in every primary key column.
+func (r *streamRun) rowHasKey(row []any) bool {
+	for _, k := range r.stream.PrimaryKey {
+		if j, ok := r.colIdx[k]; !ok || row[j] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *valueIssues) skip(rec record.Record) {
+	v.skipped++
+	if v.skippedSample == "" {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			b = []byte(fmt.Sprint(map[string]any(rec)))
+		}
+		v.skippedSample = clip(string(b))
+	}
+}
+
+// unparsedSample names one value set aside: field, raw value and the record's key.
+func (r *streamRun) unparsedSample(rec record.Record, unparsed map[string]any) string {
+	fields := make([]string, 0, len(unparsed))
+	for k := range unparsed {
+		fields = append(fields, k)
+	}
+	slices.Sort(fields)
+	raw, err := json.Marshal(unparsed[fields[0]])
+	if err != nil {
+		raw = []byte(fmt.Sprint(unparsed[fields[0]]))
+	}
+	key := make([]string, len(r.stream.PrimaryKey))
+	for i, k := range r.stream.PrimaryKey {
+		key[i] = fmt.Sprintf("%s %v", k, rec[k])
+	}
+	return clip(fmt.Sprintf("%s = %s (%s)", fields[0], raw, strings.Join(key, ", ")))
+}
+
+// clip shortens a sample for the report to about 200 bytes, at a character boundary.
+func clip(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
@@ -470,8 +610,8 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 				continue
 			}
 			i, ok := r.colIdx[k]
-			if ok && record.Fits(v, r.cols[i].Type) {
-				continue
+			if ok && (r.cols[i].Type == catalog.Timestamp || record.Fits(v, r.cols[i].Type)) {
+				continue // a timestamp column is never widened: convert sets such values aside
 			}
 			c := catalog.Column{Name: k, Type: record.Infer(v)}
 			if ok {

@@ -68,7 +68,7 @@ func (g *Gen) Row(i int, extracted time.Time) []any {
 		"stat_" + strconv.Itoa(i%7), "Potential", "orga_1234567890abcdefghij", g.users[i%25], "Jane Doe",
 		g.users[(i+3)%25], "John Roe", created, created.Add(time.Hour), g.addrs[k],
 		g.contacts[k], g.customs[k], int64(i % 5000), float64(i%1000) / 7, i%3 != 0,
-		extracted, nil,
+		extracted, nil, nil, // _crmsync_extracted_at, _crmsync_deleted_at, _crmsync_unparsed
 	}
 }
 

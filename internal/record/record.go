@@ -159,29 +159,53 @@ func ConvertIfFits(v any, t catalog.Type) (any, bool) {
 
 // ParseTime reads the instants both APIs send: ISO 8601 strings with or without offset or
 // fraction (naive means UTC, as Close's event log sends them) and unix seconds (Copper).
+// Instants outside the years 1–9999 are refused: no API means them (unix milliseconds read as
+// seconds land there), and neither destination stores them as instants that sort.
 func ParseTime(v any) (time.Time, error) {
+	t, err := parseTime(v)
+	if err == nil && (t.Before(minTime) || t.After(maxTime)) {
+		return time.Time{}, fmt.Errorf("not a timestamp: %s is outside the years 1–9999", preview(v))
+	}
+	return t, err
+}
+
+// The instants ParseTime accepts: 0001-01-01T00:00:00Z through 9999-12-31T23:59:59.999999999Z.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+func parseTime(v any) (time.Time, error) {
 	switch x := v.(type) {
 	case time.Time:
 		return x.UTC(), nil
 	case json.Number:
 		if n, err := x.Int64(); err == nil {
-			return time.Unix(n, 0).UTC(), nil
+			return unixTime(float64(n))
 		}
 		f, err := x.Float64()
 		if err != nil {
 			return time.Time{}, fmt.Errorf("not a timestamp: %s", preview(v))
 		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+		return unixTime(f)
 	case float64:
-		sec, frac := math.Modf(x)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+		return unixTime(x)
 	case int64:
-		return time.Unix(x, 0).UTC(), nil
+		return unixTime(float64(x))
 	case string:
 		return ParseISOTime(x)
 	}
 	return time.Time{}, fmt.Errorf("not a timestamp: %s", preview(v))
+}
+
+// unixTime is the instant f seconds after the unix epoch; seconds beyond the years ParseTime
+// accepts (or not a number) are an error rather than an overflowed instant.
+func unixTime(f float64) (time.Time, error) {
+	if !(f >= float64(minTime.Unix()) && f < float64(maxTime.Unix()+1)) {
+		return time.Time{}, fmt.Errorf("not a timestamp: %v seconds is outside the years 1–9999", f)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 }
 
 var isoLayouts = []string{

@@ -120,3 +120,33 @@ func TestParseTime(t *testing.T) {
 		t.Error("ParseTime accepted a non-ISO date")
 	}
 }
+
+// TestParseTimeRefusesWhatIsNoInstant: malformed dates, and numbers or dates outside the years
+// 1–9999 (unix milliseconds read as seconds, overflowing floats), are errors — never a
+// wrapped-around instant a destination cannot store or sort. A fraction finer than
+// nanoseconds is truncated.
+func TestParseTimeRefusesWhatIsNoInstant(t *testing.T) {
+	bad := []any{"yesterday", "2024-13-45T00:00:00Z", "", "2024-02-30T00:00:00Z", "9999-12-31T23:00:00-05:00",
+		json.Number("1e30"), json.Number("99999999999999999999"), json.Number("1700000000000000"), json.Number("-1e300"),
+		float64(1e20), int64(-62135596801), true, map[string]any{}}
+	for _, v := range bad {
+		if tm, err := ParseTime(v); err == nil {
+			t.Errorf("ParseTime(%#v) = %s, want an error", v, tm)
+		}
+		if Fits(v, catalog.Timestamp) {
+			t.Errorf("Fits(%#v, timestamp) = true", v)
+		}
+	}
+	good := map[any]time.Time{
+		"2024-01-01T00:00:00.123456789012Z": time.Date(2024, 1, 1, 0, 0, 0, 123456789, time.UTC),
+		json.Number("1759932175"):           time.Unix(1759932175, 0).UTC(),
+		json.Number("1759932175.5"):         time.Unix(1759932175, 5e8).UTC(),
+		json.Number("253402300799"):         time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		"0001-01-01T00:00:00Z":              time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for v, want := range good {
+		if got, err := ParseTime(v); err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%#v) = %s, %v; want %s", v, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/engine"
+)
+
+// TestReportNamesSetAsideValues: the values a sync set aside — timestamps that did not parse,
+// records without a primary key — are counted, with a sample, in the printed report and in
+// --report-json.
+func TestReportNamesSetAsideValues(t *testing.T) {
+	notes := []string{`values that did not parse as timestamps: 2, stored as NULL with the raw values in _crmsync_unparsed (e.g. date_updated = "yesterday" (id lead_1))`,
+		`records without a primary key (id): 1, skipped, not stored (e.g. {"name":"x"})`}
+	rep := engine.Report{Source: "close", Streams: []engine.StreamReport{{Stream: "leads", Method: catalog.Incremental, Rows: 5, Unparsed: 2, Skipped: 1, Notes: notes}}}
+	var out bytes.Buffer
+	(&app{stdout: &out}).printReport(rep, "sqlite:crm.db")
+	for _, n := range notes {
+		if !strings.Contains(out.String(), "note: "+n) {
+			t.Errorf("printed report lacks %q:\n%s", n, out.String())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := writeReportJSON(path, rep, "sqlite:crm.db"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Tables []struct {
+			UnparsedValues int64    `json:"unparsed_values"`
+			SkippedRecords int64    `json:"skipped_records"`
+			Notes          []string `json:"notes"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tables) != 1 || got.Tables[0].UnparsedValues != 2 || got.Tables[0].SkippedRecords != 1 || len(got.Tables[0].Notes) != 2 {
+		t.Fatalf("report JSON: %s", b)
+	}
+}
