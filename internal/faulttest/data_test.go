@@ -68,6 +68,22 @@ func TestHostileData(t *testing.T) {
 				strings.Count(nested, `"a"`) != 500 {
 				t.Fatalf("deep JSON did not survive: %d levels, %v", strings.Count(nested, `"a"`), err)
 			}
+			// "not a date" in a timestamp column: the column stays a timestamp, the row holds
+			// NULL there and the raw value in _crmsync_unparsed.
+			var verified any
+			var unparsed string
+			if err := r.DB.QueryRow(fmt.Sprintf(`SELECT email_verified_at, CAST(_crmsync_unparsed AS TEXT) FROM %s WHERE id = 'user_3'`, r.Ref("users"))).
+				Scan(&verified, &unparsed); err != nil || verified != nil || !strings.Contains(unparsed, "not a date") {
+				t.Fatalf("a malformed timestamp: stored %v, unparsed %q (%v); want NULL and the raw value kept", verified, unparsed, err)
+			}
+			typeQuery := `SELECT type FROM pragma_table_info('users') WHERE name = 'email_verified_at'`
+			if destName == "postgres" {
+				typeQuery = `SELECT data_type FROM information_schema.columns WHERE table_schema = 'close' AND table_name = 'users' AND column_name = 'email_verified_at'`
+			}
+			var colType string
+			if err := r.DB.QueryRow(typeQuery).Scan(&colType); err != nil || !strings.Contains(strings.ToLower(colType), "timestamp") {
+				t.Fatalf("email_verified_at is %q (%v) after a malformed value; want it still a timestamp", colType, err)
+			}
 		})
 	}
 }

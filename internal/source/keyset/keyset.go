@@ -59,6 +59,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 	// twice. present holds those met at the anchor since the key was last read from its start:
 	// its size is where the next page starts. The two differ only after a restart.
 	handed, present := map[string]bool{}, map[string]bool{}
+	unkeyed := map[string]bool{} // ids handed over whose key does not parse
 	stalled, restarts := 0, 0
 	for {
 		skip := len(present)
@@ -84,11 +85,20 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 		}
 		fresh := 0
 		for _, rec := range p.Records {
+			id := fmt.Sprint(rec["id"])
 			key, err := l.Key(rec)
 			if err != nil {
-				return fmt.Errorf("record %v: %w", rec["id"], err)
+				// A key that does not parse cannot place the walk, and must not stop it: the
+				// record is handed over once (the engine keeps the raw value) and paging goes on.
+				if !unkeyed[id] {
+					unkeyed[id] = true
+					fresh++
+					if err := out.Record(ctx, rec); err != nil {
+						return err
+					}
+				}
+				continue
 			}
-			id := fmt.Sprint(rec["id"])
 			beyond := key.After(anchor)
 			if l.Descending {
 				beyond = key.Before(anchor) || anchor.IsZero()

@@ -325,3 +325,42 @@ type failingEmitter struct{ err error }
 
 func (f failingEmitter) Record(context.Context, record.Record) error { return f.err }
 func (f failingEmitter) Checkpoint(context.Context, time.Time) error { return f.err }
+
+// TestReadHandsOverRecordsWithoutAKey: a record whose sort key does not parse (a malformed
+// date) is handed over once and does not stop the walk, wherever the API lists it.
+func TestReadHandsOverRecordsWithoutAKey(t *testing.T) {
+	bad := record.Record{"id": "bad", "k": "yesterday"}
+	rec := func(id string, i int) record.Record {
+		return record.Record{"id": id, "k": minute(i).Format(time.RFC3339)}
+	}
+	pages := [][]record.Record{{rec("a", 1), bad, rec("b", 2)}, {bad, rec("c", 3)}, {rec("d", 4), bad}}
+	fetches := 0
+	l := Listing{
+		Fetch: func(_ context.Context, _ time.Time, _ int) (Page, error) {
+			fetches++
+			if fetches > len(pages) {
+				return Page{}, errors.New("read past the last page")
+			}
+			return Page{Records: pages[fetches-1], More: fetches < len(pages)}, nil
+		},
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["k"]) },
+		Checkpoint: true,
+	}
+	var out idCollector
+	if err := Read(context.Background(), l, time.Time{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.ids
+	if want := []string{"a", "bad", "b", "c", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("handed over %v, want %v", got, want)
+	}
+}
+
+// idCollector keeps the ids handed over, in order.
+type idCollector struct{ ids []string }
+
+func (c *idCollector) Record(_ context.Context, r record.Record) error {
+	c.ids = append(c.ids, fmt.Sprint(r["id"]))
+	return nil
+}
+func (c *idCollector) Checkpoint(context.Context, time.Time) error { return nil }
