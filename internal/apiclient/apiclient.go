@@ -336,7 +336,7 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 				return c.redactErr(fmt.Errorf("%w: still rate limited after %s (the bound is --rate-limit-timeout)", res.err, c.cfg.RateLimitTimeout))
 			}
 			c.log.Info("rate limited: waiting before sending again", "request", name, "status", res.status,
-				"wait", p.reopens().Sub(now).Round(time.Millisecond), "limited_for", now.Sub(limitedSince).Round(time.Millisecond))
+				"wait", max(0, p.reopens().Sub(now)).Round(time.Millisecond), "limited_for", now.Sub(limitedSince).Round(time.Millisecond))
 			continue // the pacer holds the next attempt until the group reopens
 		}
 		failures++
