@@ -147,7 +147,11 @@ func (a *app) checkCommand() *cobra.Command {
 			if err := cfg.CheckCredentials(); err != nil {
 				return usageError{err}
 			}
-			src, err := newSource(cfg)
+			log, err := newLogger(cfg, a)
+			if err != nil {
+				return err
+			}
+			src, err := newSource(cfg, log)
 			if err != nil {
 				return usageError{err}
 			}

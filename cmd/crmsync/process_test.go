@@ -157,7 +157,7 @@ func bookmarksHonest(t *testing.T, r e2e.Replica, acc account) int {
 	return checked
 }
 
-// TestKill9AndResume kills the real binary with SIGKILL at seeded random moments, reruns it,
+// TestKill9AndResume kills the real binary with SIGKILL at seeded random points of its work, reruns it,
 // and checks after every kill that no bookmark is ahead of the rows written, and at the end
 // that the tables equal the source with no duplicate keys — for both sources into SQLite and
 // PostgreSQL. Only kills that landed while the sync was still running count, and enough of
@@ -169,27 +169,43 @@ func TestKill9AndResume(t *testing.T) {
 		for destName, newDest := range e2e.Destinations() {
 			acc := mk(t, 2*time.Millisecond)
 			t.Run(acc.Desc.Name+"/"+destName, func(t *testing.T) {
-				// How long an uninterrupted sync takes here, to kill inside it.
+				// How many requests an uninterrupted sync makes, to kill inside one: kills are
+				// aimed by the requests the simulator has served, not by time, so a loaded machine
+				// does not make them land after the sync.
+				requests := func() int64 { return acc.Sim.Stats().Requests }
 				probe := newDest(t)
-				t0 := time.Now()
+				before := requests()
 				if out, err := acc.command(context.Background(), probe).CombinedOutput(); err != nil {
 					t.Fatalf("clean sync: %v\n%s", err, out)
 				}
-				full := time.Since(t0)
+				full := requests() - before
 
 				dest := newDest(t)
 				r := acc.replica(t, dest)
 				landed, withBookmarks := 0, 0
 				for k := 0; k < killsPerCase; k++ {
 					cmd := acc.command(context.Background(), dest)
+					// Each run resumes, so later runs are shorter: aim inside the remaining work.
+					target := requests() + 1 + int64(float64(full)*(0.05+0.6*rng.Float64())/float64(k/3+1))
 					if err := cmd.Start(); err != nil {
 						t.Fatal(err)
 					}
-					// Each run resumes, so later runs are shorter: aim inside the remaining work.
-					delay := time.Duration(float64(full) * (0.05 + 0.6*rng.Float64()) / float64(k/3+1))
-					time.Sleep(delay)
-					cmd.Process.Signal(syscall.SIGKILL)
-					err := cmd.Wait()
+					exited := make(chan error, 1)
+					go func() { exited <- cmd.Wait() }()
+					var err error
+				wait:
+					for {
+						select {
+						case err = <-exited:
+							break wait
+						case <-time.After(time.Millisecond):
+							if requests() >= target {
+								cmd.Process.Signal(syscall.SIGKILL)
+								err = <-exited
+								break wait
+							}
+						}
+					}
 					if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 						t.Logf("kill %d came after the sync ended (%v)", k+1, err)
 						continue

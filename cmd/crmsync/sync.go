@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,8 +37,9 @@ func allCatalogs() []catalog.Catalog {
 	return cats
 }
 
-// newSource builds the source named in cfg from its descriptor.
-func newSource(cfg config.Config) (source.Source, error) {
+// newSource builds the source named in cfg from its descriptor; its client logs requests and
+// retries to log.
+func newSource(cfg config.Config, log *slog.Logger) (source.Source, error) {
 	d, err := cfg.Descriptor()
 	if err != nil {
 		return nil, err
@@ -46,7 +48,7 @@ func newSource(cfg config.Config) (source.Source, error) {
 		Credentials: cfg.Credentials(),
 		BaseURL:     cfg.BaseURL,
 		Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, UserAgent: "crmsync/" + version,
-			StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout},
+			StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout, Logger: log},
 	})
 }
 
@@ -96,7 +98,7 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 			return usageError{fmt.Errorf("report-json: %s: the directory does not exist", opts.reportJSON)}
 		}
 	}
-	src, err := newSource(cfg)
+	src, err := newSource(cfg, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -132,7 +134,7 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 		return usageError{errors.New("full-refresh: reads every table again from the start date: set --start-date")}
 	}
 	eopts.Now = now
-	stopProgress := a.startProgress(&eopts, opts.progress)
+	stopProgress := a.startProgress(&eopts, src, opts.progress)
 	rep, err := engine.Run(ctx, src, dst, eopts)
 	stopProgress()
 	var reportErr error
@@ -168,8 +170,9 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 }
 
 // startProgress prints per-table row counts every few seconds on stderr when it is a
-// terminal (or when forced), and returns a func that stops it.
-func (a *app) startProgress(o *engine.Options, force bool) func() {
+// terminal (or when forced), and what the source waits for (a rate limit, a retry), and
+// returns a func that stops it.
+func (a *app) startProgress(o *engine.Options, src source.Source, force bool) func() {
 	if !force && !isTerminal(a.stderr) {
 		return func() {}
 	}
@@ -203,13 +206,36 @@ func (a *app) startProgress(o *engine.Options, force bool) func() {
 					parts[i] = fmt.Sprintf("%s %d", n, counts[n])
 				}
 				mu.Unlock()
-				if len(parts) > 0 {
-					fmt.Fprintf(a.stderr, "progress: %s rows\n", strings.Join(parts, ", "))
+				if line := progressLine(parts, src); line != "" {
+					fmt.Fprintln(a.stderr, line)
 				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// waiter is a source whose client tells what it waits for (apiclient.Client.Waiting).
+type waiter interface {
+	Waiting() (reason string, left time.Duration)
+}
+
+// progressLine is the line of the row counts and, when the source has been waiting a while,
+// what for; empty when there is nothing to say.
+func progressLine(counts []string, src source.Source) string {
+	var parts []string
+	if len(counts) > 0 {
+		parts = append(parts, strings.Join(counts, ", ")+" rows")
+	}
+	if w, ok := src.(waiter); ok {
+		if reason, left := w.Waiting(); left >= time.Second {
+			parts = append(parts, fmt.Sprintf("waiting %s: %s", left.Round(time.Second), reason))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "progress: " + strings.Join(parts, "; ")
 }
 
 func isTerminal(w any) bool {

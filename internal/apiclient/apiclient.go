@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -68,6 +69,12 @@ type Config struct {
 	Clock Clock
 	// AuthHint is appended to the message of a 401/403, naming the settings to check.
 	AuthHint string
+	// MinBodyRate abandons (and retries) an attempt whose body trickles in: fewer than this
+	// many bytes per second over a stretch of StallTimeout; zero: 1 KiB/s.
+	MinBodyRate float64
+	// Logger gets every retry and rate-limit wait at info, every request at debug (never a
+	// secret); nil: no logging.
+	Logger *slog.Logger
 }
 
 // Tuning is how a source's client paces and retries; each source's Config embeds it.
@@ -85,6 +92,8 @@ type Tuning struct {
 	Timeout          time.Duration // per attempt; zero: 5 min
 	StallTimeout     time.Duration // zero: 15 s
 	RateLimitTimeout time.Duration // zero: 10 min
+	MinBodyRate      float64       // bytes/s; zero: 1 KiB/s
+	Logger           *slog.Logger  // nil: none
 }
 
 // Apply returns c with the tuning set; groupRate is the source's pace for a group whose limit
@@ -100,6 +109,7 @@ func (t Tuning) Apply(c Config, groupRate float64) Config {
 	}
 	c.Transport, c.Clock, c.UserAgent = t.Transport, t.Clock, t.UserAgent
 	c.MaxAttempts, c.BaseBackoff, c.Timeout, c.StallTimeout, c.RateLimitTimeout = t.MaxAttempts, t.BaseBackoff, t.Timeout, t.StallTimeout, t.RateLimitTimeout
+	c.MinBodyRate, c.Logger = t.MinBodyRate, t.Logger
 	return c
 }
 
@@ -110,9 +120,13 @@ type Client struct {
 	http    *http.Client
 	clock   Clock
 	ceiling *rate.Limiter // nil: none
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	groups map[string]*pacer
+	// waits are the waits under way (rate limits, retry backoffs), by a number of their own.
+	waits  map[int64]wait
+	waitID int64
 
 	requests, retries, limited, waited atomic.Int64
 	// clockOffset is the server's Date minus the local time at arrival, in nanoseconds;
@@ -149,6 +163,13 @@ func New(cfg Config) (*Client, error) {
 	cfg.MaxResponseBytes = cmpOr(cfg.MaxResponseBytes, 64<<20)
 	cfg.BaseBackoff = cmpOr(cfg.BaseBackoff, 500*time.Millisecond)
 	cfg.MaxBackoff = cmpOr(cfg.MaxBackoff, 60*time.Second)
+	if cfg.MinBodyRate <= 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	transport := cfg.Transport
 	if transport == nil {
 		transport = http.DefaultTransport.(*http.Transport).Clone()
@@ -162,7 +183,9 @@ func New(cfg Config) (*Client, error) {
 		base:   base,
 		http:   &http.Client{Transport: transport, Timeout: cfg.Timeout, CheckRedirect: checkRedirect},
 		clock:  clock,
+		log:    log,
 		groups: map[string]*pacer{},
+		waits:  map[int64]wait{},
 	}
 	if cfg.Ceiling > 0 {
 		c.ceiling = rate.NewLimiter(rate.Limit(cfg.Ceiling), 1)
@@ -174,6 +197,7 @@ func New(cfg Config) (*Client, error) {
 const (
 	DefaultStallTimeout     = 15 * time.Second
 	DefaultRateLimitTimeout = 10 * time.Minute
+	DefaultMinBodyRate      = 1024 // bytes/s
 )
 
 func cmpOr[T int | int64 | time.Duration](v, def T) T {
@@ -276,13 +300,19 @@ func (e *AuthError) Error() string {
 func (c *Client) Do(ctx context.Context, req Request, decode func(Response) error) error {
 	p := c.pacer(req)
 	meter := source.WaitMeterFrom(ctx)
+	name := req.Method + " " + Redact(req.Path, c.cfg.Secrets...)
 	var limitedSince time.Time
 	failures := 0
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			c.retries.Add(1)
 		}
+		stop := func() {}
+		if until := p.reopens(); until.After(c.clock.Now()) {
+			stop = c.startWait("rate limit, "+name, until)
+		}
 		waited, err := c.acquire(ctx, p)
+		stop()
 		meter.Add(waited)
 		c.waited.Add(int64(waited))
 		if err != nil {
@@ -293,9 +323,7 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 		if res.err == nil {
 			return nil
 		}
-		var se *StatusError
-		var ae *AuthError
-		if errors.As(res.err, &ae) || errors.As(res.err, &se) || ctx.Err() != nil {
+		if res.final || ctx.Err() != nil {
 			return c.redactErr(res.err)
 		}
 		if res.limited {
@@ -307,6 +335,8 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 			if now.Sub(limitedSince) >= c.cfg.RateLimitTimeout {
 				return c.redactErr(fmt.Errorf("%w: still rate limited after %s (the bound is --rate-limit-timeout)", res.err, c.cfg.RateLimitTimeout))
 			}
+			c.log.Info("rate limited: waiting before sending again", "request", name, "status", res.status,
+				"wait", max(0, p.reopens().Sub(now)).Round(time.Millisecond), "limited_for", now.Sub(limitedSince).Round(time.Millisecond))
 			continue // the pacer holds the next attempt until the group reopens
 		}
 		failures++
@@ -322,10 +352,49 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 		if wait <= 0 {
 			wait = c.backoff(failures)
 		}
-		if err := c.clock.Sleep(ctx, wait); err != nil {
+		reason := c.redactErr(res.err).Error()
+		c.log.Info("retrying after a failed attempt", "request", name, "attempt", failures+1, "max_attempts", c.cfg.MaxAttempts,
+			"wait", wait.Round(time.Millisecond), "reason", reason)
+		stop = c.startWait("retry of "+name+" after "+res.short, c.clock.Now().Add(wait))
+		err = c.clock.Sleep(ctx, wait)
+		stop()
+		if err != nil {
 			return c.redactErr(err)
 		}
 	}
+}
+
+// startWait records a wait under way until stop is called (see Waiting).
+func (c *Client) startWait(reason string, until time.Time) (stop func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waitID++
+	id := c.waitID
+	c.waits[id] = wait{reason, until}
+	return func() {
+		c.mu.Lock()
+		delete(c.waits, id)
+		c.mu.Unlock()
+	}
+}
+
+type wait struct {
+	reason string
+	until  time.Time
+}
+
+// Waiting reports the wait under way that ends last (a rate limit, or the backoff before a
+// retry): why, and how long it has still to go; zero when nothing waits.
+func (c *Client) Waiting() (reason string, left time.Duration) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.waits {
+		if d := w.until.Sub(now); d > left {
+			reason, left = w.reason, d
+		}
+	}
+	return reason, left
 }
 
 // acquire waits for the request's group and for the overall ceiling.
@@ -346,9 +415,13 @@ func (c *Client) acquire(ctx context.Context, p *pacer) (time.Duration, error) {
 // result is what one attempt came to.
 type result struct {
 	err        error
+	final      bool          // retrying cannot help: *AuthError, *StatusError, *RequestError
+	status     int           // the HTTP status; 0: none came
+	short      string        // the failure in a few words, for the progress line
 	limited    bool          // a rate limit, not a failure
 	retryAfter time.Duration // the server's wait hint on a failure
 	outcome    outcome       // for the pacer
+	bytes      int           // body bytes read
 }
 
 // errStalled cancels an attempt whose answer stopped arriving.
@@ -358,7 +431,7 @@ var errStalled = errors.New("stalled")
 func (c *Client) attempt(ctx context.Context, req Request, decode func(Response) error) (res result) {
 	httpReq, err := c.newRequest(ctx, req)
 	if err != nil {
-		return result{err: &StatusError{Path: req.Path, Message: err.Error()}}
+		return result{err: err, final: true}
 	}
 	// A stalled answer is abandoned: the timer cancels the attempt unless bytes keep coming.
 	actx, cancel := context.WithCancelCause(ctx)
@@ -368,31 +441,46 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 	httpReq = httpReq.WithContext(actx)
 
 	c.requests.Add(1)
+	sent := time.Now()
+	defer func() { c.logAttempt(req, res, sent) }()
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{err: ctx.Err()}
 		}
 		if context.Cause(actx) == errStalled {
-			return result{err: fmt.Errorf("%s %s: no answer for %s (abandoned; the bound is --stall-timeout)", req.Method, req.Path, c.cfg.StallTimeout)}
+			return result{err: fmt.Errorf("%s %s: no answer for %s (abandoned; the bound is --stall-timeout)", req.Method, req.Path, c.cfg.StallTimeout), short: "no answer"}
 		}
-		return result{err: fmt.Errorf("%s %s: %w", req.Method, req.Path, unwrapURLError(err))}
+		err = unwrapURLError(err)
+		var se *StatusError
+		if errors.As(err, &se) { // a redirect refused
+			return result{err: err, final: true}
+		}
+		if strings.Contains(err.Error(), "invalid header field") {
+			// The transport refuses what no retry will change (a key with a line break).
+			return result{err: &RequestError{Path: req.Path, Message: withHint(err.Error(), c.cfg.AuthHint)}, final: true}
+		}
+		return result{err: fmt.Errorf("%s %s: %w", req.Method, req.Path, err), short: "a network error"}
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(idleReader{resp.Body, stall, c.cfg.StallTimeout}, c.cfg.MaxResponseBytes+1))
+	res.status = resp.StatusCode
+	br := &bodyReader{r: resp.Body, timer: stall, idle: c.cfg.StallTimeout, minRate: c.cfg.MinBodyRate, since: time.Now()}
+	body, readErr := io.ReadAll(io.LimitReader(br, c.cfg.MaxResponseBytes+1))
 	if readErr != nil && ctx.Err() != nil {
 		return result{err: ctx.Err()}
 	}
 	if readErr != nil && context.Cause(actx) == errStalled {
 		readErr = fmt.Errorf("no data for %s after %d bytes (abandoned; the bound is --stall-timeout)", c.cfg.StallTimeout, len(body))
 	}
+	res.bytes = len(body)
 	now := c.clock.Now()
 	res.outcome.answered = true
 	res.outcome.budget, res.outcome.hasLimit = parseBudget(resp.Header)
 	c.observeDate(resp.Header)
+	res.short = fmt.Sprintf("HTTP %d", resp.StatusCode)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		res.err = &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}
+		res.err, res.final = &AuthError{Status: resp.StatusCode, Hint: c.cfg.AuthHint}, true
 	case resp.StatusCode == http.StatusTooManyRequests,
 		// A 503 that says when to come back closes the group like a 429.
 		resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
@@ -405,30 +493,75 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 		res.retryAfter = resetHint(res.outcome.budget, res.outcome.hasLimit, resp.Header, nil, now)
 		res.err = fmt.Errorf("%s %s: HTTP %d", req.Method, req.Path, resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
-		res.err = &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}
+		res.err, res.final = &StatusError{Status: resp.StatusCode, Message: errorMessage(body), Path: req.Path}, true
 	case readErr != nil:
-		res.err = fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr)
+		res.err, res.short = fmt.Errorf("%s %s: reading the response: %w", req.Method, req.Path, readErr), "an unfinished answer"
 	case int64(len(body)) > c.cfg.MaxResponseBytes:
-		res.err = &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", c.cfg.MaxResponseBytes), Path: req.Path}
+		res.err, res.final = &StatusError{Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", c.cfg.MaxResponseBytes), Path: req.Path}, true
 	default:
 		if err := decode(Response{Header: resp.Header, Body: body}); err != nil {
-			res.err = fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err)
+			res.err, res.short = fmt.Errorf("%s %s: unreadable response (%d bytes): %w", req.Method, req.Path, len(body), err), "an unreadable answer"
 		}
 	}
 	return res
 }
 
-// idleReader restarts the stall timer whenever bytes arrive.
-type idleReader struct {
-	r     io.Reader
-	timer *time.Timer
-	idle  time.Duration
+// logAttempt logs one attempt at debug: what was asked (without secrets), what came back, how
+// long it took.
+func (c *Client) logAttempt(req Request, res result, sent time.Time) {
+	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	attrs := []any{"method", req.Method, "path", Redact(req.Path, c.cfg.Secrets...), "status", res.status,
+		"bytes", res.bytes, "duration", time.Since(sent).Round(time.Millisecond)}
+	if len(req.Query) > 0 {
+		attrs = append(attrs, "query", Redact(req.Query.Encode(), c.cfg.Secrets...))
+	}
+	if res.err != nil {
+		attrs = append(attrs, "error", c.redactErr(res.err).Error())
+	}
+	c.log.Debug("request", attrs...)
 }
 
-func (r idleReader) Read(p []byte) (int, error) {
+// RequestError is a request that cannot be sent as built (a header value HTTP forbids, such as
+// a key ending in a line break): no retry can help, a setting must change.
+type RequestError struct {
+	Path    string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Path + ": " + e.Message }
+
+// withHint appends the settings to check to a message about a request that cannot be sent.
+func withHint(msg, hint string) string {
+	if hint == "" {
+		return msg
+	}
+	return msg + "; a setting holds it: " + hint
+}
+
+// bodyReader restarts the stall timer whenever bytes arrive, and fails a body that trickles:
+// fewer than minRate bytes per second over a stretch of idle.
+type bodyReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	idle    time.Duration
+	minRate float64
+	since   time.Time // the current stretch began
+	got     int64     // bytes within the stretch
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.timer.Reset(r.idle)
+	}
+	r.got += int64(n)
+	if el := time.Since(r.since); err == nil && el >= r.idle {
+		if rate := float64(r.got) / el.Seconds(); rate < r.minRate {
+			return n, fmt.Errorf("the answer trickles in at %.0f bytes/s (abandoned below %.0f bytes/s)", rate, r.minRate)
+		}
+		r.since, r.got = time.Now(), 0
 	}
 	return n, err
 }
@@ -443,13 +576,13 @@ func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, er
 	if req.Body != nil {
 		b, err := json.Marshal(req.Body)
 		if err != nil {
-			return nil, fmt.Errorf("encode request body: %w", err)
+			return nil, &RequestError{Path: req.Path, Message: fmt.Sprintf("encode request body: %v", err)}
 		}
 		body = bytes.NewReader(b)
 	}
 	r, err := http.NewRequestWithContext(ctx, req.Method, u.String(), body)
 	if err != nil {
-		return nil, err
+		return nil, &RequestError{Path: req.Path, Message: err.Error()}
 	}
 	if req.Body != nil {
 		r.Header.Set("Content-Type", "application/json")
@@ -460,6 +593,14 @@ func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, er
 	}
 	if c.cfg.Authorize != nil {
 		c.cfg.Authorize(r)
+	}
+	for name, vs := range r.Header {
+		for _, v := range vs {
+			if i := strings.IndexFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }); i >= 0 {
+				return nil, &RequestError{Path: req.Path, Message: withHint(fmt.Sprintf(
+					"the %s header would hold a control character (%q at byte %d), which HTTP forbids", name, v[i], i), c.cfg.AuthHint)}
+			}
+		}
 	}
 	return r, nil
 }

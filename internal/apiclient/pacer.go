@@ -77,6 +77,13 @@ func (p *pacer) acquire(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// reopens is when the group opens again after a rate limit closed it (in the past when open).
+func (p *pacer) reopens() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closedUntil
+}
+
 // nextSend is when the pace lets the next request go. Caller holds p.mu.
 func (p *pacer) nextSend() time.Time {
 	return p.last.Add(time.Duration(float64(time.Second) / p.rate))

@@ -297,7 +297,8 @@ func TestStalledAnswersAreAbandoned(t *testing.T) {
 	}
 }
 
-// TestSlowButSteadyAnswerIsKept: bytes that keep coming, however slowly, are not a stall.
+// TestSlowButSteadyAnswerIsKept: bytes that keep coming, slowly but above the minimum rate, are
+// not a stall.
 func TestSlowButSteadyAnswerIsKept(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := `{"data": [1, 2, 3]}`
@@ -309,7 +310,7 @@ func TestSlowButSteadyAnswerIsKept(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, _ := New(Config{BaseURL: srv.URL, StallTimeout: 150 * time.Millisecond, MaxAttempts: 1})
+	c, _ := New(Config{BaseURL: srv.URL, StallTimeout: 150 * time.Millisecond, MaxAttempts: 1, MinBodyRate: 10})
 	if err := c.Do(context.Background(), Request{Method: "GET", Path: "/x/"}, decodeData); err != nil {
 		t.Fatalf("a slow steady answer (~600ms, a byte every 30ms) was abandoned: %v", err)
 	}

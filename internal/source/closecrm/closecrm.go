@@ -18,6 +18,7 @@ import (
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/keyset"
+	"github.com/crmsync/crmsync/internal/source/paging"
 )
 
 // DefaultBaseURL is the real API's scheme and host; API paths are appended to it.
@@ -113,13 +114,15 @@ func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 // readAll pages through an endpoint without date filters and keeps the records updated at or
 // after the window start (users, custom fields: the API offers no server-side filter).
 func (s *Source) readAll(ctx context.Context, path string, extra map[string]any, w source.Window, out source.Emitter) error {
+	guard := paging.New("GET " + path)
 	for skip := 0; ; {
 		q := url.Values{"_skip": {fmt.Sprint(skip)}, "_limit": {fmt.Sprint(bigPageSize)}}
 		p, err := s.list(ctx, path, q)
 		if err != nil {
 			return err
 		}
-		for _, rec := range p.Data {
+		fresh, stuck := guard.Fresh(p.Data)
+		for _, rec := range fresh {
 			if t, err := record.ParseTime(rec["date_updated"]); err == nil && t.Before(w.From) {
 				continue
 			}
@@ -132,6 +135,9 @@ func (s *Source) readAll(ctx context.Context, path string, extra map[string]any,
 		}
 		if !p.HasMore || len(p.Data) == 0 {
 			return nil
+		}
+		if stuck != nil {
+			return stuck
 		}
 		skip += len(p.Data)
 	}
@@ -157,18 +163,26 @@ func (s *Source) readEvents(ctx context.Context, w source.Window, out source.Emi
 	if w.Bounded() {
 		q.Set("date_updated__lt", apiTime(w.To))
 	}
+	guard := paging.NewCursor("GET /event/")
 	for {
 		p, err := s.list(ctx, "/event/", q)
 		if err != nil {
 			return err
 		}
-		for _, rec := range p.Data {
+		fresh, stuck := guard.Fresh(p.Data)
+		for _, rec := range fresh {
 			if err := out.Record(ctx, rec); err != nil {
 				return err
 			}
 		}
 		if p.CursorNext == "" || len(p.Data) == 0 {
 			return nil
+		}
+		if stuck != nil {
+			return stuck
+		}
+		if err := guard.Next(p.CursorNext); err != nil {
+			return err
 		}
 		// When following a cursor the API wants the other filters repeated, but not date_updated.
 		q = url.Values{}
@@ -209,6 +223,7 @@ func (s *Source) readLeads(ctx context.Context, w source.Window, out source.Emit
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      s.offsetFetch("/lead/", leadPageSize, query),
+		Endpoint:   "GET /lead/",
 		Key:        func(r record.Record) (time.Time, error) { return minuteKey(r["date_updated"]) },
 		Checkpoint: true,
 	}, w.From.Truncate(time.Minute), out)
@@ -227,6 +242,7 @@ func (s *Source) readActivities(ctx context.Context, w source.Window, out source
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      s.offsetFetch("/activity/", activityPageSize, query),
+		Endpoint:   "GET /activity/",
 		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
 		Checkpoint: true,
 	}, w.From, out)
@@ -247,8 +263,9 @@ func (s *Source) readTasks(ctx context.Context, w source.Window, out source.Emit
 		return q
 	}
 	return keyset.Read(ctx, keyset.Listing{
-		Fetch: s.offsetFetch("/task/", bigPageSize, query),
-		Key:   func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
+		Fetch:    s.offsetFetch("/task/", bigPageSize, query),
+		Endpoint: "GET /task/",
+		Key:      func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
 	}, time.Time{}, out)
 }
 

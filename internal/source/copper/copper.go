@@ -15,6 +15,7 @@ import (
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/keyset"
+	"github.com/crmsync/crmsync/internal/source/paging"
 )
 
 // DefaultBaseURL is the real API's scheme and host.
@@ -129,18 +130,23 @@ func (s *Source) search(ctx context.Context, entity string, body map[string]any)
 func pageOf(skip int) int { return skip/pageSize + 1 }
 
 func (s *Source) readUsers(ctx context.Context, _ source.Window, out source.Emitter) error {
+	guard := paging.New("POST /users/search")
 	for page := 1; ; page++ {
 		recs, err := s.search(ctx, "users", map[string]any{"page_number": page, "page_size": pageSize})
 		if err != nil {
 			return err
 		}
-		for _, rec := range recs {
+		fresh, stuck := guard.Fresh(recs)
+		for _, rec := range fresh {
 			if err := out.Record(ctx, rec); err != nil {
 				return err
 			}
 		}
 		if len(recs) < pageSize {
 			return nil
+		}
+		if stuck != nil {
+			return stuck
 		}
 	}
 }
@@ -166,6 +172,7 @@ func (s *Source) readModified(ctx context.Context, entity string, w source.Windo
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      fetch,
+		Endpoint:   "POST /" + entity + "/search",
 		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_modified"]) },
 		Checkpoint: true,
 	}, w.From.Truncate(time.Second), out)
@@ -192,6 +199,7 @@ func (s *Source) readActivities(ctx context.Context, w source.Window, out source
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      fetch,
+		Endpoint:   "POST /activities/search",
 		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["activity_date"]) },
 		Descending: true,
 	}, time.Time{}, out)

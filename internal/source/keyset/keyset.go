@@ -39,6 +39,8 @@ type Listing struct {
 	// Checkpoint: the key is the stream's cursor and the listing ascends, so moving past a key
 	// justifies a bookmark at it.
 	Checkpoint bool
+	// Endpoint names the listing in errors ("GET /lead/").
+	Endpoint string
 }
 
 // overlap is how many already-read records of the anchor key each page re-reads.
@@ -77,7 +79,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 			}
 			if !landed {
 				if restarts++; restarts > maxRestarts {
-					return fmt.Errorf("paging made no progress at %s (its records keep moving while read)", anchor.Format(time.RFC3339Nano))
+					return fmt.Errorf("%s: paging made no progress at %s (its records keep moving while read)", l.Endpoint, anchor.Format(time.RFC3339Nano))
 				}
 				present = map[string]bool{}
 				continue
@@ -99,11 +101,15 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 				}
 				continue
 			}
-			beyond := key.After(anchor)
+			beyond, behind := key.After(anchor), key.Before(anchor)
 			if l.Descending {
-				beyond = key.Before(anchor) || anchor.IsZero()
+				beyond, behind = key.Before(anchor) || anchor.IsZero(), key.After(anchor) && !anchor.IsZero()
 			}
 			switch {
+			case behind:
+				// Outside the bound asked for: the walk passed this key, so the record was
+				// handed over then (an API that ignores the bound serves it again and again).
+				continue
 			case beyond:
 				anchor = key
 				handed, present = map[string]bool{}, map[string]bool{}
@@ -134,7 +140,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 			// overlap; if that makes no progress either, the listing misbehaves.
 			stalled++
 			if stalled > 2 {
-				return fmt.Errorf("paging made no progress at %s (the API keeps returning records already read)", anchor.Format(time.RFC3339Nano))
+				return fmt.Errorf("%s: paging made no progress at %s (the API keeps returning records already read)", l.Endpoint, anchor.Format(time.RFC3339Nano))
 			}
 			continue
 		}
