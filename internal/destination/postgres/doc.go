@@ -5,7 +5,10 @@
 //
 // Open takes a postgres:// URL or a keyword/value string; parts it omits (host, port, user,
 // password, database, sslmode) come from the PG* environment variables and ~/.pgpass, as with
-// libpq. Passwords never appear in errors; Redact gives the string to display.
+// libpq. Passwords never appear in errors: the password field of any URL or keyword/value
+// string an error quotes is replaced by "xxxxx", and so is the password wherever it stands as a
+// whole word (never inside other words: a one-letter password must not garble the message).
+// Redact gives the connection string to display.
 //
 // # Layout
 //
