@@ -46,6 +46,17 @@ type Reader interface {
 	Rows(ctx context.Context, t destination.Table) ([]map[string]any, error)
 }
 
+// Foreigner creates tables as another program sharing the destination would. The cases about
+// tables crmsync did not create run when the destination (or its test wrapper) implements it.
+type Foreigner interface {
+	// CreateForeign creates the table t would be written to, as an application would: columns
+	// id (integer primary key) and name (text, not null), and one row.
+	CreateForeign(ctx context.Context, t destination.Table) error
+	// DescribeForeign describes that table's columns, with their types and constraints, and its
+	// rows, so a test can tell whether anything about it changed.
+	DescribeForeign(ctx context.Context, t destination.Table) (string, error)
+}
+
 // Run runs the contract suite. open must return a new, empty destination for each call and
 // arrange for it to be closed when the test ends.
 func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
@@ -68,6 +79,8 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"Nulls", testNulls},
 		{"Lock", testLock},
 		{"Ownership", testOwnership},
+		{"ClaimAllOrNothing", testClaimAllOrNothing},
+		{"ForeignTables", testForeignTables},
 		{"ConcurrentStreams", testConcurrentStreams},
 	}
 	for _, c := range cases {
@@ -1044,5 +1057,99 @@ func testConcurrentStreams(h *harness) {
 		if n := h.count(tb); n != 5 {
 			h.t.Errorf("%s: %d rows, want 5", tb.Stream.Name, n)
 		}
+	}
+}
+
+// claimErr checks that err is a ConflictError refusing exactly the tables of want (by stream
+// name, found in the destination's table name) with their owners.
+func claimErr(t *testing.T, what string, err error, want map[string]string) {
+	t.Helper()
+	var ce *destination.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%s = %v, want a *destination.ConflictError", what, err)
+	}
+	if len(ce.Conflicts) != len(want) {
+		t.Fatalf("%s refused %v, want %d tables: %v", what, ce.Conflicts, len(want), want)
+	}
+	for _, c := range ce.Conflicts {
+		found := false
+		for stream, owner := range want {
+			if strings.Contains(c.Table, stream) && c.Owner == owner {
+				found = true
+			}
+		}
+		if !found || !strings.Contains(err.Error(), c.Table) {
+			t.Errorf("%s: unexpected conflict %+v (want %v) in %q", what, c, want, err)
+		}
+	}
+}
+
+// testClaimAllOrNothing: a second source claiming a set of tables one of which the first owns
+// claims none of them, so a sync into a shared destination never half-succeeds.
+func testClaimAllOrNothing(h *harness) {
+	t := h.t
+	of := func(src, name string) destination.Table {
+		tb := table(name, catalog.Incremental)
+		tb.Source = src
+		return tb
+	}
+	mine := []destination.Table{of(source, "claim_a"), of(source, "claim_b")}
+	for range 2 { // claiming again is a no-op
+		if err := h.d.Claim(h.ctx, mine); err != nil {
+			t.Fatalf("Claim of new tables: %v", err)
+		}
+	}
+	cs := h.prepare(mine[0], standardCols)
+	h.write(batch(mine[0], cs, rec{"id": "1", "updated": at(1)}), bookmark(at(1)))
+
+	err := h.d.Claim(h.ctx, []destination.Table{of("intruder", "claim_c"), of("intruder", "claim_a"), of("intruder", "claim_b")})
+	claimErr(t, "Claim of another source's tables", err, map[string]string{"claim_a": source, "claim_b": source})
+	if _, err := h.d.Prepare(h.ctx, of("intruder", "claim_b"), standardCols); err == nil {
+		t.Error("Prepare let a second source take a claimed table")
+	}
+	// The refused claim registered nothing: a third source may still take claim_c.
+	if err := h.d.Claim(h.ctx, []destination.Table{of("third", "claim_c")}); err != nil {
+		t.Errorf("claim_c after a refused claim that named it: %v", err)
+	}
+	if h.r != nil {
+		h.check(mine[0], rec{"id": "1", "updated": at(1)})
+	}
+}
+
+// testForeignTables: crmsync never alters, fills or drops a table it did not create, and
+// refuses it before changing anything.
+func testForeignTables(h *harness) {
+	t := h.t
+	f, ok := h.d.(Foreigner)
+	if !ok {
+		t.Skip("the destination does not implement destinationtest.Foreigner")
+	}
+	users, leads := table("users", catalog.Incremental), table("leads", catalog.Incremental)
+	if err := f.CreateForeign(h.ctx, users); err != nil {
+		t.Fatalf("CreateForeign: %v", err)
+	}
+	before, err := f.DescribeForeign(h.ctx, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.d.Claim(h.ctx, []destination.Table{leads, users})
+	claimErr(t, "Claim of an application's table", err, map[string]string{"users": ""})
+	if !strings.Contains(err.Error(), "not created by crmsync") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	_, err = h.d.Prepare(h.ctx, users, standardCols)
+	claimErr(t, "Prepare of an application's table", err, map[string]string{"users": ""})
+	after, err := f.DescribeForeign(h.ctx, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("the application's table changed:\nbefore: %s\n after: %s", before, after)
+	}
+	// Nothing was claimed: another source may take leads.
+	other := leads
+	other.Source = "other"
+	if err := h.d.Claim(h.ctx, []destination.Table{other}); err != nil {
+		t.Errorf("leads after a refused claim that named it: %v", err)
 	}
 }

@@ -19,7 +19,9 @@
 //	_crmsync_state    (source, stream) → state jsonb, updated_at: the bookmarks, written in
 //	                  the same transaction as the rows they cover
 //	_crmsync_tables   which source and stream own each table (two sources sharing a schema
-//	                  cannot write into one table)
+//	                  cannot write into one table). A table of the schema not listed here was
+//	                  not created by crmsync and is never altered, filled or dropped: a sync
+//	                  that would write one is refused, naming it, before any change (Claim)
 //	_crmsync_columns  the full name of every column whose identifier was shortened
 //
 // Names starting with _crmsync_ are reserved (stages are _crmsync_stage_<stream>).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("table", d.schema, table)); err != nil {
 			return err
 		}
-		if err := d.claim(ctx, tx, table, t); err != nil {
+		if err := d.claim(ctx, tx, t); err != nil {
 			return err
 		}
 		existing, err := d.columns(ctx, tx, table)
@@ -63,23 +64,72 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 	return out, nil
 }
 
-// claim records which source owns a table, so two sources sharing a schema never write into
-// one table, and two streams whose names shorten alike never share one.
-func (d *Destination) claim(ctx context.Context, tx pgx.Tx, table string, t destination.Table) error {
-	var source, stream string
-	err := tx.QueryRow(ctx, `SELECT source, stream FROM `+d.meta("_crmsync_tables")+` WHERE table_name = $1`, table).Scan(&source, &stream)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_tables")+` (table_name, source, stream) VALUES ($1, $2, $3)`, table, t.Source, t.Stream.Name)
-		return err
+// Claim implements destination.Destination: in one transaction, every table is checked and
+// then registered to the source, or none is.
+func (d *Destination) Claim(ctx context.Context, tables []destination.Table) error {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = Ident(t.Stream.Name)
 	}
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// Prepare's lock per table, taken in one order so two claims never deadlock.
+		for _, n := range slices.Sorted(slices.Values(names)) {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("table", d.schema, n)); err != nil {
+				return err
+			}
+		}
+		return d.claim(ctx, tx, tables...)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("claim tables in schema %s: %w", d.schema, err)
 	}
-	if source != t.Source {
-		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", table, source, t.Source)
+	return nil
+}
+
+// claim registers which source owns each table, so two sources sharing a schema never write
+// into one table and two streams whose names shorten alike never share one, and refuses
+// tables crmsync did not create. It checks every table before registering any. The caller
+// holds the tables' advisory locks.
+func (d *Destination) claim(ctx context.Context, tx pgx.Tx, tables ...destination.Table) error {
+	var (
+		conflicts []destination.Conflict
+		free      []destination.Table
+	)
+	for _, t := range tables {
+		table := Ident(t.Stream.Name)
+		var source, stream string
+		err := tx.QueryRow(ctx, `SELECT source, stream FROM `+d.meta("_crmsync_tables")+` WHERE table_name = $1`, table).Scan(&source, &stream)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			var exists bool
+			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relname = $2)`, d.schema, table).Scan(&exists)
+			if err != nil {
+				return err
+			}
+			if exists {
+				conflicts = append(conflicts, destination.Conflict{Table: d.schema + "." + table})
+			} else {
+				free = append(free, t)
+			}
+		case err != nil:
+			return err
+		case source != t.Source:
+			conflicts = append(conflicts, destination.Conflict{Table: d.schema + "." + table, Owner: source})
+		case stream != t.Stream.Name:
+			return fmt.Errorf("streams %q and %q both map to table %s", stream, t.Stream.Name, table)
+		}
 	}
-	if stream != t.Stream.Name {
-		return fmt.Errorf("streams %q and %q both map to table %s", stream, t.Stream.Name, table)
+	if len(conflicts) > 0 {
+		src := tables[0].Source
+		return &destination.ConflictError{Source: src, Conflicts: conflicts, WayOut: fmt.Sprintf(
+			"give %s a schema of its own with --schema (the default is the source's name, %s)", src, src)}
+	}
+	for _, t := range free {
+		_, err := tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_tables")+` (table_name, source, stream) VALUES ($1, $2, $3)`, Ident(t.Stream.Name), t.Source, t.Stream.Name)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

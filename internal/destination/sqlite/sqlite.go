@@ -1,7 +1,10 @@
 // Package sqlite is the embedded default destination: one SQLite file (pure Go driver, no cgo).
 //
 // Naming: a table is named after its stream; with a schema (namespace) it is "<schema>_<stream>",
-// which lets several sources share one file. Column names are the API's field names, quoted.
+// which lets several sources share one file. _crmsync_tables records which source owns each
+// table; a table it does not list was not created by crmsync (an application's own table in a
+// shared file) and is never altered, filled or dropped: a sync that would write one is
+// refused, naming it, before any change (Claim). Names compare case-insensitively, as SQLite's. Column names are the API's field names, quoted.
 // Types: BIGINT (integer affinity, never a rowid alias), REAL, BOOLEAN (0/1), TIMESTAMP (UTC text "2006-01-02T15:04:05.000000Z", which
 // sorts in time order), TEXT and JSON (JSON text). The declared type is how the logical type is
 // read back, so no side table is needed; widening rebuilds the table in one transaction.
@@ -192,7 +195,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		return nil, fmt.Errorf("prepare %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if err := claim(ctx, tx, name, t); err != nil {
+	if err := d.claim(ctx, tx, t); err != nil {
 		return nil, err
 	}
 	existing, err := tableColumns(ctx, tx, name)
@@ -230,21 +233,71 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 	return out, nil
 }
 
-// claim records which source owns a table, so two sources never write into one table.
-func claim(ctx context.Context, tx *sql.Tx, name string, t destination.Table) error {
-	var owner string
-	err := tx.QueryRowContext(ctx, `SELECT source FROM _crmsync_tables WHERE table_name = ?`, name).Scan(&owner)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, `INSERT INTO _crmsync_tables (table_name, source, stream) VALUES (?, ?, ?)`, name, t.Source, t.Stream.Name)
-		return err
-	}
+// Claim implements destination.Destination: in one transaction, every table is checked and
+// then registered to the source, or none is.
+func (d *Destination) Claim(ctx context.Context, tables []destination.Table) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("claim tables: %w", err)
+	}
+	defer tx.Rollback()
+	if err := d.claim(ctx, tx, tables...); err != nil {
 		return err
 	}
-	if owner != t.Source {
-		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", name, owner, t.Source)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("claim tables: %w", err)
 	}
 	return nil
+}
+
+// claim registers which source owns each table, so two sources never write into one table,
+// and refuses tables crmsync did not create. It checks every table before registering any.
+func (d *Destination) claim(ctx context.Context, tx *sql.Tx, tables ...destination.Table) error {
+	var (
+		conflicts []destination.Conflict
+		free      []destination.Table
+	)
+	for _, t := range tables {
+		name := d.TableName(t.Stream.Name)
+		owner, taken, err := tableOwner(ctx, tx, name)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		switch {
+		case !taken:
+			free = append(free, t)
+		case owner != t.Source:
+			conflicts = append(conflicts, destination.Conflict{Table: name, Owner: owner})
+		}
+	}
+	if len(conflicts) > 0 {
+		src, stream := tables[0].Source, tables[0].Stream.Name
+		return &destination.ConflictError{Source: src, Conflicts: conflicts, WayOut: fmt.Sprintf(
+			"give %s tables of its own with --schema, which in SQLite prefixes the table names (--schema %s writes %s)",
+			src, src, src+"_"+stream)}
+	}
+	for _, t := range free {
+		_, err := tx.ExecContext(ctx, `INSERT INTO _crmsync_tables (table_name, source, stream) VALUES (?, ?, ?)`, d.TableName(t.Stream.Name), t.Source, t.Stream.Name)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", d.TableName(t.Stream.Name), err)
+		}
+	}
+	return nil
+}
+
+// tableOwner says whether the name is taken and by which source: "" for a table (or view,
+// index, trigger) crmsync did not create. SQLite names are case-insensitive (ASCII), and so
+// are these lookups.
+func tableOwner(ctx context.Context, tx *sql.Tx, name string) (owner string, taken bool, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT source FROM _crmsync_tables WHERE table_name = ? COLLATE NOCASE`, name).Scan(&owner)
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return owner, err == nil, err
+	}
+	var n int
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ? COLLATE NOCASE`, name).Scan(&n)
+	return "", n > 0, err
 }
 
 func tableColumns(ctx context.Context, q interface {

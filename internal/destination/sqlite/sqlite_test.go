@@ -62,6 +62,25 @@ func (d readable) Rows(ctx context.Context, t destination.Table) ([]map[string]a
 	return out, rows.Err()
 }
 
+// CreateForeign implements destinationtest.Foreigner: an application's own table.
+func (d readable) CreateForeign(ctx context.Context, t destination.Table) error {
+	name := quote(d.TableName(t.Stream.Name))
+	_, err := d.ro.ExecContext(ctx, "CREATE TABLE "+name+" (id INTEGER PRIMARY KEY, name TEXT NOT NULL); INSERT INTO "+name+" VALUES (7, 'app row')")
+	return err
+}
+
+// DescribeForeign implements destinationtest.Foreigner.
+func (d readable) DescribeForeign(ctx context.Context, t destination.Table) (string, error) {
+	var schema, rows string
+	name := d.TableName(t.Stream.Name)
+	err := d.ro.QueryRowContext(ctx, "SELECT sql FROM sqlite_schema WHERE name = ?", name).Scan(&schema)
+	if err != nil {
+		return "", err
+	}
+	err = d.ro.QueryRowContext(ctx, "SELECT group_concat(id || ':' || name, ',') FROM "+quote(name)).Scan(&rows)
+	return schema + " rows: " + rows, err
+}
+
 // readValue turns a stored value back into a Batch value.
 func readValue(v any, t catalog.Type) (any, error) {
 	if b, ok := v.([]byte); ok {
