@@ -21,6 +21,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -75,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"State", testState},
 		{"CrashBetweenBatches", testCrash},
 		{"Identifiers", testIdentifiers},
+		{"FieldNames", testFieldNames},
 		{"Values", testValues},
 		{"Nulls", testNulls},
 		{"Lock", testLock},
@@ -1151,5 +1153,66 @@ func testForeignTables(h *harness) {
 	other.Source = "other"
 	if err := h.d.Claim(h.ctx, []destination.Table{other}); err != nil {
 		t.Errorf("leads after a refused claim that named it: %v", err)
+	}
+}
+
+// fieldNames are field names some database cannot take as column names as they are: names
+// differing only in case (SQLite compares names case-insensitively), the names of SQLite's
+// rowid, NUL bytes (SQLite and PostgreSQL end names at NUL), a name equal to another once its
+// NUL is removed, and the empty name. (Invalid UTF-8 never reaches a name: record decoding
+// replaces it, as in values.)
+var fieldNames = []string{"Name", "name", "EMAIL", "email", "Email", "ID", "rowid", "ROWID", "oid", "_rowid_",
+	"nul\x00byte", "nulbyte", ""}
+
+// testFieldNames: every field is stored in a column of its own and read back under its own
+// name, on the first run and the next ones, whatever the order the fields come in.
+func testFieldNames(h *harness) {
+	for _, m := range []catalog.Method{catalog.Incremental, catalog.AppendOnly, catalog.FullTable} {
+		h.t.Run(string(m), func(t *testing.T) {
+			h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
+			tb := table("field_names_"+strings.ToLower(string(m)), m)
+			base := colSpec("id:string", "created:timestamp", "updated:timestamp")
+			var odd []catalog.Column
+			for _, n := range fieldNames {
+				odd = append(odd, catalog.Column{Name: n, Type: catalog.String})
+			}
+			// The table first, then the odd fields as drift, in reverse order, the way the
+			// engine adds the fields a record brings.
+			h.prepare(tb, base)
+			want := append(slices.Clone(base), odd...)
+			slices.Reverse(odd)
+			got := h.prepare(tb, odd)
+			if len(got) != len(want) {
+				t.Fatalf("Prepare = %v, want the columns %v", got, want)
+			}
+			for _, c := range want {
+				if i := indexOf(got, c.Name); i < 0 || got[i].Type != c.Type {
+					t.Errorf("Prepare lost column %q (%s): %v", c.Name, c.Type, got)
+				}
+			}
+			assertColumns(t, "prepared again", h.prepare(tb, nil), got)
+			r := func(id string, v int) rec {
+				out := rec{"id": id, "created": at(0), "updated": at(v)}
+				for i, n := range fieldNames {
+					out[n] = fmt.Sprintf("%d:%d", v, i)
+				}
+				return out
+			}
+			if m == catalog.FullTable {
+				h.replace(tb, bookmark(time.Time{}), batch(tb, got, r("a", 1), r("b", 1)))
+				h.replace(tb, bookmark(time.Time{}), batch(tb, got, r("a", 2), r("b", 1)))
+			} else {
+				h.write(batch(tb, got, r("a", 1), r("b", 1)), bookmark(at(1)))
+				h.write(batch(tb, got, r("a", 2)), bookmark(at(2)))
+			}
+			if h.r == nil {
+				return
+			}
+			if m == catalog.AppendOnly {
+				h.check(tb, r("a", 1), r("b", 1), r("a", 2))
+			} else {
+				h.check(tb, r("a", 2), r("b", 1))
+			}
+		})
 	}
 }

@@ -22,7 +22,8 @@
 //	                  cannot write into one table). A table of the schema not listed here was
 //	                  not created by crmsync and is never altered, filled or dropped: a sync
 //	                  that would write one is refused, naming it, before any change (Claim)
-//	_crmsync_columns  the full name of every column whose identifier was shortened
+//	_crmsync_columns  the full name of every column whose identifier was shortened (a name
+//	                  with NUL bytes, which text cannot hold, is kept Go-quoted: "a\x00b")
 //
 // Names starting with _crmsync_ are reserved (stages are _crmsync_stage_<stream>).
 //

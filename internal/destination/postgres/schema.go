@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -137,7 +138,7 @@ func (d *Destination) claim(ctx context.Context, tx pgx.Tx, tables ...destinatio
 // columns reads a table's columns back from information_schema, with the logical names of
 // shortened ones; nil when the table does not exist.
 func (d *Destination) columns(ctx context.Context, tx pgx.Tx, table string) ([]catalog.Column, error) {
-	rows, err := tx.Query(ctx, `SELECT c.column_name::text, c.data_type::text, coalesce(m.logical_name, c.column_name::text)
+	rows, err := tx.Query(ctx, `SELECT c.column_name::text, c.data_type::text, m.logical_name
 		FROM information_schema.columns c
 		LEFT JOIN `+d.meta("_crmsync_columns")+` m ON m.table_name = c.table_name::text AND m.column_name = c.column_name::text
 		WHERE c.table_schema = $1 AND c.table_name = $2
@@ -148,11 +149,14 @@ func (d *Destination) columns(ctx context.Context, tx pgx.Tx, table string) ([]c
 	defer rows.Close()
 	var cols []catalog.Column
 	for rows.Next() {
-		var physical, dataType, logical string
+		var (
+			physical, dataType string
+			logical            *string
+		)
 		if err := rows.Scan(&physical, &dataType, &logical); err != nil {
 			return nil, fmt.Errorf("read columns: %w", err)
 		}
-		cols = append(cols, catalog.Column{Name: logical, Type: logicalType(dataType)})
+		cols = append(cols, catalog.Column{Name: logicalName(logical, physical), Type: logicalType(dataType)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read columns: %w", err)
@@ -165,13 +169,35 @@ func (d *Destination) recordNames(ctx context.Context, tx pgx.Tx, table string, 
 	for _, c := range cols {
 		if p := Ident(c.Name); p != c.Name {
 			_, err := tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_columns")+` (table_name, column_name, logical_name) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, table, p, c.Name)
+				ON CONFLICT DO NOTHING`, table, p, storedLogical(c.Name))
 			if err != nil {
 				return fmt.Errorf("record column name %q: %w", c.Name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// storedLogical is how _crmsync_columns keeps a logical column name: text cannot hold NUL,
+// so a name with NUL bytes is kept Go-quoted ("a\x00b").
+func storedLogical(name string) string {
+	if strings.IndexByte(name, 0) >= 0 {
+		return strconv.Quote(name)
+	}
+	return name
+}
+
+// logicalName reads a stored logical name back (nil when none is stored: the column keeps
+// its own name). A quoted form is trusted only when it is the column's: Ident hashes the
+// whole name, so a long name that merely looks quoted stays as it is.
+func logicalName(stored *string, physical string) string {
+	if stored == nil {
+		return physical
+	}
+	if u, err := strconv.Unquote(*stored); err == nil && strings.IndexByte(u, 0) >= 0 && Ident(u) == physical {
+		return u
+	}
+	return *stored
 }
 
 // checkNames refuses two logical columns that map to one identifier (a SHA-256 prefix
