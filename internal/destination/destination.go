@@ -25,6 +25,20 @@ var MetadataColumns = []catalog.Column{
 	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
 }
 
+// ReservedPrefix starts the names of crmsync's own columns and tables.
+const ReservedPrefix = "_crmsync_"
+
+// FieldColumn is the column a source field is stored in: the field's name, except that a name
+// in crmsync's reserved space (ReservedPrefix) gets the suffix "_src", so a source field never
+// lands in a metadata column or changes its type. The mapping is one-to-one: only reserved
+// names change, and they stay reserved.
+func FieldColumn(field string) string {
+	if strings.HasPrefix(field, ReservedPrefix) {
+		return field + "_src"
+	}
+	return field
+}
+
 // Table identifies one destination table: the stream of a source.
 type Table struct {
 	Source string

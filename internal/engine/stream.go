@@ -426,6 +426,7 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, error) {
 			if v == nil {
 				continue // a null fits any column, and a column it lacks is NULL anyway
 			}
+			k = destination.FieldColumn(k)
 			j, ok := r.colIdx[k]
 			if !ok {
 				return nil, fmt.Errorf("field %s: %w", k, errDrift)
@@ -456,6 +457,7 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 			if v == nil {
 				continue // a null says nothing about the type
 			}
+			k = destination.FieldColumn(k)
 			if j, ok := wantIdx[k]; ok {
 				if !record.Fits(v, want[j].Type) {
 					want[j].Type = catalog.Widen(want[j].Type, record.Infer(v))
