@@ -6,6 +6,8 @@ package destination
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/state"
@@ -25,6 +27,20 @@ var MetadataColumns = []catalog.Column{
 	{Name: ExtractedAtColumn, Type: catalog.Timestamp, Description: "when the sync that wrote this row started (UTC)"},
 	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
 	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not parse as timestamps (stored NULL), as {"field": value}; NULL when every value parsed`},
+}
+
+// ReservedPrefix starts the names of crmsync's own columns and tables.
+const ReservedPrefix = "_crmsync_"
+
+// FieldColumn is the column a source field is stored in: the field's name, except that a name
+// in crmsync's reserved space (ReservedPrefix) gets the suffix "_src", so a source field never
+// lands in a metadata column or changes its type. The mapping is one-to-one: only reserved
+// names change, and they stay reserved.
+func FieldColumn(field string) string {
+	if strings.HasPrefix(field, ReservedPrefix) {
+		return field + "_src"
+	}
+	return field
 }
 
 // Table identifies one destination table: the stream of a source.
@@ -47,6 +63,12 @@ type Destination interface {
 	// Lock claims the source for this process so two syncs of one source never interleave.
 	// The returned func releases it. A second claim fails with ErrLocked.
 	Lock(ctx context.Context, source string) (release func(), err error)
+	// Claim makes the tables of a sync the source's before anything is written, all or none.
+	// A table another source owns, or one crmsync did not create (an application's own
+	// table in a shared database), fails the claim with a *ConflictError naming every such
+	// table, and then nothing is changed: a sync into the wrong place never half-succeeds.
+	// The engine calls it once, before any stream starts; Prepare refuses those tables too.
+	Claim(ctx context.Context, tables []Table) error
 	// Prepare creates the table or evolves it so it holds cols (adding columns, widening
 	// types; never dropping or narrowing), and returns the table's columns afterwards.
 	Prepare(ctx context.Context, t Table, cols []catalog.Column) ([]catalog.Column, error)
@@ -68,6 +90,43 @@ type Replacement interface {
 	Commit(ctx context.Context, st state.Stream) error
 	// Abort drops what was staged; the table keeps its old contents.
 	Abort(ctx context.Context) error
+}
+
+// Conflict is a table a sync may not write: Owner is the source that owns it, or "" when
+// crmsync did not create it.
+type Conflict struct {
+	Table string // as the destination names it
+	Owner string
+}
+
+// ConflictError refuses a sync the tables of other sources or of other programs. crmsync never
+// alters, fills or drops a table it did not create: CRM table names are generic ("users",
+// "tasks"), and taking over an application's table would change its columns and mix rows in.
+type ConflictError struct {
+	Source    string
+	Conflicts []Conflict
+	// WayOut says how to give the source tables of its own in this destination (--schema).
+	WayOut string
+}
+
+func (e *ConflictError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "refusing to sync %s into tables it does not own (nothing was changed): ", e.Source)
+	for i, c := range e.Conflicts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if c.Owner == "" {
+			fmt.Fprintf(&b, "%s (not created by crmsync)", c.Table)
+		} else {
+			fmt.Fprintf(&b, "%s (holds %s data)", c.Table, c.Owner)
+		}
+	}
+	b.WriteString("; crmsync never alters, fills or drops a table it did not create")
+	if e.WayOut != "" {
+		b.WriteString(": " + e.WayOut)
+	}
+	return b.String()
 }
 
 // ErrLocked is returned by Lock when another sync of the same source holds the lock.

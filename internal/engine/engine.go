@@ -127,6 +127,15 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 		return Report{}, fmt.Errorf("lock %s: %w", cat.Source, err)
 	}
 	defer release()
+	// Every table is checked before any is written: a sync into a destination whose tables
+	// belong to another source or program changes nothing rather than half of them.
+	tables := make([]destination.Table, len(streams))
+	for i, s := range streams {
+		tables[i] = destination.Table{Source: cat.Source, Stream: s}
+	}
+	if err := dst.Claim(ctx, tables); err != nil {
+		return Report{}, err
+	}
 
 	saved, err := dst.State(ctx, cat.Source)
 	if err != nil {

@@ -484,6 +484,7 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 			if v == nil {
 				continue // a null fits any column, and a column it lacks is NULL anyway
 			}
+			k = destination.FieldColumn(k)
 			j, ok := r.colIdx[k]
 			if !ok {
 				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
@@ -603,6 +604,7 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 			if v == nil {
 				continue // a null says nothing about the type
 			}
+			k = destination.FieldColumn(k)
 			if j, ok := wantIdx[k]; ok {
 				if !record.Fits(v, want[j].Type) {
 					want[j].Type = catalog.Widen(want[j].Type, record.Infer(v))

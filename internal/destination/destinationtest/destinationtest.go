@@ -21,6 +21,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +47,17 @@ type Reader interface {
 	Rows(ctx context.Context, t destination.Table) ([]map[string]any, error)
 }
 
+// Foreigner creates tables as another program sharing the destination would. The cases about
+// tables crmsync did not create run when the destination (or its test wrapper) implements it.
+type Foreigner interface {
+	// CreateForeign creates the table t would be written to, as an application would: columns
+	// id (integer primary key) and name (text, not null), and one row.
+	CreateForeign(ctx context.Context, t destination.Table) error
+	// DescribeForeign describes that table's columns, with their types and constraints, and its
+	// rows, so a test can tell whether anything about it changed.
+	DescribeForeign(ctx context.Context, t destination.Table) (string, error)
+}
+
 // Run runs the contract suite. open must return a new, empty destination for each call and
 // arrange for it to be closed when the test ends.
 func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
@@ -64,10 +76,13 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"State", testState},
 		{"CrashBetweenBatches", testCrash},
 		{"Identifiers", testIdentifiers},
+		{"FieldNames", testFieldNames},
 		{"Values", testValues},
 		{"Nulls", testNulls},
 		{"Lock", testLock},
 		{"Ownership", testOwnership},
+		{"ClaimAllOrNothing", testClaimAllOrNothing},
+		{"ForeignTables", testForeignTables},
 		{"ConcurrentStreams", testConcurrentStreams},
 	}
 	for _, c := range cases {
@@ -1050,5 +1065,160 @@ func testConcurrentStreams(h *harness) {
 		if n := h.count(tb); n != 5 {
 			h.t.Errorf("%s: %d rows, want 5", tb.Stream.Name, n)
 		}
+	}
+}
+
+// claimErr checks that err is a ConflictError refusing exactly the tables of want (by stream
+// name, found in the destination's table name) with their owners.
+func claimErr(t *testing.T, what string, err error, want map[string]string) {
+	t.Helper()
+	var ce *destination.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%s = %v, want a *destination.ConflictError", what, err)
+	}
+	if len(ce.Conflicts) != len(want) {
+		t.Fatalf("%s refused %v, want %d tables: %v", what, ce.Conflicts, len(want), want)
+	}
+	for _, c := range ce.Conflicts {
+		found := false
+		for stream, owner := range want {
+			if strings.Contains(c.Table, stream) && c.Owner == owner {
+				found = true
+			}
+		}
+		if !found || !strings.Contains(err.Error(), c.Table) {
+			t.Errorf("%s: unexpected conflict %+v (want %v) in %q", what, c, want, err)
+		}
+	}
+}
+
+// testClaimAllOrNothing: a second source claiming a set of tables one of which the first owns
+// claims none of them, so a sync into a shared destination never half-succeeds.
+func testClaimAllOrNothing(h *harness) {
+	t := h.t
+	of := func(src, name string) destination.Table {
+		tb := table(name, catalog.Incremental)
+		tb.Source = src
+		return tb
+	}
+	mine := []destination.Table{of(source, "claim_a"), of(source, "claim_b")}
+	for range 2 { // claiming again is a no-op
+		if err := h.d.Claim(h.ctx, mine); err != nil {
+			t.Fatalf("Claim of new tables: %v", err)
+		}
+	}
+	cs := h.prepare(mine[0], standardCols)
+	h.write(batch(mine[0], cs, rec{"id": "1", "updated": at(1)}), bookmark(at(1)))
+
+	err := h.d.Claim(h.ctx, []destination.Table{of("intruder", "claim_c"), of("intruder", "claim_a"), of("intruder", "claim_b")})
+	claimErr(t, "Claim of another source's tables", err, map[string]string{"claim_a": source, "claim_b": source})
+	if _, err := h.d.Prepare(h.ctx, of("intruder", "claim_b"), standardCols); err == nil {
+		t.Error("Prepare let a second source take a claimed table")
+	}
+	// The refused claim registered nothing: a third source may still take claim_c.
+	if err := h.d.Claim(h.ctx, []destination.Table{of("third", "claim_c")}); err != nil {
+		t.Errorf("claim_c after a refused claim that named it: %v", err)
+	}
+	if h.r != nil {
+		h.check(mine[0], rec{"id": "1", "updated": at(1)})
+	}
+}
+
+// testForeignTables: crmsync never alters, fills or drops a table it did not create, and
+// refuses it before changing anything.
+func testForeignTables(h *harness) {
+	t := h.t
+	f, ok := h.d.(Foreigner)
+	if !ok {
+		t.Skip("the destination does not implement destinationtest.Foreigner")
+	}
+	users, leads := table("users", catalog.Incremental), table("leads", catalog.Incremental)
+	if err := f.CreateForeign(h.ctx, users); err != nil {
+		t.Fatalf("CreateForeign: %v", err)
+	}
+	before, err := f.DescribeForeign(h.ctx, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.d.Claim(h.ctx, []destination.Table{leads, users})
+	claimErr(t, "Claim of an application's table", err, map[string]string{"users": ""})
+	if !strings.Contains(err.Error(), "not created by crmsync") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	_, err = h.d.Prepare(h.ctx, users, standardCols)
+	claimErr(t, "Prepare of an application's table", err, map[string]string{"users": ""})
+	after, err := f.DescribeForeign(h.ctx, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("the application's table changed:\nbefore: %s\n after: %s", before, after)
+	}
+	// Nothing was claimed: another source may take leads.
+	other := leads
+	other.Source = "other"
+	if err := h.d.Claim(h.ctx, []destination.Table{other}); err != nil {
+		t.Errorf("leads after a refused claim that named it: %v", err)
+	}
+}
+
+// fieldNames are field names some database cannot take as column names as they are: names
+// differing only in case (SQLite compares names case-insensitively), the names of SQLite's
+// rowid, NUL bytes (SQLite and PostgreSQL end names at NUL), a name equal to another once its
+// NUL is removed, and the empty name. (Invalid UTF-8 never reaches a name: record decoding
+// replaces it, as in values.)
+var fieldNames = []string{"Name", "name", "EMAIL", "email", "Email", "ID", "rowid", "ROWID", "oid", "_rowid_",
+	"nul\x00byte", "nulbyte", ""}
+
+// testFieldNames: every field is stored in a column of its own and read back under its own
+// name, on the first run and the next ones, whatever the order the fields come in.
+func testFieldNames(h *harness) {
+	for _, m := range []catalog.Method{catalog.Incremental, catalog.AppendOnly, catalog.FullTable} {
+		h.t.Run(string(m), func(t *testing.T) {
+			h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
+			tb := table("field_names_"+strings.ToLower(string(m)), m)
+			base := colSpec("id:string", "created:timestamp", "updated:timestamp")
+			var odd []catalog.Column
+			for _, n := range fieldNames {
+				odd = append(odd, catalog.Column{Name: n, Type: catalog.String})
+			}
+			// The table first, then the odd fields as drift, in reverse order, the way the
+			// engine adds the fields a record brings.
+			h.prepare(tb, base)
+			want := append(slices.Clone(base), odd...)
+			slices.Reverse(odd)
+			got := h.prepare(tb, odd)
+			if len(got) != len(want) {
+				t.Fatalf("Prepare = %v, want the columns %v", got, want)
+			}
+			for _, c := range want {
+				if i := indexOf(got, c.Name); i < 0 || got[i].Type != c.Type {
+					t.Errorf("Prepare lost column %q (%s): %v", c.Name, c.Type, got)
+				}
+			}
+			assertColumns(t, "prepared again", h.prepare(tb, nil), got)
+			r := func(id string, v int) rec {
+				out := rec{"id": id, "created": at(0), "updated": at(v)}
+				for i, n := range fieldNames {
+					out[n] = fmt.Sprintf("%d:%d", v, i)
+				}
+				return out
+			}
+			if m == catalog.FullTable {
+				h.replace(tb, bookmark(time.Time{}), batch(tb, got, r("a", 1), r("b", 1)))
+				h.replace(tb, bookmark(time.Time{}), batch(tb, got, r("a", 2), r("b", 1)))
+			} else {
+				h.write(batch(tb, got, r("a", 1), r("b", 1)), bookmark(at(1)))
+				h.write(batch(tb, got, r("a", 2)), bookmark(at(2)))
+			}
+			if h.r == nil {
+				return
+			}
+			if m == catalog.AppendOnly {
+				h.check(tb, r("a", 1), r("b", 1), r("a", 2))
+			} else {
+				h.check(tb, r("a", 2), r("b", 1))
+			}
+		})
 	}
 }

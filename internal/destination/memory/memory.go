@@ -135,15 +135,52 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		return nil, err
 	}
 	defer d.mu.Unlock()
-	tb, ok := d.tables[t.Stream.Name]
-	if !ok {
-		tb = newTable(t)
-		d.tables[t.Stream.Name] = tb
-	} else if tb.source != t.Source {
-		return nil, fmt.Errorf("table %s already holds %s data", t.Stream.Name, tb.source)
+	if err := d.claim(t); err != nil {
+		return nil, err
 	}
+	tb := d.tables[t.Stream.Name]
 	tb.evolve(cols)
 	return append([]catalog.Column(nil), tb.cols...), nil
+}
+
+// Claim implements destination.Destination.
+func (d *Destination) Claim(ctx context.Context, tables []destination.Table) error {
+	if err := d.begin(ctx); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	return d.claim(tables...)
+}
+
+// claim creates the tables that do not exist yet, once it has checked that every one of them
+// is free or the source's. A table with no source stands for one crmsync did not create (see
+// AddForeignTable). Caller holds d.mu.
+func (d *Destination) claim(tables ...destination.Table) error {
+	var conflicts []destination.Conflict
+	for _, t := range tables {
+		if tb, ok := d.tables[t.Stream.Name]; ok && tb.source != t.Source {
+			conflicts = append(conflicts, destination.Conflict{Table: t.Stream.Name, Owner: tb.source})
+		}
+	}
+	if len(conflicts) > 0 {
+		return &destination.ConflictError{Source: tables[0].Source, Conflicts: conflicts, WayOut: "use another memory destination"}
+	}
+	for _, t := range tables {
+		if _, ok := d.tables[t.Stream.Name]; !ok {
+			d.tables[t.Stream.Name] = newTable(t)
+		}
+	}
+	return nil
+}
+
+// AddForeignTable adds a table crmsync did not create, with one row, as an application
+// sharing the database would have: syncs must refuse it and leave it as it is.
+func (d *Destination) AddForeignTable(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tb := &table{cols: []catalog.Column{{Name: "id", Type: catalog.Integer}, {Name: "name", Type: catalog.String}}, index: map[string]int{}}
+	tb.rows = []map[string]any{{"id": int64(1), "name": "app row"}}
+	d.tables[name] = tb
 }
 
 // State implements destination.Destination.

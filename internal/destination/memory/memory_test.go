@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,8 +19,23 @@ func TestContract(t *testing.T) {
 	destinationtest.Run(t, func(t *testing.T) destination.Destination {
 		d := New(Options{})
 		t.Cleanup(func() { d.Close() })
-		return d
+		return foreignable{d}
 	})
+}
+
+// foreignable adds destinationtest.Foreigner to a Destination.
+type foreignable struct{ *Destination }
+
+func (d foreignable) CreateForeign(ctx context.Context, t destination.Table) error {
+	d.AddForeignTable(t.Stream.Name)
+	return nil
+}
+
+func (d foreignable) DescribeForeign(ctx context.Context, t destination.Table) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tb := d.tables[t.Stream.Name]
+	return fmt.Sprintf("source %q columns %v rows %v", tb.source, tb.cols, tb.rows), nil
 }
 
 func TestFaults(t *testing.T) {

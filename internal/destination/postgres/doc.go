@@ -5,7 +5,10 @@
 //
 // Open takes a postgres:// URL or a keyword/value string; parts it omits (host, port, user,
 // password, database, sslmode) come from the PG* environment variables and ~/.pgpass, as with
-// libpq. Passwords never appear in errors; Redact gives the string to display.
+// libpq. Passwords never appear in errors: the password field of any URL or keyword/value
+// string an error quotes is replaced by "xxxxx", and so is the password wherever it stands as a
+// whole word (never inside other words: a one-letter password must not garble the message).
+// Redact gives the connection string to display.
 //
 // # Layout
 //
@@ -16,8 +19,11 @@
 //	_crmsync_state    (source, stream) → state jsonb, updated_at: the bookmarks, written in
 //	                  the same transaction as the rows they cover
 //	_crmsync_tables   which source and stream own each table (two sources sharing a schema
-//	                  cannot write into one table)
-//	_crmsync_columns  the full name of every column whose identifier was shortened
+//	                  cannot write into one table). A table of the schema not listed here was
+//	                  not created by crmsync and is never altered, filled or dropped: a sync
+//	                  that would write one is refused, naming it, before any change (Claim)
+//	_crmsync_columns  the full name of every column whose identifier was shortened (a name
+//	                  with NUL bytes, which text cannot hold, is kept Go-quoted: "a\x00b")
 //
 // Names starting with _crmsync_ are reserved (stages are _crmsync_stage_<stream>).
 //

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -133,13 +134,56 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
+// urlPassword is the password field of a URL quoted in a message ("scheme://user:" … "@"),
+// up to the last '@' of the word, as Redact reads an unparseable URL.
+var urlPassword = regexp.MustCompile(`(://[^/?#@\s:]*:)\S*@`)
+
+// redactErr scrubs passwords from err's message: the password field of any URL and of any
+// keyword/value string in it, and the password's spellings where they stand as a whole word.
+// A password is never replaced inside a longer word: with the password "a", "connect: failed"
+// must stay readable, and garbling it to "connect: fxxxxxiled" would point at the password.
 func redactErr(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
+	if err == nil {
 		return err
 	}
-	msg := err.Error()
+	msg := urlPassword.ReplaceAllString(err.Error(), "${1}xxxxx@")
+	msg = kvQuotedPassword.ReplaceAllString(msg, "password=xxxxx")
+	msg = kvPlainPassword.ReplaceAllString(msg, "password=xxxxx")
 	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		msg = replaceWord(msg, s, "xxxxx")
+	}
+	if msg == err.Error() {
+		return err
 	}
 	return &redactedError{msg: msg, err: err}
 }
+
+// replaceWord replaces the occurrences of word in s that no letter, digit or '_' adjoins.
+func replaceWord(s, word, with string) string {
+	if word == "" {
+		return s
+	}
+	var b strings.Builder
+	done := 0 // s[:done] is written
+	for from := 0; ; {
+		i := strings.Index(s[from:], word)
+		if i < 0 {
+			break
+		}
+		i += from
+		end := i + len(word)
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		if (i == 0 || !isWordRune(before)) && (end == len(s) || !isWordRune(after)) {
+			b.WriteString(s[done:i])
+			b.WriteString(with)
+			done, from = end, end
+			continue
+		}
+		from = i + 1
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+func isWordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -128,5 +129,37 @@ func TestMergeSQL(t *testing.T) {
 		if got := mergeSQL("t", "s", tt.stream, cols); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestRedactErr: passwords are scrubbed where they stand as a password (a URL's or a
+// keyword/value string's field, or a whole word), never inside other words, which would
+// garble the message and point at the password.
+func TestRedactErr(t *testing.T) {
+	tests := []struct {
+		name, conn, msg, want string
+	}{
+		{"one-letter password inside words", "postgres://u:a@h/db", "connect: failed", "connect: failed"},
+		{"password inside a longer word", "postgres://u:secret@h/db", "secretive secrets", "secretive secrets"},
+		{"URL echoed", "postgres://u:a@h/db", `cannot parse "postgres://u:a@h/db": bad`, `cannot parse "postgres://u:xxxxx@h/db": bad`},
+		{"URL with @ in the password", "postgres://u:p@ss@h/db", `parse "postgres://u:p@ss@h/db" failed`, `parse "postgres://u:xxxxx@h/db" failed`},
+		{"encoded password echoed decoded", "postgres://u:p%40ss@h/db", `bad password p@ss for u`, `bad password xxxxx for u`},
+		{"another URL's password", "postgres://u:a@h/db", "via postgresql://x:other@proxy/db", "via postgresql://x:xxxxx@proxy/db"},
+		{"keyword/value echoed", "host=h password=kv", "cannot parse `host=h password=kv dbname=d`", "cannot parse `host=h password=xxxxx dbname=d`"},
+		{"quoted keyword/value", "host=h password='k v'", "dsn host=h password='k v' failed", "dsn host=h password=xxxxx failed"},
+		{"whole word at the ends", "postgres://u:hunter2@h/db", "hunter2: rejected, said hunter2", "xxxxx: rejected, said xxxxx"},
+		{"no password", "postgres://u@h/db", "connect: failed", "connect: failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := errors.New(tt.msg)
+			err := redactErr(base, secrets(tt.conn))
+			if err.Error() != tt.want {
+				t.Errorf("redactErr(%q) = %q, want %q", tt.msg, err.Error(), tt.want)
+			}
+			if !errors.Is(err, base) {
+				t.Error("the redacted error does not wrap the original")
+			}
+		})
 	}
 }

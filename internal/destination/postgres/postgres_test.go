@@ -65,6 +65,24 @@ func (d readable) Rows(ctx context.Context, t destination.Table) ([]map[string]a
 	return out, rows.Err()
 }
 
+// CreateForeign implements destinationtest.Foreigner: an application's own table.
+func (d readable) CreateForeign(ctx context.Context, t destination.Table) error {
+	_, err := d.Pool().Exec(ctx, "CREATE TABLE "+d.Table(t.Stream.Name)+" (id integer PRIMARY KEY, name text NOT NULL); INSERT INTO "+d.Table(t.Stream.Name)+" VALUES (7, 'app row')")
+	return err
+}
+
+// DescribeForeign implements destinationtest.Foreigner.
+func (d readable) DescribeForeign(ctx context.Context, t destination.Table) (string, error) {
+	var cols, rows string
+	err := d.Pool().QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ', ' ORDER BY ordinal_position)
+		FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`, d.Schema(), postgres.Ident(t.Stream.Name)).Scan(&cols)
+	if err != nil {
+		return "", err
+	}
+	err = d.Pool().QueryRow(ctx, "SELECT string_agg(id || ':' || name, ',') FROM "+d.Table(t.Stream.Name)).Scan(&rows)
+	return cols + " rows: " + rows, err
+}
+
 func openDB(t *testing.T, url, schema string) readable {
 	t.Helper()
 	d, err := postgres.Open(t.Context(), url, schema)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +26,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("table", d.schema, table)); err != nil {
 			return err
 		}
-		if err := d.claim(ctx, tx, table, t); err != nil {
+		if err := d.claim(ctx, tx, t); err != nil {
 			return err
 		}
 		existing, err := d.columns(ctx, tx, table)
@@ -63,23 +65,72 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 	return out, nil
 }
 
-// claim records which source owns a table, so two sources sharing a schema never write into
-// one table, and two streams whose names shorten alike never share one.
-func (d *Destination) claim(ctx context.Context, tx pgx.Tx, table string, t destination.Table) error {
-	var source, stream string
-	err := tx.QueryRow(ctx, `SELECT source, stream FROM `+d.meta("_crmsync_tables")+` WHERE table_name = $1`, table).Scan(&source, &stream)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_tables")+` (table_name, source, stream) VALUES ($1, $2, $3)`, table, t.Source, t.Stream.Name)
-		return err
+// Claim implements destination.Destination: in one transaction, every table is checked and
+// then registered to the source, or none is.
+func (d *Destination) Claim(ctx context.Context, tables []destination.Table) error {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = Ident(t.Stream.Name)
 	}
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// Prepare's lock per table, taken in one order so two claims never deadlock.
+		for _, n := range slices.Sorted(slices.Values(names)) {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("table", d.schema, n)); err != nil {
+				return err
+			}
+		}
+		return d.claim(ctx, tx, tables...)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("claim tables in schema %s: %w", d.schema, err)
 	}
-	if source != t.Source {
-		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", table, source, t.Source)
+	return nil
+}
+
+// claim registers which source owns each table, so two sources sharing a schema never write
+// into one table and two streams whose names shorten alike never share one, and refuses
+// tables crmsync did not create. It checks every table before registering any. The caller
+// holds the tables' advisory locks.
+func (d *Destination) claim(ctx context.Context, tx pgx.Tx, tables ...destination.Table) error {
+	var (
+		conflicts []destination.Conflict
+		free      []destination.Table
+	)
+	for _, t := range tables {
+		table := Ident(t.Stream.Name)
+		var source, stream string
+		err := tx.QueryRow(ctx, `SELECT source, stream FROM `+d.meta("_crmsync_tables")+` WHERE table_name = $1`, table).Scan(&source, &stream)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			var exists bool
+			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relname = $2)`, d.schema, table).Scan(&exists)
+			if err != nil {
+				return err
+			}
+			if exists {
+				conflicts = append(conflicts, destination.Conflict{Table: d.schema + "." + table})
+			} else {
+				free = append(free, t)
+			}
+		case err != nil:
+			return err
+		case source != t.Source:
+			conflicts = append(conflicts, destination.Conflict{Table: d.schema + "." + table, Owner: source})
+		case stream != t.Stream.Name:
+			return fmt.Errorf("streams %q and %q both map to table %s", stream, t.Stream.Name, table)
+		}
 	}
-	if stream != t.Stream.Name {
-		return fmt.Errorf("streams %q and %q both map to table %s", stream, t.Stream.Name, table)
+	if len(conflicts) > 0 {
+		src := tables[0].Source
+		return &destination.ConflictError{Source: src, Conflicts: conflicts, WayOut: fmt.Sprintf(
+			"give %s a schema of its own with --schema (the default is the source's name, %s)", src, src)}
+	}
+	for _, t := range free {
+		_, err := tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_tables")+` (table_name, source, stream) VALUES ($1, $2, $3)`, Ident(t.Stream.Name), t.Source, t.Stream.Name)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -87,7 +138,7 @@ func (d *Destination) claim(ctx context.Context, tx pgx.Tx, table string, t dest
 // columns reads a table's columns back from information_schema, with the logical names of
 // shortened ones; nil when the table does not exist.
 func (d *Destination) columns(ctx context.Context, tx pgx.Tx, table string) ([]catalog.Column, error) {
-	rows, err := tx.Query(ctx, `SELECT c.column_name::text, c.data_type::text, coalesce(m.logical_name, c.column_name::text)
+	rows, err := tx.Query(ctx, `SELECT c.column_name::text, c.data_type::text, m.logical_name
 		FROM information_schema.columns c
 		LEFT JOIN `+d.meta("_crmsync_columns")+` m ON m.table_name = c.table_name::text AND m.column_name = c.column_name::text
 		WHERE c.table_schema = $1 AND c.table_name = $2
@@ -98,11 +149,14 @@ func (d *Destination) columns(ctx context.Context, tx pgx.Tx, table string) ([]c
 	defer rows.Close()
 	var cols []catalog.Column
 	for rows.Next() {
-		var physical, dataType, logical string
+		var (
+			physical, dataType string
+			logical            *string
+		)
 		if err := rows.Scan(&physical, &dataType, &logical); err != nil {
 			return nil, fmt.Errorf("read columns: %w", err)
 		}
-		cols = append(cols, catalog.Column{Name: logical, Type: logicalType(dataType)})
+		cols = append(cols, catalog.Column{Name: logicalName(logical, physical), Type: logicalType(dataType)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read columns: %w", err)
@@ -115,13 +169,35 @@ func (d *Destination) recordNames(ctx context.Context, tx pgx.Tx, table string, 
 	for _, c := range cols {
 		if p := Ident(c.Name); p != c.Name {
 			_, err := tx.Exec(ctx, `INSERT INTO `+d.meta("_crmsync_columns")+` (table_name, column_name, logical_name) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, table, p, c.Name)
+				ON CONFLICT DO NOTHING`, table, p, storedLogical(c.Name))
 			if err != nil {
 				return fmt.Errorf("record column name %q: %w", c.Name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// storedLogical is how _crmsync_columns keeps a logical column name: text cannot hold NUL,
+// so a name with NUL bytes is kept Go-quoted ("a\x00b").
+func storedLogical(name string) string {
+	if strings.IndexByte(name, 0) >= 0 {
+		return strconv.Quote(name)
+	}
+	return name
+}
+
+// logicalName reads a stored logical name back (nil when none is stored: the column keeps
+// its own name). A quoted form is trusted only when it is the column's: Ident hashes the
+// whole name, so a long name that merely looks quoted stays as it is.
+func logicalName(stored *string, physical string) string {
+	if stored == nil {
+		return physical
+	}
+	if u, err := strconv.Unquote(*stored); err == nil && strings.IndexByte(u, 0) >= 0 && Ident(u) == physical {
+		return u
+	}
+	return *stored
 }
 
 // checkNames refuses two logical columns that map to one identifier (a SHA-256 prefix

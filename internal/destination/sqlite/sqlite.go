@@ -1,7 +1,22 @@
 // Package sqlite is the embedded default destination: one SQLite file (pure Go driver, no cgo).
 //
 // Naming: a table is named after its stream; with a schema (namespace) it is "<schema>_<stream>",
-// which lets several sources share one file. Column names are the API's field names, quoted.
+// which lets several sources share one file. _crmsync_tables records which source owns each
+// table; a table it does not list was not created by crmsync (an application's own table in a
+// shared file) and is never altered, filled or dropped: a sync that would write one is
+// refused, naming it, before any change (Claim). Names compare case-insensitively, as SQLite's.
+//
+// Column names: a field is stored under its own name unless SQLite cannot take it as it is —
+// a name equal, ignoring ASCII case, to another column of the table (SQLite compares names
+// so: "Name" beside "name"), rowid, oid or _rowid_ (in any case; they would hide the rowid),
+// a name with a NUL byte or invalid UTF-8, or the empty name. Such a field is stored as its
+// name without NUL bytes and invalid UTF-8, "_" and the first 8 hex digits of the SHA-256 of
+// the whole name ("rowid" → "rowid_<8 hex>"), and the mapping is recorded in _crmsync_columns
+// (table_name, column_name, logical_name), as the PostgreSQL destination records shortened
+// names; Prepare reports the field names. A column keeps its name once created. Among new
+// columns that differ only in case, crmsync's own come first, then a name already in lower
+// case, then byte order, so which keeps its spelling does not depend on the order fields
+// arrive in. Column names are the API's field names, quoted.
 // Types: BIGINT (integer affinity, never a rowid alias), REAL, BOOLEAN (0/1), TIMESTAMP (UTC text "2006-01-02T15:04:05.000000Z", which
 // sorts in time order), TEXT and JSON (JSON text). The declared type is how the logical type is
 // read back, so no side table is needed; widening rebuilds the table in one transaction.
@@ -42,6 +57,8 @@ type Destination struct {
 	mu sync.Mutex
 	// bulk: the file was new at Open and uses a rollback journal until Close.
 	bulk bool
+	// colNames caches each table's renamed columns (see names). Guarded by mu.
+	colNames map[string]colNames
 }
 
 // Open opens (creating with mode 0600 if needed) the SQLite file at path. Tables are prefixed
@@ -85,7 +102,7 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		return nil, fmt.Errorf("sqlite destination: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	d := &Destination{path: path, schema: schema, db: db, bulk: bulk}
+	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}}
 	if err := d.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -132,6 +149,7 @@ func (d *Destination) init(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS _crmsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS _crmsync_state (source TEXT NOT NULL, stream TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (source, stream))`,
 		`CREATE TABLE IF NOT EXISTS _crmsync_tables (table_name TEXT PRIMARY KEY, source TEXT NOT NULL, stream TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS _crmsync_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, logical_name TEXT NOT NULL, PRIMARY KEY (table_name, column_name))`,
 	}
 	for _, s := range stmts {
 		if _, err := d.db.ExecContext(ctx, s); err != nil {
@@ -192,59 +210,119 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 		return nil, fmt.Errorf("prepare %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if err := claim(ctx, tx, name, t); err != nil {
+	if err := d.claim(ctx, tx, t); err != nil {
 		return nil, err
 	}
-	existing, err := tableColumns(ctx, tx, name)
+	names, err := d.names(ctx, tx, name)
 	if err != nil {
 		return nil, err
 	}
-	var out []catalog.Column
+	stored, err := tableColumns(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	existing := names.logical(stored)
+	merged, added, widened := catalog.Merge(existing, cols)
 	if existing == nil {
-		if _, err := tx.ExecContext(ctx, createTableSQL(name, t.Stream, cols)); err != nil {
+		added, merged = cols, cols
+	}
+	if names, err = nameColumns(ctx, tx, name, names, stored, added); err != nil {
+		return nil, err
+	}
+	s := names.stream(t.Stream)
+	if existing == nil {
+		if _, err := tx.ExecContext(ctx, createTableSQL(name, s, names.cols(cols))); err != nil {
 			return nil, fmt.Errorf("create table %s: %w", name, err)
 		}
-		for _, s := range indexSQL(name, t.Stream) {
-			if _, err := tx.ExecContext(ctx, s); err != nil {
+		for _, st := range indexSQL(name, s) {
+			if _, err := tx.ExecContext(ctx, st); err != nil {
 				return nil, fmt.Errorf("create index on %s: %w", name, err)
 			}
 		}
-		out = cols
 	} else {
-		merged, added, widened := catalog.Merge(existing, cols)
-		for _, c := range added {
+		for _, c := range names.cols(added) {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(name), quote(c.Name), sqlType(c.Type))); err != nil {
 				return nil, fmt.Errorf("add column %s.%s: %w", name, c.Name, err)
 			}
 		}
 		if len(widened) > 0 {
-			if err := rebuild(ctx, tx, name, t.Stream, existing, merged); err != nil {
+			if err := rebuild(ctx, tx, name, s, names.cols(existing), names.cols(merged)); err != nil {
 				return nil, err
 			}
 		}
-		out = merged
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", name, err)
 	}
-	return out, nil
+	d.colNames[name] = names
+	return merged, nil
 }
 
-// claim records which source owns a table, so two sources never write into one table.
-func claim(ctx context.Context, tx *sql.Tx, name string, t destination.Table) error {
-	var owner string
-	err := tx.QueryRowContext(ctx, `SELECT source FROM _crmsync_tables WHERE table_name = ?`, name).Scan(&owner)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, `INSERT INTO _crmsync_tables (table_name, source, stream) VALUES (?, ?, ?)`, name, t.Source, t.Stream.Name)
-		return err
-	}
+// Claim implements destination.Destination: in one transaction, every table is checked and
+// then registered to the source, or none is.
+func (d *Destination) Claim(ctx context.Context, tables []destination.Table) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("claim tables: %w", err)
+	}
+	defer tx.Rollback()
+	if err := d.claim(ctx, tx, tables...); err != nil {
 		return err
 	}
-	if owner != t.Source {
-		return fmt.Errorf("table %s already holds %s data; use --schema to give %s its own tables", name, owner, t.Source)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("claim tables: %w", err)
 	}
 	return nil
+}
+
+// claim registers which source owns each table, so two sources never write into one table,
+// and refuses tables crmsync did not create. It checks every table before registering any.
+func (d *Destination) claim(ctx context.Context, tx *sql.Tx, tables ...destination.Table) error {
+	var (
+		conflicts []destination.Conflict
+		free      []destination.Table
+	)
+	for _, t := range tables {
+		name := d.TableName(t.Stream.Name)
+		owner, taken, err := tableOwner(ctx, tx, name)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", name, err)
+		}
+		switch {
+		case !taken:
+			free = append(free, t)
+		case owner != t.Source:
+			conflicts = append(conflicts, destination.Conflict{Table: name, Owner: owner})
+		}
+	}
+	if len(conflicts) > 0 {
+		src, stream := tables[0].Source, tables[0].Stream.Name
+		return &destination.ConflictError{Source: src, Conflicts: conflicts, WayOut: fmt.Sprintf(
+			"give %s tables of its own with --schema, which in SQLite prefixes the table names (--schema %s writes %s)",
+			src, src, src+"_"+stream)}
+	}
+	for _, t := range free {
+		_, err := tx.ExecContext(ctx, `INSERT INTO _crmsync_tables (table_name, source, stream) VALUES (?, ?, ?)`, d.TableName(t.Stream.Name), t.Source, t.Stream.Name)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", d.TableName(t.Stream.Name), err)
+		}
+	}
+	return nil
+}
+
+// tableOwner says whether the name is taken and by which source: "" for a table (or view,
+// index, trigger) crmsync did not create. SQLite names are case-insensitive (ASCII), and so
+// are these lookups.
+func tableOwner(ctx context.Context, tx *sql.Tx, name string) (owner string, taken bool, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT source FROM _crmsync_tables WHERE table_name = ? COLLATE NOCASE`, name).Scan(&owner)
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return owner, err == nil, err
+	}
+	var n int
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ? COLLATE NOCASE`, name).Scan(&n)
+	return "", n > 0, err
 }
 
 func tableColumns(ctx context.Context, q interface {
@@ -438,12 +516,16 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	s := b.Table.Stream
-	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, b.Columns, named, n) }
+	names, err := d.names(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	s, cols := names.stream(b.Table.Stream), names.cols(b.Columns)
+	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, cols, named, n) }
 	if s.Method == catalog.AppendOnly {
 		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
 	}
-	err = execRows(ctx, tx, b.Rows, b.Columns, destination.StoredKey(s), sqlFor)
+	err = execRows(ctx, tx, b.Rows, cols, destination.StoredKey(s), sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -703,16 +785,22 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	defer tx.Rollback()
+	names, err := r.d.names(ctx, tx, r.name)
+	if err != nil {
+		return err
+	}
+	// The stage stores columns under the table's names.
+	s, cols := names.stream(r.table.Stream), names.cols(b.Columns)
 	// staged changes only once the transaction commits: a failed write leaves it as it was.
-	staged := b.Columns
+	staged := cols
 	if r.staged == nil {
-		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, r.table.Stream, b.Columns)); err != nil {
+		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, s, cols)); err != nil {
 			return fmt.Errorf("stage %s: %w", r.name, err)
 		}
 	} else {
 		var added []catalog.Column
 		var widened []catalog.Widening
-		staged, added, widened = catalog.Merge(r.staged, b.Columns)
+		staged, added, widened = catalog.Merge(r.staged, cols)
 		for _, c := range added {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", quote(r.stage), quote(c.Name), sqlType(c.Type))); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
@@ -721,15 +809,15 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		// The table was widened since the last batch: widen the stage too, or its INTEGER
 		// affinity would store "007" as 7.
 		if len(widened) > 0 {
-			if err := rebuild(ctx, tx, r.stage, r.table.Stream, r.staged, staged); err != nil {
+			if err := rebuild(ctx, tx, r.stage, s, r.staged, staged); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
 			}
 		}
 	}
 	sqlFor := func(named []catalog.Column, n int) string {
-		return upsertRowsSQL(r.stage, r.table.Stream, b.Columns, named, n)
+		return upsertRowsSQL(r.stage, s, cols, named, n)
 	}
-	if err := execRows(ctx, tx, b.Rows, b.Columns, r.table.Stream.PrimaryKey, sqlFor); err != nil {
+	if err := execRows(ctx, tx, b.Rows, cols, s.PrimaryKey, sqlFor); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	if err := tx.Commit(); err != nil {

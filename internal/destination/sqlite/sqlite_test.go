@@ -34,7 +34,10 @@ func (d readable) Rows(ctx context.Context, t destination.Table) ([]map[string]a
 	if err != nil {
 		return nil, err
 	}
-	rows, err := d.ro.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s", columnList(cols), quote(d.TableName(t.Stream.Name))))
+	d.mu.Lock()
+	stored := d.colNames[d.TableName(t.Stream.Name)].cols(cols)
+	d.mu.Unlock()
+	rows, err := d.ro.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s", columnList(stored), quote(d.TableName(t.Stream.Name))))
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +63,25 @@ func (d readable) Rows(ctx context.Context, t destination.Table) ([]map[string]a
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// CreateForeign implements destinationtest.Foreigner: an application's own table.
+func (d readable) CreateForeign(ctx context.Context, t destination.Table) error {
+	name := quote(d.TableName(t.Stream.Name))
+	_, err := d.ro.ExecContext(ctx, "CREATE TABLE "+name+" (id INTEGER PRIMARY KEY, name TEXT NOT NULL); INSERT INTO "+name+" VALUES (7, 'app row')")
+	return err
+}
+
+// DescribeForeign implements destinationtest.Foreigner.
+func (d readable) DescribeForeign(ctx context.Context, t destination.Table) (string, error) {
+	var schema, rows string
+	name := d.TableName(t.Stream.Name)
+	err := d.ro.QueryRowContext(ctx, "SELECT sql FROM sqlite_schema WHERE name = ?", name).Scan(&schema)
+	if err != nil {
+		return "", err
+	}
+	err = d.ro.QueryRowContext(ctx, "SELECT group_concat(id || ':' || name, ',') FROM "+quote(name)).Scan(&rows)
+	return schema + " rows: " + rows, err
 }
 
 // readValue turns a stored value back into a Batch value.
@@ -379,3 +401,47 @@ func TestIntegerKeyIsNotTheRowid(t *testing.T) {
 		t.Errorf("id reads back as %s", got)
 	}
 }
+
+// TestColumnNames pins the documented stored names of fields SQLite cannot take as they are,
+// and that they survive reopening the file.
+func TestColumnNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crmsync.db")
+	ctx := t.Context()
+	tb := destination.Table{Source: "close", Stream: catalog.Stream{Name: "users", PrimaryKey: []string{"id"}, Method: catalog.Incremental}}
+	var cols []catalog.Column
+	for _, n := range []string{"Name", "id", "name", "EMAIL", "Email", "rowid", "nul\x00byte", "ID"} {
+		cols = append(cols, catalog.Column{Name: n, Type: catalog.String})
+	}
+	want := []string{"Name_" + hashOf("Name"), "id", "name", "EMAIL", "Email_" + hashOf("Email"), "rowid_" + hashOf("rowid"), "nulbyte_" + hashOf("nul\x00byte"), "ID_" + hashOf("ID")}
+	stored := func(d readable) []string {
+		var names string
+		err := d.ro.QueryRowContext(ctx, `SELECT group_concat(name, '|') FROM (SELECT name FROM pragma_table_info('users') ORDER BY cid)`).Scan(&names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(names, "|")
+	}
+	d := open(t, path, "")
+	if _, err := d.Prepare(ctx, tb, cols); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(d); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("stored names %q, want %q", got, want)
+	}
+	d.Close()
+	d = open(t, path, "")
+	got, err := d.Prepare(ctx, tb, []catalog.Column{{Name: "NAME", Type: catalog.String}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		if got[i].Name != c.Name {
+			t.Errorf("after reopening, column %d is %q, want %q", i, got[i].Name, c.Name)
+		}
+	}
+	if s := stored(d); len(s) != len(want)+1 || s[len(want)] != "NAME_"+hashOf("NAME") {
+		t.Errorf("a later NAME is stored as %q", s[len(want):])
+	}
+}
+
+func hashOf(name string) string { return hashedName(name)[len(hashedName(name))-8:] }
