@@ -198,3 +198,22 @@ func TestWaitingIsReported(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPSToPlainHTTPFailsAtOnce: an https base URL on a plain-HTTP port is one clear error,
+// not retries until the attempts run out.
+func TestHTTPSToPlainHTTPFailsAtOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	defer srv.Close()
+	c, err := New(Config{BaseURL: strings.Replace(srv.URL, "http://", "https://", 1), MaxAttempts: 5, BaseBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	err = c.Do(context.Background(), Request{Method: http.MethodGet, Path: "/me/"}, func(Response) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "plain HTTP") || !strings.Contains(err.Error(), "--base-url") {
+		t.Fatalf("Do = %v; want an error naming the scheme and --base-url", err)
+	}
+	if st := c.Stats(); st.Requests != 1 || time.Since(t0) > 900*time.Millisecond {
+		t.Fatalf("%d requests in %s; want one, at once", st.Requests, time.Since(t0))
+	}
+}
