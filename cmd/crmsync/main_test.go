@@ -219,6 +219,13 @@ func TestCheck(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "ok") {
 				t.Fatalf("check with the right credentials: exit %d, %s %s", code, out, errOut)
 			}
+			pasted := maps.Clone(env) // copied with the line break and spaces around it
+			for k, v := range pasted {
+				pasted[k] = "  " + v + "\n"
+			}
+			if code, out, errOut := runCLI(t, pasted, "check", "--source", d.Name, "--base-url", acc.URL); code != 0 {
+				t.Fatalf("check with credentials pasted with whitespace around them: exit %d, %s %s", code, out, errOut)
+			}
 			for _, c := range d.Credentials {
 				wrong := maps.Clone(env)
 				wrong[c.Env] = "wrong.leakcheck@example.com"
