@@ -37,6 +37,7 @@ type output struct {
 	activated map[string]int64
 	lastState json.RawMessage
 	states    int
+	nested    int // record values that are JSON objects or arrays
 }
 
 // readOutput parses stdout and checks every message: the schema comes before the records,
@@ -99,6 +100,11 @@ func readOutput(t *testing.T, source, stdout string) output {
 				fail("%s: key %s sent twice", m.Stream, k)
 			} else {
 				seen[m.Stream][k] = true
+			}
+			for _, v := range m.Record {
+				if k := jsonKind(v); k == "object" || k == "array" {
+					o.nested++
+				}
 			}
 			o.records[m.Stream] = append(o.records[m.Stream], m.Record)
 		case "ACTIVATE_VERSION":
@@ -292,6 +298,9 @@ func checkStreams(t *testing.T, d connector.Descriptor, o output, cat singerCata
 	if o.states == 0 {
 		t.Error("no STATE message")
 	}
+	if o.nested == 0 {
+		t.Error("no record holds a nested object or array: JSON fields must arrive as JSON, not as strings")
+	}
 }
 
 func writeJSONRaw(t *testing.T, name string, raw json.RawMessage) string {
@@ -303,3 +312,173 @@ func writeJSONRaw(t *testing.T, name string, raw json.RawMessage) string {
 	return writeJSON(t, name, v)
 }
 
+
+// TestValidate makes sure the schema check the sync tests rely on does catch mismatches.
+func TestValidate(t *testing.T) {
+	schema := map[string]any{"type": "object", "properties": map[string]any{
+		"id":   map[string]any{"type": []any{"integer", "null"}},
+		"at":   map[string]any{"type": []any{"string", "null"}, "format": "date-time"},
+		"data": map[string]any{"type": []any{"object", "array", "null"}},
+	}}
+	good := map[string]any{"id": json.Number("12"), "at": "2024-01-02T03:04:05Z", "data": map[string]any{"a": "b"}}
+	if err := validate(schema, good); err != nil {
+		t.Errorf("a valid record fails: %v", err)
+	}
+	for _, bad := range []map[string]any{
+		{"id": json.Number("1.5")},
+		{"id": "12"},
+		{"at": "yesterday"},
+		{"at": json.Number("1700000000")},
+		{"data": `{"a":"b"}`},
+		{"other": nil},
+	} {
+		if err := validate(schema, bad); err == nil {
+			t.Errorf("%v passes", bad)
+		}
+	}
+}
+
+// TestSelection reads only the streams a catalog selects, without the fields it deselects,
+// except the key and replication key, which are automatic.
+func TestSelection(t *testing.T) {
+	d, _ := sources.Lookup("close")
+	acct := newAccount(t, d, nil)
+	cfg := writeJSON(t, "config.json", acct.config)
+	cat := discover(t, cfg)
+	const want = "leads"
+	s := mustStream(t, d, want)
+	var dropped string
+	for _, c := range s.Columns {
+		if c.Name != s.CursorField && !slices.Contains(s.PrimaryKey, c.Name) {
+			dropped = c.Name
+			break
+		}
+	}
+	for i, ss := range cat.Streams {
+		for j, m := range ss.Metadata {
+			switch {
+			case len(m.Breadcrumb) == 0:
+				cat.Streams[i].Metadata[j].Metadata["selected"] = ss.Stream == want
+			case ss.Stream == want && (m.Breadcrumb[1] == dropped || m.Breadcrumb[1] == s.PrimaryKey[0]):
+				cat.Streams[i].Metadata[j].Metadata["selected"] = false
+			}
+		}
+	}
+	r := runTap(t, "--config", cfg, "--catalog", writeJSON(t, "catalog.json", cat))
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	o := readOutput(t, d.Name, r.stdout)
+	if len(o.schemas) != 1 || len(o.records[want]) == 0 {
+		t.Fatalf("schemas of %v, %d %s records; want %s only", slices.Collect(mapKeys(o.schemas)), len(o.records[want]), want, want)
+	}
+	props := o.schemas[want]["properties"].(map[string]any)
+	if _, ok := props[dropped]; ok {
+		t.Errorf("deselected field %s is in the schema", dropped)
+	}
+	for _, rec := range o.records[want] {
+		if _, ok := rec[dropped]; ok {
+			t.Fatalf("deselected field %s is in a record", dropped)
+		}
+		if rec[s.PrimaryKey[0]] == nil || rec[s.CursorField] == nil {
+			t.Fatalf("automatic fields missing: %v", rec)
+		}
+	}
+	st, _ := singer.ParseState(o.lastState, d.Name)
+	if len(st) != 1 {
+		t.Errorf("state of %d streams, want 1", len(st))
+	}
+
+	// A catalog deselecting every stream reads nothing, successfully.
+	none := discover(t, cfg)
+	for i := range none.Streams {
+		none.Streams[i].Metadata[0].Metadata["selected"] = false
+	}
+	r = runTap(t, "--config", cfg, "--catalog", writeJSON(t, "none.json", none))
+	if r.code != 0 || r.stdout != "" {
+		t.Errorf("nothing selected: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// TestConfigErrors: an unknown key is named, a bad value refused, and neither the message nor
+// anything else prints the key.
+func TestConfigErrors(t *testing.T) {
+	const secret = "api_secret.zzTOPSECRETzz"
+	for name, cfg := range map[string]map[string]any{
+		"unknown key":    {"source": "close", "api_key": secret, "api_kee": secret},
+		"bad number":     {"source": "close", "api_key": secret, "requests_per_second": "fast"},
+		"bad source":     {"source": "salesforce", "api_key": secret},
+		"key not string": {"source": "close", "api_key": 42},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := writeJSON(t, "config.json", cfg)
+			r := runTap(t, "--config", path, "--discover")
+			if r.code != 2 || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and nothing", r.code, r.stdout)
+			}
+			if strings.Contains(r.stderr, secret) {
+				t.Errorf("the key is printed: %s", r.stderr)
+			}
+			if name == "unknown key" && !strings.Contains(r.stderr, `api_kee`) {
+				t.Errorf("the unknown key is not named: %s", r.stderr)
+			}
+			t.Log(r.stderr)
+		})
+	}
+	if r := runTap(t, "--discover"); r.code != 2 {
+		t.Errorf("no --config: exit %d", r.code)
+	}
+	if r := runTap(t, "--config", writeJSON(t, "c.json", map[string]any{"source": "close"})); r.code != 2 {
+		t.Errorf("no --catalog: exit %d", r.code)
+	}
+}
+
+// TestSecretsNeverPrinted runs a sync with a distinctive key, and one with a wrong key (which
+// fails, exit 1): the keys appear on neither stdout nor stderr.
+func TestSecretsNeverPrinted(t *testing.T) {
+	for _, d := range sources.All() {
+		t.Run(d.Name, func(t *testing.T) {
+			creds := map[string]string{}
+			for k, v := range d.Simulator.Credentials {
+				creds[k] = v
+			}
+			const secret = "api_zzTOPSECRETzz0123456789"
+			creds["api_key"] = secret
+			acct := newAccount(t, d, creds)
+			cfg := writeJSON(t, "config.json", acct.config)
+			cat := writeJSON(t, "catalog.json", selectAll(discover(t, cfg)))
+			r := runTap(t, "--config", cfg, "--catalog", cat)
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Error("the key is printed by a sync")
+			}
+			const wrong = "api_zzWRONGzz9876543210"
+			acct.config["api_key"] = wrong
+			r = runTap(t, "--config", writeJSON(t, "wrong.json", acct.config), "--catalog", cat)
+			if r.code == 0 {
+				t.Error("a sync with a wrong key exits 0")
+			}
+			if strings.Contains(r.stdout+r.stderr, wrong) {
+				t.Errorf("the wrong key is printed:\n%s", r.stderr)
+			}
+			t.Log(lastLines(r.stderr, 3))
+		})
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
