@@ -312,7 +312,6 @@ func writeJSONRaw(t *testing.T, name string, raw json.RawMessage) string {
 	return writeJSON(t, name, v)
 }
 
-
 // TestValidate makes sure the schema check the sync tests rely on does catch mismatches.
 func TestValidate(t *testing.T) {
 	schema := map[string]any{"type": "object", "properties": map[string]any{
