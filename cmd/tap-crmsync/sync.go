@@ -6,15 +6,29 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination/singer"
 	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/state"
 )
+
+// firstReads lists the selected incremental streams the state has no start date for: their
+// first read needs start_date.
+func firstReads(cat catalog.Catalog, streams []string, saved state.Source) []string {
+	var out []string
+	for _, name := range streams {
+		if s, _ := cat.Stream(name); s.Method != catalog.FullTable && saved[name].StartDate.IsZero() {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 // syncTap reads the streams the catalog selects and writes their messages to stdout.
 func syncTap(ctx context.Context, cfg tapConfig, catalogPath, statePath string, stdout io.Writer, log *slog.Logger) error {
@@ -42,6 +56,11 @@ func syncTap(ctx context.Context, cfg tapConfig, catalogPath, statePath string, 
 	if len(sel.Streams) == 0 {
 		log.Warn("the catalog selects no stream: nothing to read")
 		return nil
+	}
+	if start.IsZero() {
+		if first := firstReads(cat, sel.Streams, saved); len(first) > 0 {
+			return usageError{fmt.Errorf("start_date: missing; set start_date in the config (e.g. 2024-01-01): these streams have no bookmark in the state yet: %s", strings.Join(first, ", "))}
+		}
 	}
 	src, err := cfg.Desc.Open(connector.Settings{
 		Credentials: cfg.Credentials,

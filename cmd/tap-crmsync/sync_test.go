@@ -481,3 +481,27 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestStartDateMissing: a first read without start_date is refused up front, naming the
+// streams that need it, before any message; with the state of a run, none is needed.
+func TestStartDateMissing(t *testing.T) {
+	d, _ := sources.Lookup("copper")
+	acct := newAccount(t, d, nil)
+	cfg := writeJSON(t, "config.json", acct.config)
+	cat := writeJSON(t, "catalog.json", selectAll(discover(t, cfg)))
+	first := runTap(t, "--config", cfg, "--catalog", cat)
+	if first.code != 0 {
+		t.Fatalf("exit %d:\n%s", first.code, first.stderr)
+	}
+	o := readOutput(t, d.Name, first.stdout)
+	delete(acct.config, "start_date")
+	noStart := writeJSON(t, "nostart.json", acct.config)
+	r := runTap(t, "--config", noStart, "--catalog", cat)
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "start_date: missing") || !strings.Contains(r.stderr, "people") {
+		t.Errorf("exit %d, stdout %d bytes:\n%s", r.code, len(r.stdout), r.stderr)
+	}
+	r = runTap(t, "--config", noStart, "--catalog", cat, "--state", writeJSONRaw(t, "state.json", o.lastState))
+	if r.code != 0 {
+		t.Errorf("with the state: exit %d:\n%s", r.code, r.stderr)
+	}
+}
