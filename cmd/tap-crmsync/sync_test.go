@@ -454,12 +454,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			const secret = "api_zzTOPSECRETzz0123456789"
 			creds["api_key"] = secret
 			acct := newAccount(t, d, creds)
-			cfg := writeJSON(t, "config.json", acct.config)
-			cat := writeJSON(t, "catalog.json", selectAll(discover(t, cfg)))
-			r := runTap(t, "--config", cfg, "--catalog", cat)
-			if r.code != 0 {
-				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
-			}
+			_, cat, r := syncAll(t, acct)
 			if strings.Contains(r.stdout+r.stderr, secret) {
 				t.Error("the key is printed by a sync")
 			}
@@ -487,12 +482,7 @@ func lastLines(s string, n int) string {
 func TestStartDateMissing(t *testing.T) {
 	d, _ := sources.Lookup("copper")
 	acct := newAccount(t, d, nil)
-	cfg := writeJSON(t, "config.json", acct.config)
-	cat := writeJSON(t, "catalog.json", selectAll(discover(t, cfg)))
-	first := runTap(t, "--config", cfg, "--catalog", cat)
-	if first.code != 0 {
-		t.Fatalf("exit %d:\n%s", first.code, first.stderr)
-	}
+	_, cat, first := syncAll(t, acct)
 	o := readOutput(t, d.Name, first.stdout)
 	delete(acct.config, "start_date")
 	noStart := writeJSON(t, "nostart.json", acct.config)
@@ -504,4 +494,17 @@ func TestStartDateMissing(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("with the state: exit %d:\n%s", r.code, r.stderr)
 	}
+}
+
+// syncAll runs the tap on the account with every stream selected; it fails the test unless
+// the run succeeds. It returns the config and catalog files and the run.
+func syncAll(t *testing.T, acct account) (cfg, cat string, r tapRun) {
+	t.Helper()
+	cfg = writeJSON(t, "config.json", acct.config)
+	cat = writeJSON(t, "catalog.json", selectAll(discover(t, cfg)))
+	r = runTap(t, "--config", cfg, "--catalog", cat)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	return cfg, cat, r
 }

@@ -129,11 +129,7 @@ func TestTargetMatchesSQLite(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
 			acct := newAccount(t, d, nil)
-			cfg := writeJSON(t, "config.json", acct.config)
-			r := runTap(t, "--config", cfg, "--catalog", writeJSON(t, "catalog.json", selectAll(discover(t, cfg))))
-			if r.code != 0 {
-				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
-			}
+			_, _, r := syncAll(t, acct)
 			tg := newTarget()
 			tg.load(t, r.stdout)
 
