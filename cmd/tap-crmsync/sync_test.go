@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -507,4 +509,39 @@ func syncAll(t *testing.T, acct account) (cfg, cat string, r tapRun) {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
 	return cfg, cat, r
+}
+
+// TestStreamFails: when the API refuses one stream's endpoint, the other streams still send
+// their records and state, the failed stream has no bookmark, and the exit status is 1.
+func TestStreamFails(t *testing.T) {
+	d, _ := sources.Lookup("close")
+	acct := newAccount(t, d, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/event/") {
+			http.Error(w, `{"error": "refused by the test"}`, http.StatusBadRequest)
+			return
+		}
+		acct.Sim.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	acct.config["base_url"] = srv.URL
+	cfg := writeJSON(t, "config.json", acct.config)
+	r := runTap(t, "--config", cfg, "--catalog", writeJSON(t, "catalog.json", selectAll(discover(t, cfg))))
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", r.code, lastLines(r.stderr, 5))
+	}
+	o := readOutput(t, d.Name, r.stdout)
+	st, err := singer.ParseState(o.lastState, d.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st["event_log"]; ok || len(o.records["event_log"]) > 0 {
+		t.Errorf("event_log failed, yet it has %d records and a bookmark", len(o.records["event_log"]))
+	}
+	if len(o.records["leads"]) == 0 || st["leads"].Bookmark.IsZero() {
+		t.Error("leads did not sync beside the failed stream")
+	}
+	if !strings.Contains(r.stderr, "event_log") {
+		t.Errorf("stderr does not name the failed stream:\n%s", lastLines(r.stderr, 5))
+	}
 }
