@@ -9,14 +9,33 @@ import (
 	"github.com/crmsync/crmsync/internal/sources"
 )
 
-// aboutInfo is --about's answer, in the shape Meltano's SDK taps give.
+// aboutInfo is --about's answer, in the shape Meltano's SDK taps give: settings are the JSON
+// Schema of config.json, secrets marked "secret" and "writeOnly".
 type aboutInfo struct {
-	Name         string    `json:"name"`
-	Description  string    `json:"description"`
-	Version      string    `json:"version"`
-	Capabilities []string  `json:"capabilities"`
-	Sources      []string  `json:"sources"`
-	Settings     []setting `json:"settings"`
+	Name         string         `json:"name"`
+	Description  string         `json:"description"`
+	Version      string         `json:"version"`
+	Capabilities []string       `json:"capabilities"`
+	Sources      []string       `json:"sources"`
+	Settings     map[string]any `json:"settings"`
+}
+
+// settingsSchema is the JSON Schema of config.json.
+func settingsSchema(ss []setting) map[string]any {
+	props := map[string]any{}
+	var required []string
+	for _, s := range ss {
+		p := map[string]any{"type": []string{s.Type}, "description": s.Description}
+		if s.Sensitive {
+			p["secret"] = true
+			p["writeOnly"] = true
+		}
+		props[s.Name] = p
+		if s.Required {
+			required = append(required, s.Name)
+		}
+	}
+	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }
 
 func about() aboutInfo {
@@ -26,7 +45,7 @@ func about() aboutInfo {
 		Version:      version,
 		Capabilities: []string{"catalog", "discover", "state", "properties", "about", "activate-version"},
 		Sources:      sources.Names(),
-		Settings:     settings(),
+		Settings:     settingsSchema(settings()),
 	}
 }
 
@@ -39,13 +58,17 @@ func writeAbout(w io.Writer, format string) error {
 		return enc.Encode(a)
 	case "markdown":
 		var b strings.Builder
-		fmt.Fprintf(&b, "# %s\n\n%s\n\nVersion: %s\n\n## Capabilities\n\n", a.Name, a.Description, a.Version)
+		fmt.Fprintf(&b, "# `%s`\n\n%s\n\nVersion: %s\n\n## Capabilities\n\n", a.Name, a.Description, a.Version)
 		for _, c := range a.Capabilities {
 			fmt.Fprintf(&b, "* `%s`\n", c)
 		}
-		b.WriteString("\n## Settings\n\n| Setting | Type | Required | Sensitive | Description |\n|:--|:--|:--|:--|:--|\n")
-		for _, s := range a.Settings {
-			fmt.Fprintf(&b, "| %s | %s | %v | %v | %s |\n", s.Name, s.Type, s.Required, s.Sensitive, s.Description)
+		b.WriteString("\n## Settings\n\n| Setting | Required | Default | Description |\n|:--|:--:|:--:|:--|\n")
+		for _, s := range settings() {
+			desc := s.Description
+			if s.Sensitive {
+				desc += " (secret)"
+			}
+			fmt.Fprintf(&b, "| %s | %v | None | %s |\n", s.Name, s.Required, desc)
 		}
 		_, err := io.WriteString(w, b.String())
 		return err

@@ -32,6 +32,12 @@ type setting struct {
 	Sensitive   bool   `json:"sensitive,omitempty"`
 }
 
+// credentialHelp describes the credentials people know by name.
+var credentialHelp = map[string]string{
+	"api_key":    "the API key",
+	"user_email": "the email of the user who owns the API key",
+}
+
 // settings lists the config.json keys: the common ones, then every source's credentials.
 func settings() []setting {
 	out := []setting{
@@ -50,8 +56,12 @@ func settings() []setting {
 					used = append(used, e.Title)
 				}
 			}
+			desc, ok := credentialHelp[c.Key]
+			if !ok {
+				desc = strings.ReplaceAll(c.Key, "_", " ")
+			}
 			out = append(out, setting{Name: c.Key, Type: "string", Sensitive: c.Key != "user_email",
-				Description: fmt.Sprintf("%s (%s)", strings.ReplaceAll(c.Key, "_", " "), strings.Join(used, ", "))})
+				Description: fmt.Sprintf("%s (%s)", desc, strings.Join(used, ", "))})
 		}
 	}
 	return append(out,

@@ -146,17 +146,17 @@ func TestVersionAndAbout(t *testing.T) {
 			t.Errorf("--about: capability %q missing: %v", c, a.Capabilities)
 		}
 	}
-	var names []string
-	for _, s := range a.Settings {
-		names = append(names, s.Name)
-		if s.Name == "api_key" && !s.Sensitive {
-			t.Error("--about: api_key is not marked sensitive")
+	props, _ := a.Settings["properties"].(map[string]any)
+	for _, n := range []string{"source", "api_key", "user_email", "start_date", "base_url", "requests_per_second"} {
+		if props[n] == nil {
+			t.Errorf("--about: setting %q missing: %v", n, a.Settings)
 		}
 	}
-	for _, n := range []string{"source", "api_key", "user_email", "start_date", "base_url", "requests_per_second"} {
-		if !slices.Contains(names, n) {
-			t.Errorf("--about: setting %q missing: %v", n, names)
-		}
+	if key, _ := props["api_key"].(map[string]any); key["secret"] != true {
+		t.Errorf("--about: api_key is not marked secret: %v", key)
+	}
+	if fmt.Sprint(a.Settings["required"]) != "[source]" {
+		t.Errorf("--about: required %v", a.Settings["required"])
 	}
 	md := runTap(t, "--about", "--format", "markdown")
 	if md.code != 0 || !strings.Contains(md.stdout, "## Settings") || !strings.Contains(md.stdout, "| api_key |") {
