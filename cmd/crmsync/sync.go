@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +67,11 @@ func openDestination(ctx context.Context, dest, schema, sourceName string) (dest
 
 func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {
 	ctx := cmd.Context()
-	log, err := newLogger(cfg, a)
+	// The logger writes through logs, which the live progress display redirects above itself.
+	logs := &switchWriter{w: a.stderr}
+	la := *a
+	la.stderr = logs
+	log, err := newLogger(cfg, &la)
 	if err != nil {
 		return err
 	}
@@ -87,7 +90,8 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if err != nil {
 		return usageError{err}
 	}
-	if _, err := d.Catalog().Select(cfg.Streams); err != nil {
+	selected, err := d.Catalog().Select(cfg.Streams)
+	if err != nil {
 		return usageError{fmt.Errorf("streams: %w", err)}
 	}
 	if err := cfg.CheckSync(); err != nil {
@@ -134,7 +138,11 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 		return usageError{errors.New("full-refresh: reads every table again from the start date: set --start-date")}
 	}
 	eopts.Now = now
-	stopProgress := a.startProgress(&eopts, src, opts.progress)
+	ps := progressSetup{force: opts.progress, jsonLogs: strings.EqualFold(cfg.LogFormat, "json"), logs: logs}
+	for _, s := range selected {
+		ps.streams = append(ps.streams, s.Name)
+	}
+	stopProgress := a.startProgress(&eopts, src, ps)
 	rep, err := engine.Run(ctx, src, dst, eopts)
 	stopProgress()
 	var reportErr error
@@ -169,88 +177,10 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	return nil
 }
 
-// startProgress prints per-table row counts every few seconds on stderr when it is a
-// terminal (or when forced), and what the source waits for (a rate limit, a retry), and
-// returns a func that stops it.
-func (a *app) startProgress(o *engine.Options, src source.Source, force bool) func() {
-	if !force && !isTerminal(a.stderr) {
-		return func() {}
-	}
-	var mu sync.Mutex
-	counts := map[string]int64{}
-	o.Progress = func(stream string, rows int64) {
-		mu.Lock()
-		counts[stream] = rows
-		mu.Unlock()
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				mu.Lock()
-				names := make([]string, 0, len(counts))
-				for n := range counts {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				parts := make([]string, len(names))
-				for i, n := range names {
-					parts[i] = fmt.Sprintf("%s %d", n, counts[n])
-				}
-				mu.Unlock()
-				if line := progressLine(parts, src); line != "" {
-					fmt.Fprintln(a.stderr, line)
-				}
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
-// waiter is a source whose client tells what it waits for (apiclient.Client.Waiting).
-type waiter interface {
-	Waiting() (reason string, left time.Duration)
-}
-
-// progressLine is the line of the row counts and, when the source has been waiting a while,
-// what for; empty when there is nothing to say.
-func progressLine(counts []string, src source.Source) string {
-	var parts []string
-	if len(counts) > 0 {
-		parts = append(parts, strings.Join(counts, ", ")+" rows")
-	}
-	if w, ok := src.(waiter); ok {
-		if reason, left := w.Waiting(); left >= time.Second {
-			parts = append(parts, fmt.Sprintf("waiting %s: %s", left.Round(time.Second), reason))
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "progress: " + strings.Join(parts, "; ")
-}
-
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 func (a *app) printReport(rep engine.Report, dest string) {
 	w := a.stdout
 	fmt.Fprintf(w, "%s → %s: %d rows in %s\n", rep.Source, dest, rep.Rows(), rep.Duration.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-26s %-12s %10s  %-27s %-14s %s\n", "TABLE", "METHOD", "ROWS", "BOOKMARK", "RATE-LIMITED", "STATUS")
+	fmt.Fprintf(w, "  %-26s %-12s %10s  %-27s %-10s %-14s %6s  %s\n", "TABLE", "METHOD", "ROWS", "BOOKMARK", "TIME", "RATE-LIMITED", "WAIT%", "STATUS")
 	for _, s := range rep.Streams {
 		status := "ok"
 		if s.Err != nil {
@@ -260,13 +190,22 @@ func (a *app) printReport(rep engine.Report, dest string) {
 		if !s.Bookmark.IsZero() {
 			bm = s.Bookmark.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %-14s %s\n", s.Stream, s.Method, s.Rows, bm, s.RateLimitWait.Round(100*time.Millisecond), status)
+		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %-10s %-14s %6s  %s\n", s.Stream, s.Method, s.Rows, bm, s.Duration.Round(100*time.Millisecond),
+			s.RateLimitWait.Round(100*time.Millisecond), fmt.Sprintf("%.0f%%", 100*waitShare(s)), status)
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "    note: %s\n", n)
 		}
 	}
-	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d; RATE-LIMITED is the time a table's requests waited for rate limits (summed over parallel requests)\n",
+	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d; RATE-LIMITED is the time a table's requests waited for rate limits (summed over parallel requests), WAIT%% that time over the table's wall TIME\n",
 		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited)
+}
+
+// waitShare is the time a table's requests waited for rate limits over its wall time.
+func waitShare(s engine.StreamReport) float64 {
+	if s.Duration <= 0 {
+		return 0
+	}
+	return math.Round(1000*s.RateLimitWait.Seconds()/s.Duration.Seconds()) / 1000
 }
 
 type reportStreamJSON struct {
@@ -279,6 +218,9 @@ type reportStreamJSON struct {
 	Seconds  float64 `json:"seconds"`
 	// RateLimitWaitSeconds is the time the table's requests waited for rate limits.
 	RateLimitWaitSeconds float64 `json:"rate_limit_wait_seconds"`
+	// RateLimitWaitShare is RateLimitWaitSeconds over Seconds, the table's wall time (parallel
+	// requests add up, so a table read in parallel slices can pass 1).
+	RateLimitWaitShare float64 `json:"rate_limit_wait_share"`
 	// UnparsedValues counts values that did not parse as timestamps (stored NULL, the raw
 	// values in _crmsync_unparsed); SkippedRecords the records skipped for lack of a primary
 	// key. The notes give a sample of each.
@@ -303,7 +245,7 @@ func writeReportJSON(path string, rep engine.Report, dest string) error {
 		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited, nil}
 	for _, s := range rep.Streams {
 		r := reportStreamJSON{Table: s.Stream, Method: string(s.Method), Rows: s.Rows, Seconds: s.Duration.Seconds(),
-			RateLimitWaitSeconds: s.RateLimitWait.Seconds(), UnparsedValues: s.Unparsed, SkippedRecords: s.Skipped, Notes: s.Notes}
+			RateLimitWaitSeconds: s.RateLimitWait.Seconds(), RateLimitWaitShare: waitShare(s), UnparsedValues: s.Unparsed, SkippedRecords: s.Skipped, Notes: s.Notes}
 		if !s.From.IsZero() {
 			r.From, r.To = s.From.Format(time.RFC3339), s.To.Format(time.RFC3339)
 		}

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -16,16 +12,7 @@ import (
 // what, and the key appears nowhere.
 func TestSyncIsNotSilentWhileWaiting(t *testing.T) {
 	const apiKey = "api_WAITINGKEY.0123456789"
-	var users atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/user/" && users.Add(1) == 1 {
-			w.Header().Set("Retry-After", "4")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		fmt.Fprint(w, `{"data": [{"id": "user_1", "date_updated": "2025-01-01T00:00:00+00:00"}], "has_more": false}`)
-	}))
-	defer srv.Close()
+	srv := rateLimitedUsers(t, 4)
 	db := filepath.Join(t.TempDir(), "w.db")
 	code, out, errOut := runCLI(t, map[string]string{"CLOSE_API_KEY": apiKey}, "sync", "--source", "close", "--base-url", srv.URL,
 		"--start-date", "2024-01-01", "--streams", "users", "--dest", "sqlite:"+db, "--progress", "--log-level", "debug")

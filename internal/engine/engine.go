@@ -50,6 +50,10 @@ type Options struct {
 	Logger      *slog.Logger     // zero: discard
 	// Progress, when set, is called after every commit with the stream's running row count.
 	Progress func(stream string, rows int64)
+	// Started, when set, is called as a stream begins to be read; Finished with its final
+	// report (also for a stream cancelled before its turn). Both may be called concurrently.
+	Started  func(stream string)
+	Finished func(StreamReport)
 }
 
 // StreamReport says what happened to one stream.
@@ -169,10 +173,19 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil { // cancelled while waiting for its turn
 				rep.Streams[i] = StreamReport{Stream: s.Name, Method: s.Method, Err: err}
+				if opts.Finished != nil {
+					opts.Finished(rep.Streams[i])
+				}
 				return nil
+			}
+			if opts.Started != nil {
+				opts.Started(s.Name)
 			}
 			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started, apiNow: apiNow}
 			rep.Streams[i] = r.run(ctx)
+			if opts.Finished != nil {
+				opts.Finished(rep.Streams[i])
+			}
 			return nil
 		})
 	}

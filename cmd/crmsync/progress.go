@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/crmsync/crmsync/internal/engine"
+	"github.com/crmsync/crmsync/internal/source"
+)
+
+// progressSetup says how a sync shows its progress.
+type progressSetup struct {
+	force    bool          // --progress: periodic lines even when stderr is not a terminal
+	jsonLogs bool          // --log-format json: lines, never a live display
+	streams  []string      // the tables the sync reads, in catalog order
+	logs     *switchWriter // where the logger writes; the live display prints it above itself
+}
+
+// startProgress shows the sync's progress on stderr and returns a func that stops it. On a
+// terminal (unless the logs are JSON) it is a live display, one line per table; otherwise,
+// when stderr is a terminal or when forced, a line of per-table row counts every few seconds,
+// with what the source waits for (a rate limit, a retry).
+func (a *app) startProgress(o *engine.Options, src source.Source, ps progressSetup) func() {
+	term := isTerminal(a.stderr)
+	if term && !ps.jsonLogs && len(ps.streams) > 0 {
+		return a.startLiveProgress(o, src, ps)
+	}
+	if !ps.force && !term {
+		return func() {}
+	}
+	return a.startProgressLines(o, src)
+}
+
+// startProgressLines prints the row counts every two seconds.
+func (a *app) startProgressLines(o *engine.Options, src source.Source) func() {
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	o.Progress = func(stream string, rows int64) {
+		mu.Lock()
+		counts[stream] = rows
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				mu.Lock()
+				names := make([]string, 0, len(counts))
+				for n := range counts {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				parts := make([]string, len(names))
+				for i, n := range names {
+					parts[i] = fmt.Sprintf("%s %d", n, counts[n])
+				}
+				mu.Unlock()
+				if line := progressLine(parts, src); line != "" {
+					fmt.Fprintln(a.stderr, line)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// waiter is a source whose client tells what it waits for (apiclient.Client.Waiting).
+type waiter interface {
+	Waiting() (reason string, left time.Duration)
+}
+
+// progressLine is the line of the row counts and, when the source has been waiting a while,
+// what for; empty when there is nothing to say.
+func progressLine(counts []string, src source.Source) string {
+	var parts []string
+	if len(counts) > 0 {
+		parts = append(parts, strings.Join(counts, ", ")+" rows")
+	}
+	if w, ok := src.(waiter); ok {
+		if reason, left := w.Waiting(); left >= time.Second {
+			parts = append(parts, fmt.Sprintf("waiting %s: %s", left.Round(time.Second), reason))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "progress: " + strings.Join(parts, "; ")
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// switchWriter passes writes to w, which can be changed while in use: the logger writes
+// above the live display while it runs, and straight to stderr otherwise.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+// tableState is where a table is in the sync, as the live display shows it.
+type tableState int32
+
+const (
+	tableQueued tableState = iota
+	tableReading
+	tableDone
+	tableSkipped
+	tableFailed
+	tableStopped
+)
+
+var tableStateNames = [...]string{"queued", "reading", "done", "skipped", "FAILED", "stopped"}
+
+// tableProgress is one table's line of the live display.
+type tableProgress struct {
+	name  string
+	rows  atomic.Int64
+	state atomic.Int32
+	mu    sync.Mutex
+	start time.Time
+	end   time.Time // zero while reading
+	bar   *mpb.Bar
+}
+
+// line renders the table's line: name, state, rows, rate and wall time so far.
+func (t *tableProgress) line(now time.Time, nameWidth int) string {
+	st := tableState(t.state.Load())
+	name := fmt.Sprintf("%-*s  %-7s", nameWidth, t.name, tableStateNames[st])
+	if st == tableQueued {
+		return name
+	}
+	t.mu.Lock()
+	start, end := t.start, t.end
+	t.mu.Unlock()
+	if end.IsZero() {
+		end = now
+	}
+	elapsed := end.Sub(start)
+	rows := t.rows.Load()
+	rate := "-"
+	if s := elapsed.Seconds(); s >= 0.5 || (st != tableReading && s >= 0.05) {
+		rate = groupDigits(int64(float64(rows)/s+0.5)) + "/s"
+	}
+	return fmt.Sprintf("%s %11s rows  %9s  %7s", name, groupDigits(rows), rate, shortDuration(elapsed))
+}
+
+// startLiveProgress draws one line per table, and a last line of the requests and what the
+// API makes the sync wait for, redrawn in place (github.com/vbauerster/mpb).
+func (a *app) startLiveProgress(o *engine.Options, src source.Source, ps progressSetup) func() {
+	began := time.Now()
+	p := mpb.New(mpb.WithOutput(a.stderr), mpb.WithRefreshRate(200*time.Millisecond))
+	width := 0
+	for _, n := range ps.streams {
+		width = max(width, len(n))
+	}
+	tables := map[string]*tableProgress{}
+	for _, n := range ps.streams {
+		t := &tableProgress{name: n}
+		t.bar = p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			return "  " + t.line(time.Now(), width)
+		})))
+		tables[n] = t
+	}
+	footer := p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+		return "  " + footerLine(src, time.Since(began))
+	})))
+	o.Progress = func(stream string, rows int64) {
+		if t := tables[stream]; t != nil {
+			t.rows.Store(rows)
+		}
+	}
+	o.Started = func(stream string) {
+		if t := tables[stream]; t != nil {
+			t.mu.Lock()
+			t.start = time.Now()
+			t.mu.Unlock()
+			t.state.Store(int32(tableReading))
+		}
+	}
+	o.Finished = func(r engine.StreamReport) {
+		t := tables[r.Stream]
+		if t == nil {
+			return
+		}
+		st := tableDone
+		switch {
+		case errors.Is(r.Err, context.Canceled):
+			st = tableStopped
+		case r.Err != nil:
+			st = tableFailed
+		case skipped(r):
+			st = tableSkipped
+		}
+		t.mu.Lock()
+		if t.start.IsZero() {
+			t.start = time.Now()
+		}
+		t.end = time.Now()
+		t.mu.Unlock()
+		t.rows.Store(r.Rows)
+		t.state.Store(int32(st))
+		t.bar.SetTotal(-1, true)
+	}
+	ps.logs.set(p)
+	return func() {
+		for _, t := range tables {
+			if t.state.Load() <= int32(tableReading) { // never reached (the sync failed before)
+				t.bar.Abort(false)
+			}
+		}
+		footer.SetTotal(-1, true)
+		p.Wait()
+		ps.logs.set(a.stderr)
+	}
+}
+
+// skipped says the source could not read the table (a note says why).
+func skipped(r engine.StreamReport) bool {
+	for _, n := range r.Notes {
+		if strings.HasPrefix(n, "skipped: ") {
+			return true
+		}
+	}
+	return false
+}
+
+// footerLine is the live display's last line: the requests so far and what the sync waits
+// for, if anything.
+func footerLine(src source.Source, elapsed time.Duration) string {
+	st := src.Stats()
+	line := fmt.Sprintf("requests %s, retries %d, rate-limited (429) %d, %s", groupDigits(st.Requests), st.Retries, st.RateLimited, shortDuration(elapsed))
+	if w, ok := src.(waiter); ok {
+		if reason, left := w.Waiting(); left >= 500*time.Millisecond {
+			line += fmt.Sprintf(" — waiting %s: %s", left.Round(time.Second), reason)
+		}
+	}
+	return line
+}
+
+// groupDigits writes n with thousands separators: 1234567 → 1,234,567.
+func groupDigits(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// shortDuration is d to a tenth of a second under a minute, to the second above.
+func shortDuration(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}

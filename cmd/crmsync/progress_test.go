@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// runInTerminal runs cmd with a pseudo-terminal of 120 columns as its stdin, stdout and
+// stderr, and returns everything it wrote there.
+func runInTerminal(t *testing.T, cmd *exec.Cmd) (raw string, err error) {
+	t.Helper()
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var buf bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&buf, tty) // ends with EIO once the process and its terminal are gone
+		close(copied)
+	}()
+	err = cmd.Wait()
+	select {
+	case <-copied:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the terminal's output never ended")
+	}
+	return buf.String(), err
+}
+
+var escape = regexp.MustCompile(`\x1b\[([0-9;?]*)([A-Za-z])`)
+
+// screen replays what a program drew on a terminal — text, newlines, carriage returns, and
+// mpb's "cursor up n lines" and "erase below" — and returns the lines left on the screen,
+// the final frame of a live display. Other escape sequences (colours) are dropped.
+func screen(raw string) string {
+	raw = strings.ReplaceAll(raw, "\r\n", "\n") // the terminal's own newline translation
+	lines := []string{""}
+	row := 0
+	text := func(s string) {
+		for _, r := range s {
+			switch r {
+			case '\n':
+				row++
+				if row == len(lines) {
+					lines = append(lines, "")
+				}
+			case '\r':
+				lines[row] = "" // every redraw writes whole lines
+			default:
+				lines[row] += string(r)
+			}
+		}
+	}
+	for raw != "" {
+		loc := escape.FindStringSubmatchIndex(raw)
+		if loc == nil {
+			text(raw)
+			break
+		}
+		text(raw[:loc[0]])
+		arg, cmd := raw[loc[2]:loc[3]], raw[loc[4]:loc[5]]
+		switch cmd {
+		case "A":
+			n, _ := strconv.Atoi(arg)
+			row = max(row-max(n, 1), 0)
+		case "J":
+			lines = lines[:row+1]
+			lines[row] = ""
+		}
+		raw = raw[loc[1]:]
+	}
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n"
+}
+
+// plain is raw without escape sequences or carriage returns: every frame drawn, one after
+// the other.
+func plain(raw string) string {
+	return strings.ReplaceAll(escape.ReplaceAllString(raw, ""), "\r", "")
+}
+
+// TestLiveProgressOnATerminal runs the real binary under a pseudo-terminal against the Close
+// simulator: the live display draws a line per table with its row count, which ends "done"
+// with the table's rows, a last line of the requests, and then the report.
+func TestLiveProgressOnATerminal(t *testing.T) {
+	acc := closeAccount(t, 15*time.Millisecond)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	cmd := acc.command(context.Background(), db, "--concurrency", "2")
+	raw, err := runInTerminal(t, cmd)
+	if err != nil {
+		t.Fatalf("sync: %v\n%s", err, plain(raw))
+	}
+	final := screen(raw)
+	if path := os.Getenv("CRMSYNC_CAPTURE"); path != "" { // the README's pictures
+		mid := raw
+		if i := strings.LastIndex(raw, "queued"); i > 0 {
+			if j := strings.Index(raw[i:], "\x1b["); j > 0 {
+				mid = raw[:i+j]
+			}
+		}
+		os.WriteFile(path, []byte(screen(mid)+"\n"+final), 0o644)
+	}
+	r := acc.replica(t, db)
+	for _, s := range acc.Desc.Catalog().Streams {
+		var n int64
+		if err := r.DB.QueryRow(fmt.Sprintf("SELECT count(*) FROM %s", r.Ref(s.Name))).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		line := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(s.Name) + ` +done +` + regexp.QuoteMeta(groupDigits(n)) + ` rows +\S+ +[0-9.]+s$`)
+		if !line.MatchString(final) {
+			t.Errorf("the final frame has no line %q:\n%s", line, final)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^  requests [0-9,]+, retries 0, rate-limited \(429\) 0, [0-9.]+s$`).MatchString(final) {
+		t.Errorf("the final frame has no requests line:\n%s", final)
+	}
+	if !strings.Contains(final, "close → sqlite:") || !strings.Contains(final, "WAIT%") {
+		t.Errorf("the report is not under the display:\n%s", final)
+	}
+	// While it ran, tables waited for their turn and were drawn reading with partial counts.
+	all := plain(raw)
+	if !regexp.MustCompile(`  \w+ +queued`).MatchString(all) || !regexp.MustCompile(`  \w+ +reading +[0-9,]+ rows`).MatchString(all) {
+		t.Errorf("no frame shows a queued and a reading table:\n%s", all)
+	}
+	if strings.Contains(all, "progress: ") {
+		t.Errorf("periodic lines on a terminal with a live display:\n%s", all)
+	}
+}
+
+// TestLiveProgressShowsTheWait: under a pseudo-terminal, while the API answers 429 with
+// Retry-After, the live display says that the sync waits, how long and for what; the log
+// line of the wait is printed above the display, not over it.
+func TestLiveProgressShowsTheWait(t *testing.T) {
+	srv := rateLimitedUsers(t, 3)
+	db := filepath.Join(t.TempDir(), "w.db")
+	cmd := exec.Command(binary, "sync", "--source", "close", "--base-url", srv.URL, "--start-date", "2024-01-01", "--streams", "users",
+		"--dest", "sqlite:"+db, "--log-level", "info")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/tmp", "CLOSE_API_KEY=api_WAITINGKEY.0123456789"}
+	raw, err := runInTerminal(t, cmd)
+	if err != nil {
+		t.Fatalf("sync: %v\n%s", err, plain(raw))
+	}
+	all := plain(raw)
+	if !regexp.MustCompile(`requests 2, retries 1, rate-limited \(429\) 1, [0-9.]+s — waiting [1-3]s: rate limit, GET /user/`).MatchString(all) {
+		t.Errorf("no frame says the sync waits for the rate limit:\n%s", all)
+	}
+	final := screen(raw)
+	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg="rate limited: waiting before sending again"`).MatchString(final) ||
+		!regexp.MustCompile(`(?m)^  users +done +1 rows`).MatchString(final) {
+		t.Errorf("the final screen lacks the log line or the table's line:\n%s", final)
+	}
+}
+
+// rateLimitedUsers is a Close API whose users endpoint answers its first request 429 with
+// Retry-After: after seconds, then one user.
+func rateLimitedUsers(t *testing.T, after int) *httptest.Server {
+	var users atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/user/" && users.Add(1) == 1 {
+			w.Header().Set("Retry-After", strconv.Itoa(after))
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprint(w, `{"data": [{"id": "user_1", "date_updated": "2025-01-01T00:00:00+00:00"}], "has_more": false}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestNoLiveProgressWithJSONLogs: --log-format json on a terminal keeps the periodic lines,
+// whose shape is unchanged.
+func TestNoLiveProgressWithJSONLogs(t *testing.T) {
+	acc := closeAccount(t, 60*time.Millisecond)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	raw, err := runInTerminal(t, acc.command(context.Background(), db, "--log-format", "json", "--concurrency", "1"))
+	if err != nil {
+		t.Fatalf("sync: %v\n%s", err, plain(raw))
+	}
+	all := plain(raw)
+	if !regexp.MustCompile(`(?m)^progress: (\w+ \d+(, )?)+ rows$`).MatchString(all) {
+		t.Errorf("no periodic progress line:\n%s", all)
+	}
+	if strings.Contains(all, "queued") || strings.Contains(all, "\x1b[J") {
+		t.Errorf("a live display with JSON logs:\n%s", all)
+	}
+}
