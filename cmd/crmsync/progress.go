@@ -193,13 +193,13 @@ func (a *app) startLiveProgress(o *engine.Options, src source.Source, ps progres
 	tables := map[string]*tableProgress{}
 	for _, n := range ps.streams {
 		t := &tableProgress{name: n}
-		t.bar = p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-			return "  " + t.line(time.Now(), width)
+		t.bar = p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(st decor.Statistics) string {
+			return fit("  "+t.line(time.Now(), width), st.AvailableWidth)
 		})))
 		tables[n] = t
 	}
-	footer := p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-		return "  " + footerLine(src, time.Since(began))
+	footer := p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(st decor.Statistics) string {
+		return fit("  "+footerLine(src, time.Since(began)), st.AvailableWidth)
 	})))
 	o.Progress = func(stream string, rows int64) {
 		if t := tables[stream]; t != nil {
@@ -261,15 +261,27 @@ func skipped(r engine.StreamReport) bool {
 	return false
 }
 
-// footerLine is the live display's last line: the requests so far and what the sync waits
-// for, if anything.
+// footerLine is the live display's last line: what the sync waits for, if anything (first,
+// so that a narrow terminal still shows it), and the requests so far.
 func footerLine(src source.Source, elapsed time.Duration) string {
 	st := src.Stats()
 	line := fmt.Sprintf("requests %s, retries %d, rate-limited (429) %d, %s", groupDigits(st.Requests), st.Retries, st.RateLimited, shortDuration(elapsed))
 	if w, ok := src.(waiter); ok {
 		if reason, left := w.Waiting(); left >= 500*time.Millisecond {
-			line += fmt.Sprintf(" — waiting %s: %s", left.Round(time.Second), reason)
+			line = fmt.Sprintf("waiting %s: %s — %s", left.Round(time.Second), reason, line)
 		}
+	}
+	return line
+}
+
+// fit cuts line to width columns (less one, so that no terminal wraps it, which would break
+// the redraw); width 0 means unknown.
+func fit(line string, width int) string {
+	if width <= 1 {
+		return line
+	}
+	if r := []rune(line); len(r) >= width {
+		return string(r[:width-1])
 	}
 	return line
 }

@@ -20,11 +20,11 @@ import (
 	"github.com/creack/pty"
 )
 
-// runInTerminal runs cmd with a pseudo-terminal of 120 columns as its stdin, stdout and
+// runInTerminal runs cmd with a pseudo-terminal of cols columns as its stdin, stdout and
 // stderr, and returns everything it wrote there.
-func runInTerminal(t *testing.T, cmd *exec.Cmd) (raw string, err error) {
+func runInTerminal(t *testing.T, cmd *exec.Cmd, cols uint16) (raw string, err error) {
 	t.Helper()
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 120})
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: cols})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestLiveProgressOnATerminal(t *testing.T) {
 	acc := closeAccount(t, 15*time.Millisecond)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
 	cmd := acc.command(context.Background(), db, "--concurrency", "2")
-	raw, err := runInTerminal(t, cmd)
+	raw, err := runInTerminal(t, cmd, 120)
 	if err != nil {
 		t.Fatalf("sync: %v\n%s", err, plain(raw))
 	}
@@ -147,26 +147,34 @@ func TestLiveProgressOnATerminal(t *testing.T) {
 }
 
 // TestLiveProgressShowsTheWait: under a pseudo-terminal, while the API answers 429 with
-// Retry-After, the live display says that the sync waits, how long and for what; the log
-// line of the wait is printed above the display, not over it.
+// Retry-After, the live display says that the sync waits, how long and for what, even on a
+// narrow terminal; the log line of the wait is printed above the display, not over it.
 func TestLiveProgressShowsTheWait(t *testing.T) {
 	srv := rateLimitedUsers(t, 3)
 	db := filepath.Join(t.TempDir(), "w.db")
 	cmd := exec.Command(binary, "sync", "--source", "close", "--base-url", srv.URL, "--start-date", "2024-01-01", "--streams", "users",
 		"--dest", "sqlite:"+db, "--log-level", "info")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/tmp", "CLOSE_API_KEY=api_WAITINGKEY.0123456789"}
-	raw, err := runInTerminal(t, cmd)
+	raw, err := runInTerminal(t, cmd, 60)
 	if err != nil {
 		t.Fatalf("sync: %v\n%s", err, plain(raw))
 	}
 	all := plain(raw)
-	if !regexp.MustCompile(`requests 2, retries 1, rate-limited \(429\) 1, [0-9.]+s — waiting [1-3]s: rate limit, GET /user/`).MatchString(all) {
+	if !regexp.MustCompile(`(?m)^  waiting [1-3]s: rate limit, GET /user/ — requests 2, re`).MatchString(all) {
 		t.Errorf("no frame says the sync waits for the rate limit:\n%s", all)
 	}
 	final := screen(raw)
 	if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg="rate limited: waiting before sending again"`).MatchString(final) ||
 		!regexp.MustCompile(`(?m)^  users +done +1 rows`).MatchString(final) {
 		t.Errorf("the final screen lacks the log line or the table's line:\n%s", final)
+	}
+	// On a terminal of 60 columns no line of the display is wider (wrapped lines would make
+	// every redraw leave a copy behind).
+	display, _, _ := strings.Cut(all, "close → ") // the report follows, on stdout
+	for _, l := range strings.Split(display, "\n") {
+		if strings.HasPrefix(l, "  ") && len([]rune(l)) >= 60 {
+			t.Errorf("line wider than the terminal: %q", l)
+		}
 	}
 }
 
@@ -191,7 +199,7 @@ func rateLimitedUsers(t *testing.T, after int) *httptest.Server {
 func TestNoLiveProgressWithJSONLogs(t *testing.T) {
 	acc := closeAccount(t, 60*time.Millisecond)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
-	raw, err := runInTerminal(t, acc.command(context.Background(), db, "--log-format", "json", "--concurrency", "1"))
+	raw, err := runInTerminal(t, acc.command(context.Background(), db, "--log-format", "json", "--concurrency", "1"), 120)
 	if err != nil {
 		t.Fatalf("sync: %v\n%s", err, plain(raw))
 	}

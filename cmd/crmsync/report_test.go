@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/engine"
@@ -45,6 +47,48 @@ func TestReportNamesSetAsideValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.Tables) != 1 || got.Tables[0].UnparsedValues != 2 || got.Tables[0].SkippedRecords != 1 || len(got.Tables[0].Notes) != 2 {
+		t.Fatalf("report JSON: %s", b)
+	}
+}
+
+// TestReportTimeAndRateLimitShare: the printed report and --report-json give each table's
+// wall time and the share of it its requests spent waiting for the rate limit.
+func TestReportTimeAndRateLimitShare(t *testing.T) {
+	rep := engine.Report{Source: "copper", Duration: 95 * time.Second, Streams: []engine.StreamReport{
+		{Stream: "people", Method: catalog.Incremental, Rows: 120000, Duration: 80 * time.Second, RateLimitWait: 20 * time.Second},
+		{Stream: "users", Method: catalog.FullTable, Rows: 10, Duration: 0},
+	}}
+	var out bytes.Buffer
+	(&app{stdout: &out}).printReport(rep, "sqlite:crm.db")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^  TABLE +METHOD +ROWS +BOOKMARK +TIME +RATE-LIMITED +WAIT% +STATUS$`),
+		regexp.MustCompile(`(?m)^  people +INCREMENTAL +120000 +- +1m20s +20s +25% +ok$`),
+		regexp.MustCompile(`(?m)^  users +FULL_TABLE +10 +- +0s +0s +0% +ok$`),
+	} {
+		if !want.MatchString(out.String()) {
+			t.Errorf("printed report does not match %s:\n%s", want, out.String())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := writeReportJSON(path, rep, "sqlite:crm.db"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Tables []struct {
+			Seconds              float64 `json:"seconds"`
+			RateLimitWaitSeconds float64 `json:"rate_limit_wait_seconds"`
+			RateLimitWaitShare   float64 `json:"rate_limit_wait_share"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tables) != 2 || got.Tables[0].Seconds != 80 || got.Tables[0].RateLimitWaitSeconds != 20 || got.Tables[0].RateLimitWaitShare != 0.25 ||
+		got.Tables[1].RateLimitWaitShare != 0 {
 		t.Fatalf("report JSON: %s", b)
 	}
 }
