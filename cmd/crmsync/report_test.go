@@ -28,14 +28,7 @@ func TestReportNamesSetAsideValues(t *testing.T) {
 			t.Errorf("printed report lacks %q:\n%s", n, out.String())
 		}
 	}
-	path := filepath.Join(t.TempDir(), "report.json")
-	if err := writeReportJSON(path, rep, "sqlite:crm.db"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := reportJSON(t, rep)
 	var got struct {
 		Tables []struct {
 			UnparsedValues int64    `json:"unparsed_values"`
@@ -49,6 +42,20 @@ func TestReportNamesSetAsideValues(t *testing.T) {
 	if len(got.Tables) != 1 || got.Tables[0].UnparsedValues != 2 || got.Tables[0].SkippedRecords != 1 || len(got.Tables[0].Notes) != 2 {
 		t.Fatalf("report JSON: %s", b)
 	}
+}
+
+// reportJSON is what --report-json writes for rep.
+func reportJSON(t *testing.T, rep engine.Report) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := writeReportJSON(path, rep, "sqlite:crm.db"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestReportTimeAndRateLimitShare: the printed report and --report-json give each table's
@@ -69,14 +76,7 @@ func TestReportTimeAndRateLimitShare(t *testing.T) {
 			t.Errorf("printed report does not match %s:\n%s", want, out.String())
 		}
 	}
-	path := filepath.Join(t.TempDir(), "report.json")
-	if err := writeReportJSON(path, rep, "sqlite:crm.db"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := reportJSON(t, rep)
 	var got struct {
 		Tables []struct {
 			Seconds              float64 `json:"seconds"`
