@@ -265,7 +265,7 @@ func skipped(r engine.StreamReport) bool {
 // so that a narrow terminal still shows it), and the requests so far.
 func footerLine(src source.Source, elapsed time.Duration) string {
 	st := src.Stats()
-	line := fmt.Sprintf("requests %s, retries %d, rate-limited (429) %d, %s", groupDigits(st.Requests), st.Retries, st.RateLimited, shortDuration(elapsed))
+	line := fmt.Sprintf("requests %s, retries %d, 429s %d, %s", groupDigits(st.Requests), st.Retries, st.RateLimited, shortDuration(elapsed))
 	if w, ok := src.(waiter); ok {
 		if reason, left := w.Waiting(); left >= 500*time.Millisecond {
 			line = fmt.Sprintf("waiting %s: %s — %s", left.Round(time.Second), reason, line)

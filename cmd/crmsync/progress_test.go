@@ -130,7 +130,7 @@ func TestLiveProgressOnATerminal(t *testing.T) {
 			t.Errorf("the final frame has no line %q:\n%s", line, final)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^  requests [0-9,]+, retries 0, rate-limited \(429\) 0, [0-9.]+s$`).MatchString(final) {
+	if !regexp.MustCompile(`(?m)^  requests [0-9,]+, retries 0, 429s 0, [0-9.]+s$`).MatchString(final) {
 		t.Errorf("the final frame has no requests line:\n%s", final)
 	}
 	if !strings.Contains(final, "close → sqlite:") || !strings.Contains(final, "WAIT%") {
