@@ -163,12 +163,12 @@ type tableProgress struct {
 func (t *tableProgress) line(now time.Time, nameWidth int) string {
 	st := tableState(t.state.Load())
 	name := fmt.Sprintf("%-*s  %-7s", nameWidth, t.name, tableStateNames[st])
-	if st == tableQueued {
-		return name
-	}
 	t.mu.Lock()
 	start, end := t.start, t.end
 	t.mu.Unlock()
+	if start.IsZero() {
+		return name
+	}
 	if end.IsZero() {
 		end = now
 	}
@@ -229,10 +229,7 @@ func (a *app) startLiveProgress(o *engine.Options, src source.Source, ps progres
 			st = tableSkipped
 		}
 		t.mu.Lock()
-		if t.start.IsZero() {
-			t.start = time.Now()
-		}
-		t.end = time.Now()
+		t.end = time.Now() // a table stopped before its turn keeps no start: no rows, no time
 		t.mu.Unlock()
 		t.rows.Store(r.Rows)
 		t.state.Store(int32(st))

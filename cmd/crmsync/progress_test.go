@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,16 +21,40 @@ import (
 	"github.com/creack/pty"
 )
 
+// interruptWhen is an io.Writer that keeps what it is given and sends cmd an interrupt (as
+// Ctrl-C would) the first time it holds the pattern.
+type interruptWhen struct {
+	buf  bytes.Buffer // not embedded: io.Copy would use its ReadFrom, not Write
+	cmd  *exec.Cmd
+	re   *regexp.Regexp
+	sent bool
+}
+
+func (w *interruptWhen) Write(b []byte) (int, error) {
+	n, err := w.buf.Write(b)
+	if !w.sent && w.re.MatchString(plain(w.buf.String())) {
+		w.sent = true
+		w.cmd.Process.Signal(os.Interrupt)
+	}
+	return n, err
+}
+
 // runInTerminal runs cmd with a pseudo-terminal of cols columns as its stdin, stdout and
 // stderr, and returns everything it wrote there.
 func runInTerminal(t *testing.T, cmd *exec.Cmd, cols uint16) (raw string, err error) {
+	return runInTerminalUntil(t, cmd, cols, nil)
+}
+
+// runInTerminalUntil is runInTerminal, which interrupts cmd once its output (without escape
+// sequences) matches interrupt, when not nil.
+func runInTerminalUntil(t *testing.T, cmd *exec.Cmd, cols uint16, interrupt *regexp.Regexp) (raw string, err error) {
 	t.Helper()
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: cols})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	var buf bytes.Buffer
+	buf := interruptWhen{cmd: cmd, re: interrupt, sent: interrupt == nil}
 	copied := make(chan struct{})
 	go func() {
 		io.Copy(&buf, tty) // ends with EIO once the process and its terminal are gone
@@ -41,7 +66,7 @@ func runInTerminal(t *testing.T, cmd *exec.Cmd, cols uint16) (raw string, err er
 	case <-time.After(5 * time.Second):
 		t.Fatal("the terminal's output never ended")
 	}
-	return buf.String(), err
+	return buf.buf.String(), err
 }
 
 var escape = regexp.MustCompile(`\x1b\[([0-9;?]*)([A-Za-z])`)
@@ -209,5 +234,29 @@ func TestNoLiveProgressWithJSONLogs(t *testing.T) {
 	}
 	if strings.Contains(all, "queued") || strings.Contains(all, "\x1b[J") {
 		t.Errorf("a live display with JSON logs:\n%s", all)
+	}
+}
+
+// TestLiveProgressWhenStopped: Ctrl-C during a live display leaves its last frame drawn, the
+// tables being read marked stopped with their rows, those not begun stopped without, the
+// others done, then the resume hint.
+func TestLiveProgressWhenStopped(t *testing.T) {
+	acc := closeAccount(t, 40*time.Millisecond)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	cmd := acc.command(context.Background(), db, "--concurrency", "2")
+	raw, err := runInTerminalUntil(t, cmd, 120, regexp.MustCompile(`reading +[1-9][0-9,]* rows`))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("after Ctrl-C: %v, want exit code 130\n%s", err, plain(raw))
+	}
+	final := screen(raw)
+	t.Logf("the screen after Ctrl-C:\n%s", final)
+	if !regexp.MustCompile(`(?m)^  \w+ +stopped +[0-9,]+ rows`).MatchString(final) || !strings.Contains(final, "run the same command again to resume") {
+		t.Errorf("the final screen shows no stopped table or no resume hint:\n%s", final)
+	}
+	for _, s := range acc.Desc.Catalog().Streams {
+		if !regexp.MustCompile(`(?m)^  ` + s.Name + ` +(done|stopped)\b`).MatchString(final) {
+			t.Errorf("%s is neither done nor stopped:\n%s", s.Name, final)
+		}
 	}
 }
