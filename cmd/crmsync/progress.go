@@ -116,16 +116,22 @@ func isTerminal(w any) bool {
 }
 
 // switchWriter passes writes to w, which can be changed while in use: the logger writes
-// above the live display while it runs, and straight to stderr otherwise.
+// above the live display while it runs, and straight to stderr otherwise. A write w refuses
+// (the display has ended) goes to stderr.
 type switchWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	stderr io.Writer
 }
 
 func (s *switchWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
+	w := s.w
+	s.mu.Unlock()
+	if n, err := w.Write(b); err == nil || w == s.stderr {
+		return n, err
+	}
+	return s.stderr.Write(b)
 }
 
 func (s *switchWriter) set(w io.Writer) {
@@ -176,7 +182,7 @@ func (t *tableProgress) line(now time.Time, nameWidth int) string {
 	rows := t.rows.Load()
 	rate := "-"
 	if s := elapsed.Seconds(); s >= 0.5 || (st != tableReading && s >= 0.05) {
-		rate = groupDigits(int64(float64(rows)/s+0.5)) + "/s"
+		rate = rowRate(float64(rows) / s)
 	}
 	return fmt.Sprintf("%s %11s rows  %9s  %7s", name, groupDigits(rows), rate, shortDuration(elapsed))
 }
@@ -281,6 +287,14 @@ func fit(line string, width int) string {
 		return string(r[:width-1])
 	}
 	return line
+}
+
+// rowRate is a rate of rows per second: a decimal below 10, whole rows above.
+func rowRate(r float64) string {
+	if r < 9.95 {
+		return fmt.Sprintf("%.1f/s", r)
+	}
+	return groupDigits(int64(r+0.5)) + "/s"
 }
 
 // groupDigits writes n with thousands separators: 1234567 → 1,234,567.

@@ -260,3 +260,17 @@ func TestLiveProgressWhenStopped(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressFormats: the live display's numbers and its cut to the terminal's width.
+func TestProgressFormats(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{groupDigits(0), "0"}, {groupDigits(999), "999"}, {groupDigits(1000), "1,000"}, {groupDigits(1234567), "1,234,567"}, {groupDigits(-12345), "-12,345"},
+		{rowRate(0.42), "0.4/s"}, {rowRate(9.96), "10/s"}, {rowRate(12345.6), "12,346/s"},
+		{shortDuration(1234 * time.Millisecond), "1.2s"}, {shortDuration(83 * time.Second), "1m23s"},
+		{fit("  waiting 3s — requests", 10), "  waiting"}, {fit("short", 10), "short"}, {fit("unknown width", 0), "unknown width"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

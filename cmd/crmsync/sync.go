@@ -68,7 +68,7 @@ func openDestination(ctx context.Context, dest, schema, sourceName string) (dest
 func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {
 	ctx := cmd.Context()
 	// The logger writes through logs, which the live progress display redirects above itself.
-	logs := &switchWriter{w: a.stderr}
+	logs := &switchWriter{w: a.stderr, stderr: a.stderr}
 	la := *a
 	la.stderr = logs
 	log, err := newLogger(cfg, &la)
