@@ -23,23 +23,7 @@ import (
 // tapBinary is the real tap-crmsync, built once for the tests.
 var tapBinary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tap-crmsync-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	tapBinary = filepath.Join(dir, "tap-crmsync")
-	build := exec.Command("go", "build", "-o", tapBinary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building tap-crmsync:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(e2e.RunWithBinary(m, "tap-crmsync", &tapBinary)) }
 
 // tapRun is one run of the binary.
 type tapRun struct {

@@ -460,10 +460,6 @@ func (c *Client) attempt(ctx context.Context, req Request, decode func(Response)
 			// An https base URL on a plain-HTTP port: no retry will change the protocol.
 			return result{err: &RequestError{Path: req.Path, Message: "the server answers plain HTTP, but the base URL says https: check its scheme and port (--base-url)"}, final: true}
 		}
-		if strings.Contains(err.Error(), "invalid header field") {
-			// The transport refuses what no retry will change (a key with a line break).
-			return result{err: &RequestError{Path: req.Path, Message: withHint(err.Error(), c.cfg.AuthHint)}, final: true}
-		}
 		return result{err: fmt.Errorf("%s %s: %w", req.Method, req.Path, err), short: "a network error"}
 	}
 	defer resp.Body.Close()
