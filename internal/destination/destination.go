@@ -83,6 +83,21 @@ type Destination interface {
 	Close() error
 }
 
+// BulkLoader is implemented by destinations that load a table's first sync faster without its
+// key index, building the index once at the end (a sort instead of random page writes).
+type BulkLoader interface {
+	// BeginLoad puts an empty table into loading mode and says whether it did (a table with
+	// rows, or one that cannot drop its index, stays as it is). While loading, Write appends
+	// rows without looking for stored copies, so a key written twice is stored twice until
+	// FinishLoad; the state is saved with each batch as always.
+	BeginLoad(ctx context.Context, t Table) (bool, error)
+	// FinishLoad keeps one copy of each key — the newest by cursor, the last written among
+	// equals; for append-only tables the first copy of each version — and builds the index,
+	// in one transaction. A load a crash interrupted is finished by the next Claim of its
+	// source, before any stream is read.
+	FinishLoad(ctx context.Context, t Table) error
+}
+
 // Replacement stages the new contents of a table. Readers keep seeing the old contents until
 // Commit swaps them in, in one transaction with the state.
 type Replacement interface {

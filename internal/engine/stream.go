@@ -155,6 +155,16 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		return r.replace.Commit(ctx, r.saved)
 	}
 
+	// A first sync loads an empty table without its key index where the destination can (see
+	// destination.BulkLoader), and has the index built once the read is over.
+	loader, _ := r.dst.(destination.BulkLoader)
+	loading := false
+	if loader != nil && r.prev.Bookmark.IsZero() {
+		if loading, err = loader.BeginLoad(ctx, r.table); err != nil {
+			return err
+		}
+	}
+
 	// Even a bookmark at (or, after a clock change, past) the sync's start is read from: the
 	// start is only known to a second or two of the API's clock, and the read is unbounded.
 	// Rows read before a failure are real; they are committed with the last bookmark they
@@ -186,6 +196,16 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		committed <- flushErr
 	}()
 	writeErr := r.awaitCommit(ctx, committed, cancel)
+	// Once cancelled, the index is left to the next sync (which builds it first): a stop
+	// should not wait for a sort of the whole table.
+	if loading && ctx.Err() == nil {
+		t0 := r.opts.Now()
+		if err := loader.FinishLoad(ctx, r.table); err != nil {
+			writeErr = errors.Join(writeErr, err)
+		} else {
+			r.opts.Logger.Debug("key index built", "stream", s.Name, "rows", r.rows, "duration", r.opts.Now().Sub(t0).Round(time.Millisecond))
+		}
+	}
 	switch {
 	case readErr != nil && writeErr != nil && !errors.Is(readErr, writeErr):
 		return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, writeErr)

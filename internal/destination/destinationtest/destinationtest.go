@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"Create", testCreate},
 		{"Upsert", testUpsert},
 		{"UpsertManyDuplicates", testUpsertManyDuplicates},
+		{"BulkLoad", testBulkLoad},
+		{"BulkLoadInterrupted", testBulkLoadInterrupted},
 		{"UpsertKeepsColumnsMissingFromBatch", testUpsertPartialColumns},
 		{"Append", testAppend},
 		{"Replace", testReplace},
@@ -336,74 +338,80 @@ func testCreate(h *harness) {
 	}
 }
 
+// upsertCases are batches of one key's versions and the row that must be left.
+var upsertCases = []struct {
+	name    string
+	batches [][]rec
+	want    []rec
+	// loadKeeps is what a bulk load (destination.BulkLoader) leaves where it differs: it keeps
+	// a dated copy over a later one without a cursor, where upserts keep the later.
+	loadKeeps []rec
+}{
+	{
+		name:    "newest by cursor wins within a batch",
+		batches: [][]rec{{{"id": "a", "updated": at(1), "s": "v1"}, {"id": "a", "updated": at(3), "s": "v3"}, {"id": "a", "updated": at(2), "s": "v2"}}},
+		want:    []rec{{"id": "a", "updated": at(3), "s": "v3"}},
+	},
+	{
+		name:    "equal cursors within a batch: the last wins",
+		batches: [][]rec{{{"id": "a", "updated": at(1), "s": "first"}, {"id": "a", "updated": at(1), "s": "last"}}},
+		want:    []rec{{"id": "a", "updated": at(1), "s": "last"}},
+	},
+	{
+		name:    "an older version never replaces a newer row",
+		batches: [][]rec{{{"id": "a", "updated": at(2), "s": "new", "n": 2}}, {{"id": "a", "updated": at(1), "s": "old", "n": 1}}},
+		want:    []rec{{"id": "a", "updated": at(2), "s": "new", "n": 2}},
+	},
+	{
+		name:    "a newer version replaces the row",
+		batches: [][]rec{{{"id": "a", "updated": at(1), "s": "old", "n": 1}}, {{"id": "a", "updated": at(2), "s": "new"}}},
+		want:    []rec{{"id": "a", "updated": at(2), "s": "new"}},
+	},
+	{
+		name:    "a re-read with the same cursor replaces the row",
+		batches: [][]rec{{{"id": "a", "updated": at(1), "s": "first"}}, {{"id": "a", "updated": at(1), "s": "again"}}},
+		want:    []rec{{"id": "a", "updated": at(1), "s": "again"}},
+	},
+	{
+		name:    "a NULL cursor in the table is replaced",
+		batches: [][]rec{{{"id": "a", "s": "no cursor"}}, {{"id": "a", "updated": at(1), "s": "dated"}}},
+		want:    []rec{{"id": "a", "updated": at(1), "s": "dated"}},
+	},
+	{
+		// A cursor that did not parse is stored as NULL: it must not hide a valid version.
+		name:    "a NULL cursor within a batch is replaced by a later dated version",
+		batches: [][]rec{{{"id": "a", "s": "no cursor"}, {"id": "a", "updated": at(1), "s": "dated"}}},
+		want:    []rec{{"id": "a", "updated": at(1), "s": "dated"}},
+	},
+	{
+		name:      "a NULL cursor in a later batch replaces the row",
+		batches:   [][]rec{{{"id": "a", "updated": at(1), "s": "dated"}}, {{"id": "a", "s": "no cursor"}}},
+		want:      []rec{{"id": "a", "s": "no cursor"}},
+		loadKeeps: []rec{{"id": "a", "updated": at(1), "s": "dated"}},
+	},
+	{
+		// A destination may load a batch of new rows the fast way and fall back when it
+		// meets a stored one; nothing of the first attempt may be left behind.
+		name: "a stored row after new rows in a batch",
+		batches: [][]rec{
+			{{"id": "z", "updated": at(5), "s": "z5"}},
+			{{"id": "x", "updated": at(1), "s": "x1"}, {"id": "y", "updated": at(1), "s": "y1"}, {"id": "z", "updated": at(4), "s": "z4"}},
+			{{"id": "w", "updated": at(1), "s": "w1"}, {"id": "x", "updated": at(2), "s": "x2"}},
+		},
+		want: []rec{{"id": "w", "updated": at(1), "s": "w1"}, {"id": "x", "updated": at(2), "s": "x2"}, {"id": "y", "updated": at(1), "s": "y1"}, {"id": "z", "updated": at(5), "s": "z5"}},
+	},
+	{
+		name: "keys are independent",
+		batches: [][]rec{
+			{{"id": "a", "updated": at(5), "s": "a5"}, {"id": "b", "updated": at(1), "s": "b1"}, {"id": "c", "updated": at(3), "s": "c3"}},
+			{{"id": "a", "updated": at(4), "s": "a4"}, {"id": "b", "updated": at(2), "s": "b2"}, {"id": "d", "updated": at(1), "s": "d1"}},
+		},
+		want: []rec{{"id": "a", "updated": at(5), "s": "a5"}, {"id": "b", "updated": at(2), "s": "b2"}, {"id": "c", "updated": at(3), "s": "c3"}, {"id": "d", "updated": at(1), "s": "d1"}},
+	},
+}
+
 func testUpsert(h *harness) {
-	cases := []struct {
-		name    string
-		batches [][]rec
-		want    []rec
-	}{
-		{
-			name:    "newest by cursor wins within a batch",
-			batches: [][]rec{{{"id": "a", "updated": at(1), "s": "v1"}, {"id": "a", "updated": at(3), "s": "v3"}, {"id": "a", "updated": at(2), "s": "v2"}}},
-			want:    []rec{{"id": "a", "updated": at(3), "s": "v3"}},
-		},
-		{
-			name:    "equal cursors within a batch: the last wins",
-			batches: [][]rec{{{"id": "a", "updated": at(1), "s": "first"}, {"id": "a", "updated": at(1), "s": "last"}}},
-			want:    []rec{{"id": "a", "updated": at(1), "s": "last"}},
-		},
-		{
-			name:    "an older version never replaces a newer row",
-			batches: [][]rec{{{"id": "a", "updated": at(2), "s": "new", "n": 2}}, {{"id": "a", "updated": at(1), "s": "old", "n": 1}}},
-			want:    []rec{{"id": "a", "updated": at(2), "s": "new", "n": 2}},
-		},
-		{
-			name:    "a newer version replaces the row",
-			batches: [][]rec{{{"id": "a", "updated": at(1), "s": "old", "n": 1}}, {{"id": "a", "updated": at(2), "s": "new"}}},
-			want:    []rec{{"id": "a", "updated": at(2), "s": "new"}},
-		},
-		{
-			name:    "a re-read with the same cursor replaces the row",
-			batches: [][]rec{{{"id": "a", "updated": at(1), "s": "first"}}, {{"id": "a", "updated": at(1), "s": "again"}}},
-			want:    []rec{{"id": "a", "updated": at(1), "s": "again"}},
-		},
-		{
-			name:    "a NULL cursor in the table is replaced",
-			batches: [][]rec{{{"id": "a", "s": "no cursor"}}, {{"id": "a", "updated": at(1), "s": "dated"}}},
-			want:    []rec{{"id": "a", "updated": at(1), "s": "dated"}},
-		},
-		{
-			// A cursor that did not parse is stored as NULL: it must not hide a valid version.
-			name:    "a NULL cursor within a batch is replaced by a later dated version",
-			batches: [][]rec{{{"id": "a", "s": "no cursor"}, {"id": "a", "updated": at(1), "s": "dated"}}},
-			want:    []rec{{"id": "a", "updated": at(1), "s": "dated"}},
-		},
-		{
-			name:    "a NULL cursor in a later batch replaces the row",
-			batches: [][]rec{{{"id": "a", "updated": at(1), "s": "dated"}}, {{"id": "a", "s": "no cursor"}}},
-			want:    []rec{{"id": "a", "s": "no cursor"}},
-		},
-		{
-			// A destination may load a batch of new rows the fast way and fall back when it
-			// meets a stored one; nothing of the first attempt may be left behind.
-			name: "a stored row after new rows in a batch",
-			batches: [][]rec{
-				{{"id": "z", "updated": at(5), "s": "z5"}},
-				{{"id": "x", "updated": at(1), "s": "x1"}, {"id": "y", "updated": at(1), "s": "y1"}, {"id": "z", "updated": at(4), "s": "z4"}},
-				{{"id": "w", "updated": at(1), "s": "w1"}, {"id": "x", "updated": at(2), "s": "x2"}},
-			},
-			want: []rec{{"id": "w", "updated": at(1), "s": "w1"}, {"id": "x", "updated": at(2), "s": "x2"}, {"id": "y", "updated": at(1), "s": "y1"}, {"id": "z", "updated": at(5), "s": "z5"}},
-		},
-		{
-			name: "keys are independent",
-			batches: [][]rec{
-				{{"id": "a", "updated": at(5), "s": "a5"}, {"id": "b", "updated": at(1), "s": "b1"}, {"id": "c", "updated": at(3), "s": "c3"}},
-				{{"id": "a", "updated": at(4), "s": "a4"}, {"id": "b", "updated": at(2), "s": "b2"}, {"id": "d", "updated": at(1), "s": "d1"}},
-			},
-			want: []rec{{"id": "a", "updated": at(5), "s": "a5"}, {"id": "b", "updated": at(2), "s": "b2"}, {"id": "c", "updated": at(3), "s": "c3"}, {"id": "d", "updated": at(1), "s": "d1"}},
-		},
-	}
-	for i, c := range cases {
+	for i, c := range upsertCases {
 		h.t.Run(c.name, func(t *testing.T) {
 			h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
 			tb := table(fmt.Sprintf("upsert_%d", i), catalog.Incremental)
@@ -413,6 +421,112 @@ func testUpsert(h *harness) {
 			}
 			h.check(tb, c.want...)
 		})
+	}
+}
+
+// loader returns the destination's BulkLoader or skips the calling test.
+func (h *harness) loader() destination.BulkLoader {
+	h.t.Helper()
+	bl, ok := h.d.(destination.BulkLoader)
+	if !ok {
+		h.t.Skip("the destination does not implement destination.BulkLoader")
+	}
+	return bl
+}
+
+// beginLoad puts the empty table into loading mode, failing the test if it does not.
+func (h *harness) beginLoad(tb destination.Table) {
+	h.t.Helper()
+	if ok, err := h.loader().BeginLoad(h.ctx, tb); err != nil || !ok {
+		h.t.Fatalf("BeginLoad %q on an empty table = %v, %v; want true", tb.Stream.Name, ok, err)
+	}
+}
+
+func (h *harness) finishLoad(tb destination.Table) {
+	h.t.Helper()
+	if err := h.loader().FinishLoad(h.ctx, tb); err != nil {
+		h.t.Fatalf("FinishLoad %q: %v", tb.Stream.Name, err)
+	}
+}
+
+// testBulkLoad: a table loaded without its index ends, once the load is finished, as upserts
+// would have left it — one row per key, the newest — and later writes upsert into it. Append-
+// only tables keep each version once. A table with rows is not loaded.
+func testBulkLoad(h *harness) {
+	h.loader()
+	for i, c := range upsertCases {
+		h.t.Run(c.name, func(t *testing.T) {
+			h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
+			tb := table(fmt.Sprintf("load_%d", i), catalog.Incremental)
+			cols := h.prepare(tb, standardCols)
+			h.beginLoad(tb)
+			for j, recs := range c.batches {
+				h.write(batch(tb, cols, recs...), bookmark(at(j)))
+			}
+			h.finishLoad(tb)
+			want := c.want
+			if c.loadKeeps != nil {
+				want = c.loadKeeps
+			}
+			h.check(tb, want...)
+			// The key index is back: a newer version replaces the row, an older does not.
+			id := want[0]["id"]
+			h.write(batch(tb, cols, rec{"id": id, "updated": at(-10), "s": "older"}), bookmark(at(9)))
+			h.check(tb, want...)
+			h.write(batch(tb, cols, rec{"id": id, "updated": at(100), "s": "after"}), bookmark(at(10)))
+			if n := h.count(tb); n != int64(len(want)) {
+				t.Errorf("after the load an upsert left %d rows, want %d", n, len(want))
+			}
+		})
+	}
+
+	h.t.Run("append-only", func(t *testing.T) {
+		h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
+		tb := table("load_events", catalog.AppendOnly)
+		cols := h.prepare(tb, colSpec("id:string", "created:timestamp", "updated:timestamp", "s:string"))
+		h.beginLoad(tb)
+		v1 := rec{"id": "a", "created": at(0), "updated": at(1), "s": "a1"}
+		v2 := rec{"id": "a", "created": at(0), "updated": at(2), "s": "a2"}
+		h.write(batch(tb, cols, v1, v2, rec{"id": "a", "created": at(0), "updated": at(1), "s": "a1 again"}), bookmark(at(1)))
+		h.write(batch(tb, cols, v2), bookmark(at(2)))
+		h.finishLoad(tb)
+		h.check(tb, v1, v2)
+		h.write(batch(tb, cols, v2, rec{"id": "a", "created": at(0), "updated": at(3), "s": "a3"}), bookmark(at(3)))
+		h.check(tb, v1, v2, rec{"id": "a", "created": at(0), "updated": at(3), "s": "a3"})
+	})
+
+	h.t.Run("a table with rows is not loaded", func(t *testing.T) {
+		h := &harness{t: t, d: h.d, r: h.r, ctx: h.ctx}
+		tb := table("load_full", catalog.Incremental)
+		cols := h.prepare(tb, standardCols)
+		h.write(batch(tb, cols, rec{"id": "a", "updated": at(1), "s": "stored"}), bookmark(at(1)))
+		if ok, err := h.loader().BeginLoad(h.ctx, tb); err != nil || ok {
+			t.Fatalf("BeginLoad on a table with rows = %v, %v; want false", ok, err)
+		}
+		h.write(batch(tb, cols, rec{"id": "a", "updated": at(2), "s": "upserted"}), bookmark(at(2)))
+		h.check(tb, rec{"id": "a", "updated": at(2), "s": "upserted"})
+	})
+}
+
+// testBulkLoadInterrupted: a load never finished (the process died) is finished by the next
+// Claim of its source, with the state the batches saved, before anything else is written.
+func testBulkLoadInterrupted(h *harness) {
+	tb := table("load_crash", catalog.Incremental)
+	cols := h.prepare(tb, standardCols)
+	h.beginLoad(tb)
+	h.write(batch(tb, cols, rec{"id": "a", "updated": at(1), "s": "a1"}, rec{"id": "b", "updated": at(1), "s": "b1"}), bookmark(at(1)))
+	h.write(batch(tb, cols, rec{"id": "a", "updated": at(2), "s": "a2"}), bookmark(at(2)))
+	if err := h.d.Claim(h.ctx, []destination.Table{tb}); err != nil {
+		h.t.Fatalf("Claim: %v", err)
+	}
+	h.check(tb, rec{"id": "a", "updated": at(2), "s": "a2"}, rec{"id": "b", "updated": at(1), "s": "b1"})
+	if got := h.state()[tb.Stream.Name].Bookmark; !got.Equal(at(2)) {
+		h.t.Errorf("bookmark after the interrupted load = %v, want %v", got, at(2))
+	}
+	h.write(batch(tb, cols, rec{"id": "b", "updated": at(3), "s": "b3"}), bookmark(at(3)))
+	h.check(tb, rec{"id": "a", "updated": at(2), "s": "a2"}, rec{"id": "b", "updated": at(3), "s": "b3"})
+	if err := h.loader().FinishLoad(h.ctx, tb); err != nil {
+		h.t.Errorf("FinishLoad of a load already finished: %v", err)
 	}
 }
 

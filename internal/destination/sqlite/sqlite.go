@@ -61,6 +61,9 @@ type Destination struct {
 	colNames map[string]colNames
 	// stmts keeps Write's statements prepared across batches. Guarded by mu.
 	stmts *statementCache
+	// loading holds the tables this process loads without their key index (BeginLoad).
+	// Guarded by mu.
+	loading map[string]bool
 }
 
 // Open opens (creating with mode 0600 if needed) the SQLite file at path. Tables are prefixed
@@ -104,7 +107,7 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		return nil, fmt.Errorf("sqlite destination: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}, stmts: newStatementCache()}
+	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}, stmts: newStatementCache(), loading: map[string]bool{}}
 	if err := d.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -152,6 +155,7 @@ func (d *Destination) init(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS _crmsync_state (source TEXT NOT NULL, stream TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (source, stream))`,
 		`CREATE TABLE IF NOT EXISTS _crmsync_tables (table_name TEXT PRIMARY KEY, source TEXT NOT NULL, stream TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS _crmsync_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, logical_name TEXT NOT NULL, PRIMARY KEY (table_name, column_name))`,
+		loadingTable,
 	}
 	for _, s := range stmts {
 		if _, err := d.db.ExecContext(ctx, s); err != nil {
@@ -252,7 +256,7 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 			}
 		}
 		if len(widened) > 0 {
-			if err := rebuild(ctx, tx, name, s, names.cols(existing), names.cols(merged)); err != nil {
+			if err := rebuild(ctx, tx, name, s, names.cols(existing), names.cols(merged), !d.loading[name]); err != nil {
 				return nil, err
 			}
 		}
@@ -280,7 +284,10 @@ func (d *Destination) Claim(ctx context.Context, tables []destination.Table) err
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("claim tables: %w", err)
 	}
-	return nil
+	if len(tables) == 0 {
+		return nil
+	}
+	return d.finishSourceLoads(ctx, tables[0].Source)
 }
 
 // claim registers which source owns each table, so two sources never write into one table,
@@ -356,8 +363,9 @@ func tableColumns(ctx context.Context, q interface {
 
 // rebuild re-creates the table with wider column types and copies the rows over. SQLite cannot
 // alter a column's type, and storing text in an INTEGER column would turn "007" into 7.
-// old holds the types before widening (columns added since are absent or equal).
-func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old, cols []catalog.Column) error {
+// old holds the types before widening (columns added since are absent or equal). indexed:
+// the table has its key index (it is not being loaded).
+func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old, cols []catalog.Column, indexed bool) error {
 	tmp := "_crmsync_rebuild_" + name
 	was := map[string]catalog.Type{}
 	for _, c := range old {
@@ -374,7 +382,9 @@ func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old
 		"DROP TABLE " + quote(name),
 		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(name)),
 	}
-	stmts = append(stmts, indexSQL(name, s)...)
+	if indexed {
+		stmts = append(stmts, indexSQL(name, s)...)
+	}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("widen columns of %s: %w", name, err)
@@ -409,25 +419,50 @@ func createTableSQL(name string, s catalog.Stream, cols []catalog.Column) string
 		}
 		b.WriteString(quote(c.Name) + " " + sqlType(c.Type))
 	}
-	if s.Method != catalog.AppendOnly && len(s.PrimaryKey) > 0 {
-		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", quotedList(s.PrimaryKey))
-	}
 	b.WriteString(")")
 	return b.String()
 }
 
+// indexSQL creates the table's key index: a unique index rather than a PRIMARY KEY clause (as
+// tables of earlier releases have), so that a first sync can load the table without it and
+// build it once at the end (see BeginLoad).
 func indexSQL(name string, s catalog.Stream) []string {
-	keys := destination.StoredKey(s)
-	if s.Method != catalog.AppendOnly || len(keys) == 0 {
+	ix := keyIndex(name, s)
+	if ix.name == "" {
 		return nil
 	}
-	// Append-only tables keep every version once: a unique index on the version key (NULL
-	// counted as a value) lets INSERT OR IGNORE skip versions already stored.
-	exprs := make([]string, len(keys))
-	for i, k := range keys {
-		exprs[i] = fmt.Sprintf("IFNULL(%s, '')", quote(k))
+	return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", quote(ix.name), quote(name), strings.Join(ix.exprs, ", "))}
+}
+
+// index is a table's key index: its name and the expressions it indexes.
+type index struct {
+	name  string
+	exprs []string
+}
+
+// keyIndex is the unique index upserts find stored rows by: the primary key, or for an
+// append-only table, which keeps every version once, the version key with NULL counted as a
+// value (so INSERT OR IGNORE skips versions already stored). None for a table without a key.
+func keyIndex(name string, s catalog.Stream) index {
+	if s.Method == catalog.AppendOnly {
+		keys := destination.StoredKey(s)
+		if len(keys) == 0 {
+			return index{}
+		}
+		exprs := make([]string, len(keys))
+		for i, k := range keys {
+			exprs[i] = fmt.Sprintf("IFNULL(%s, '')", quote(k))
+		}
+		return index{name: "ux_" + name + "_version", exprs: exprs}
 	}
-	return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", quote("ux_"+name+"_version"), quote(name), strings.Join(exprs, ", "))}
+	if len(s.PrimaryKey) == 0 {
+		return index{}
+	}
+	exprs := make([]string, len(s.PrimaryKey))
+	for i, k := range s.PrimaryKey {
+		exprs[i] = quote(k)
+	}
+	return index{name: "ux_" + name + "_key", exprs: exprs}
 }
 
 func sqlType(t catalog.Type) string {
@@ -523,7 +558,10 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	s, cols := names.stream(b.Table.Stream), names.cols(b.Columns)
 	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, cols, named, n) }
-	if s.Method == catalog.AppendOnly {
+	switch {
+	case d.loading[name]:
+		sqlFor = func(named []catalog.Column, n int) string { return insertRowsSQL(name, named, n) }
+	case s.Method == catalog.AppendOnly:
 		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
 	}
 	plan := planRows(b.Rows, cols, destination.StoredKey(s), sqlFor)
@@ -735,8 +773,10 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 	// staged changes only once the transaction commits: a failed write leaves it as it was.
 	staged := cols
 	if r.staged == nil {
-		if _, err := tx.ExecContext(ctx, createTableSQL(r.stage, s, cols)); err != nil {
-			return fmt.Errorf("stage %s: %w", r.name, err)
+		for _, st := range append([]string{createTableSQL(r.stage, s, cols)}, indexSQL(r.stage, s)...) {
+			if _, err := tx.ExecContext(ctx, st); err != nil {
+				return fmt.Errorf("stage %s: %w", r.name, err)
+			}
 		}
 	} else {
 		var added []catalog.Column
@@ -750,7 +790,7 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 		// The table was widened since the last batch: widen the stage too, or its INTEGER
 		// affinity would store "007" as 7.
 		if len(widened) > 0 {
-			if err := rebuild(ctx, tx, r.stage, s, r.staged, staged); err != nil {
+			if err := rebuild(ctx, tx, r.stage, s, r.staged, staged, true); err != nil {
 				return fmt.Errorf("stage %s: %w", r.name, err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,40 @@ func TestProgressCarriesTheAnnouncedTotal(t *testing.T) {
 	}
 	if got := last["activities"].Expected; got != 0 {
 		t.Errorf("activities (no total_results): progress announced %d records, want 0 (unknown)", got)
+	}
+}
+
+// TestFirstSyncLoadsWithoutTheKeyIndex: into SQLite a first sync appends rows to tables
+// without their key index and builds each index once at the end; nothing is left loading, the
+// replica equals the account, and the next sync upserts through the indexes.
+func TestFirstSyncLoadsWithoutTheKeyIndex(t *testing.T) {
+	h := newHarness(t, closesim.Config{Leads: 900, Activities: 1200, Tasks: 300, Users: 5, CustomFields: 5, Events: 200})
+	var logs strings.Builder
+	opts := h.Options()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e2e.SyncWith(t, h.Source(t), h.Dst, opts)
+	h.Assert()
+	for _, table := range []string{"leads", "activities", "tasks", "event_log"} {
+		if !strings.Contains(logs.String(), `msg="key index built" stream=`+table+" ") {
+			t.Errorf("%s: no key index built after the first sync:\n%s", table, logs.String())
+		}
+	}
+	var loading, indexes int
+	db := h.Dst.DB()
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM _crmsync_loading), (SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN ('ux_leads_key', 'ux_activities_version'))`).Scan(&loading, &indexes); err != nil {
+		t.Fatal(err)
+	}
+	if loading != 0 || indexes != 2 {
+		t.Errorf("after the first sync: %d tables still loading, %d of 2 key indexes", loading, indexes)
+	}
+
+	logs.Reset()
+	at := h.Clock.Now().UTC()
+	h.sim.UpdateRecords("leads", 12, at)
+	h.Settle()
+	e2e.SyncWith(t, h.Source(t), h.Dst, opts)
+	h.Assert()
+	if strings.Contains(logs.String(), "key index built") {
+		t.Errorf("an incremental sync loaded a table:\n%s", logs.String())
 	}
 }
