@@ -18,8 +18,12 @@
 // case, then byte order, so which keeps its spelling does not depend on the order fields
 // arrive in. Column names are the API's field names, quoted.
 // Types: BIGINT (integer affinity, never a rowid alias), REAL, BOOLEAN (0/1), TIMESTAMP (UTC text "2006-01-02T15:04:05.000000Z", which
-// sorts in time order), TEXT and JSON (JSON text). The declared type is how the logical type is
-// read back, so no side table is needed; widening rebuilds the table in one transaction.
+// sorts in time order), DATE (text "2006-01-02", which sorts in day order), TEXT and JSON TEXT
+// (JSON text with text affinity; "JSON" in tables made before). The declared type is how the
+// logical type is read back, so no side table is needed; widening rebuilds the table in one
+// transaction, and so does the upgrade of a text column to a date or JSON column
+// (catalog.Widening.Converts): dates are re-read by the engine's parser (convertDates), text
+// that is a JSON object or array stays that document and other text becomes a JSON string.
 package sqlite
 
 import (
@@ -38,6 +42,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
@@ -245,6 +250,13 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 				return nil, fmt.Errorf("add column %s.%s: %w", name, c.Name, err)
 			}
 		}
+		for _, w := range widened {
+			if w.Converts() && w.To == catalog.Date {
+				if err := convertDates(ctx, tx, name, names, w.Name, destination.RawOf(cols, w.Name)); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if len(widened) > 0 {
 			if err := rebuild(ctx, tx, name, s, names.cols(existing), names.cols(merged)); err != nil {
 				return nil, err
@@ -377,10 +389,78 @@ func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old
 	return nil
 }
 
+// convertDates rewrites a text column that becomes a date column (see
+// destination.TextDays) before the rebuild gives it its type: each value as its day, or NULL
+// with the text kept in the unparsed column; the text is also kept in the column that keeps
+// the field as sent, when the declaration names one.
+func convertDates(ctx context.Context, tx *sql.Tx, table string, names colNames, field, raw string) error {
+	t, col, unparsed := quote(table), quote(names.col(field)), quote(names.col(destination.UnparsedColumn))
+	fail := func(err error) error { return fmt.Errorf("convert %s.%s to dates: %w", table, field, err) }
+	if raw != "" {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s IS NOT NULL", t, quote(names.col(raw)), col, col)); err != nil {
+			return fail(err)
+		}
+	}
+	values, err := distinctText(ctx, tx, fmt.Sprintf("SELECT DISTINCT CAST(%s AS TEXT) FROM %s WHERE %s IS NOT NULL", col, t, col))
+	if err != nil {
+		return fail(err)
+	}
+	stmts := []string{"DROP TABLE IF EXISTS temp._crmsync_days", "CREATE TEMP TABLE _crmsync_days (raw TEXT PRIMARY KEY, day TEXT NOT NULL)"}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st); err != nil {
+			return fail(err)
+		}
+	}
+	for v, day := range destination.TextDays(values) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO temp._crmsync_days (raw, day) VALUES (?, ?)", v, day); err != nil {
+			return fail(err)
+		}
+	}
+	stmts = []string{
+		fmt.Sprintf("UPDATE %[1]s SET %[3]s = json_patch(coalesce(%[3]s, '{}'), json_object(?, %[2]s)) WHERE %[2]s IS NOT NULL AND %[2]s NOT IN (SELECT raw FROM temp._crmsync_days)", t, col, unparsed),
+		fmt.Sprintf("UPDATE %[1]s SET %[2]s = (SELECT day FROM temp._crmsync_days WHERE raw = %[2]s) WHERE %[2]s IS NOT NULL", t, col),
+		"DROP TABLE temp._crmsync_days",
+	}
+	for i, st := range stmts {
+		var args []any
+		if i == 0 {
+			args = []any{field}
+		}
+		if _, err := tx.ExecContext(ctx, st, args...); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// distinctText runs a query of one text column and returns its values.
+func distinctText(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // convertExpr converts a column's stored values when its type widens to text, so old rows
 // read like the text the engine writes for new values: booleans as true/false (not 1/0) and
 // integral numbers without a trailing ".0"; other numbers keep SQLite's exact (round-trip) text.
+// A text column turning into JSON keeps the text of an object or array as that document and
+// makes any other text a JSON string (record.JSONFromText); one turning into dates was
+// rewritten by convertDates.
 func convertExpr(col string, from, to catalog.Type) string {
+	if from == catalog.String && to == catalog.JSON {
+		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR (json_valid(%[1]s) AND json_type(%[1]s) IN ('object', 'array')) THEN %[1]s ELSE json_quote(CAST(%[1]s AS TEXT)) END", col)
+	}
 	if to != catalog.String || from == to {
 		return col
 	}
@@ -438,8 +518,12 @@ func sqlType(t catalog.Type) string {
 		return "BOOLEAN"
 	case catalog.Timestamp:
 		return "TIMESTAMP"
+	case catalog.Date:
+		return "DATE"
 	case catalog.JSON:
-		return "JSON"
+		// TEXT affinity: under "JSON" (NUMERIC affinity) SQLite would store the JSON number
+		// 12345678901234567890 as an approximate REAL. Tables made before keep "JSON".
+		return "JSON TEXT"
 	default:
 		return "TEXT"
 	}
@@ -455,7 +539,9 @@ func logicalType(sqlType string) catalog.Type {
 		return catalog.Boolean
 	case "TIMESTAMP":
 		return catalog.Timestamp
-	case "JSON":
+	case "DATE":
+		return catalog.Date
+	case "JSON", "JSON TEXT":
 		return catalog.JSON
 	default:
 		return catalog.String
@@ -684,8 +770,8 @@ func execGroup(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Col
 		}
 		args = args[:0]
 		for _, row := range chunk {
-			for _, j := range filled {
-				args = append(args, sqlValue(row[j]))
+			for i, j := range filled {
+				args = append(args, sqlValue(row[j], named[i].Type))
 			}
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
@@ -695,9 +781,12 @@ func execGroup(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Col
 	return nil
 }
 
-func sqlValue(v any) any {
+func sqlValue(v any, t catalog.Type) any {
 	switch x := v.(type) {
 	case time.Time:
+		if t == catalog.Date {
+			return x.Format(record.DateLayout) // the day, as the engine gives it
+		}
 		return x.UTC().Format(TimeLayout)
 	case bool:
 		if x {
