@@ -178,7 +178,7 @@ func (c Catalog) Names() []string {
 }
 
 // Widening is one column whose type changes: it grows, or (Converts) a text column becomes
-// the date or JSON column its declaration asks for.
+// the timestamp, date or JSON column its declaration asks for.
 type Widening struct {
 	Name     string
 	From, To Type
@@ -187,13 +187,14 @@ type Widening struct {
 // Converts reports whether the change re-reads stored text as a typed value rather than
 // widening it. Only a release that declared the column as text (or widened it to text)
 // leaves such a column: the upgrade converts it in place (see destination.Destination.Prepare).
-func (w Widening) Converts() bool { return w.From == String && (w.To == Date || w.To == JSON) }
+func (w Widening) Converts() bool { return w.From == String && (w.To.Temporal() || w.To == JSON) }
 
 // Merge returns existing columns (types widened to hold want) followed by the wanted ones
 // missing, plus what was added and what was widened. Existing may be nil (a new table). A
 // column without a type is a string. Destinations use it to evolve tables: columns are only
-// ever added and widened, except that a text column wanted as date or JSON is converted
-// (Widening.Converts): replicas written before those columns were declared so hold them as text.
+// ever added and widened, except that a text column wanted as timestamp, date or JSON is
+// converted (Widening.Converts): replicas written before those fields were declared so (as
+// drift columns, or declared as text) hold them as text.
 func Merge(existing, want []Column) (merged, added []Column, widened []Widening) {
 	idx := map[string]int{}
 	merged = append(merged, existing...)

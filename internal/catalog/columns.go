@@ -45,3 +45,14 @@ func Cols(specs ...string) []Column {
 	}
 	return out
 }
+
+// Describe sets the description of the named column (for the docs: what a type decision
+// means for that field), and returns cols.
+func Describe(cols []Column, name, desc string) []Column {
+	i := IndexOf(cols, name)
+	if i < 0 {
+		panic(fmt.Sprintf("catalog.Describe: no column %q", name))
+	}
+	cols[i].Description = desc
+	return cols
+}

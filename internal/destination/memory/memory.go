@@ -424,9 +424,9 @@ func (t *table) evolve(cols []catalog.Column) {
 	t.cols = merged
 }
 
-// convert upgrades a stored text value to the date or JSON type its column now has, as the
-// SQL destinations do: a date's text is kept in the raw column (when declared), one that is no
-// date in destination.UnparsedColumn.
+// convert upgrades a stored text value to the timestamp, date or JSON type its column now
+// has, as the SQL destinations do: a value's text is kept in the raw column (when declared),
+// one that does not parse in destination.UnparsedColumn.
 func convert(row map[string]any, w catalog.Widening, raw string) {
 	text := row[w.Name].(string)
 	if w.To == catalog.JSON {
@@ -436,8 +436,12 @@ func convert(row map[string]any, w catalog.Widening, raw string) {
 	if raw != "" {
 		row[raw] = text
 	}
-	if day, ok := destination.TextDays([]string{text})[text]; ok {
-		row[w.Name], _ = time.Parse(record.DateLayout, day)
+	if v, ok := destination.ParsedText([]string{text}, w.To)[text]; ok {
+		layout := destination.TimeLayout
+		if w.To == catalog.Date {
+			layout = record.DateLayout
+		}
+		row[w.Name], _ = time.Parse(layout, v)
 		return
 	}
 	delete(row, w.Name)

@@ -280,11 +280,11 @@ func alterSQL(table string, added []catalog.Column, widened []catalog.Widening) 
 	return "ALTER TABLE " + table + " " + strings.Join(parts, ", ")
 }
 
-// convert upgrades text columns to the date or JSON columns their declarations ask for
-// (catalog.Widening.Converts), with the other changes of the same Prepare: columns are added
-// first, so the column that keeps a field as sent and the unparsed column can take the old
-// text; date columns are rewritten as days (destination.TextDays) while still text; then every
-// type changes in one ALTER, JSON through jsonFromText.
+// convert upgrades text columns to the timestamp, date or JSON columns their declarations ask
+// for (catalog.Widening.Converts), with the other changes of the same Prepare: columns are
+// added first, so the column that keeps a field as sent and the unparsed column can take the
+// old text; instants and dates are rewritten as the engine reads them (destination.ParsedText)
+// while still text; then every type changes in one ALTER, JSON through jsonFromTextSQL.
 func (d *Destination) convert(ctx context.Context, tx pgx.Tx, stream string, cols, added []catalog.Column, changed []catalog.Widening) error {
 	table := d.Table(stream)
 	if s := alterSQL(table, added, nil); s != "" {
@@ -296,9 +296,9 @@ func (d *Destination) convert(ctx context.Context, tx pgx.Tx, stream string, col
 		return fmt.Errorf("convert columns: %w", err)
 	}
 	for _, w := range changed {
-		if w.Converts() && w.To == catalog.Date {
-			if err := convertDates(ctx, tx, table, w.Name, destination.RawOf(cols, w.Name)); err != nil {
-				return fmt.Errorf("convert %s to dates: %w", w.Name, err)
+		if w.Converts() && w.To.Temporal() {
+			if err := convertParsed(ctx, tx, table, w, destination.RawOf(cols, w.Name)); err != nil {
+				return fmt.Errorf("convert %s to %s: %w", w.Name, w.To, err)
 			}
 		}
 	}
@@ -322,11 +322,12 @@ BEGIN
 	RETURN to_jsonb(t);
 END $$`
 
-// convertDates rewrites a text column that is about to become a date column: each value as
-// its day (ISO text, which casts to date whatever the DateStyle), or NULL with the text kept
-// in the unparsed column; the text also goes to the column that keeps the field as sent.
-func convertDates(ctx context.Context, tx pgx.Tx, table, field, raw string) error {
-	col, unparsed := qident(field), qident(destination.UnparsedColumn)
+// convertParsed rewrites a text column that is about to become a timestamp or date column:
+// each value as the engine reads it (ISO text, which casts whatever the DateStyle), or NULL
+// with the text kept in the unparsed column; the text also goes to the column that keeps the
+// field as sent, when the declaration names one.
+func convertParsed(ctx context.Context, tx pgx.Tx, table string, w catalog.Widening, raw string) error {
+	col, unparsed := qident(w.Name), qident(destination.UnparsedColumn)
 	if raw != "" {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s IS NOT NULL", table, qident(raw), col, col)); err != nil {
 			return err
@@ -340,20 +341,20 @@ func convertDates(ctx context.Context, tx pgx.Tx, table, field, raw string) erro
 	if err != nil {
 		return err
 	}
-	days := destination.TextDays(values)
-	raws, dayTexts := make([]string, 0, len(days)), make([]string, 0, len(days))
-	for v, day := range days {
-		raws, dayTexts = append(raws, v), append(dayTexts, day)
+	parsed := destination.ParsedText(values, w.To)
+	raws, texts := make([]string, 0, len(parsed)), make([]string, 0, len(parsed))
+	for v, text := range parsed {
+		raws, texts = append(raws, v), append(texts, text)
 	}
 	stmts := []string{
-		`CREATE TEMP TABLE _crmsync_days (raw text PRIMARY KEY, day text NOT NULL) ON COMMIT DROP`,
-		`INSERT INTO _crmsync_days (raw, day) SELECT * FROM unnest($1::text[], $2::text[])`,
+		`CREATE TEMP TABLE _crmsync_parsed (raw text PRIMARY KEY, value text NOT NULL) ON COMMIT DROP`,
+		`INSERT INTO _crmsync_parsed (raw, value) SELECT * FROM unnest($1::text[], $2::text[])`,
 		fmt.Sprintf(`UPDATE %[1]s SET %[3]s = coalesce(%[3]s, '{}'::jsonb) || jsonb_build_object($1::text, %[2]s)
-			WHERE %[2]s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _crmsync_days m WHERE m.raw = %[2]s)`, table, col, unparsed),
-		fmt.Sprintf(`UPDATE %[1]s SET %[2]s = (SELECT m.day FROM _crmsync_days m WHERE m.raw = %[2]s) WHERE %[2]s IS NOT NULL`, table, col),
-		`DROP TABLE _crmsync_days`,
+			WHERE %[2]s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _crmsync_parsed m WHERE m.raw = %[2]s)`, table, col, unparsed),
+		fmt.Sprintf(`UPDATE %[1]s SET %[2]s = (SELECT m.value FROM _crmsync_parsed m WHERE m.raw = %[2]s) WHERE %[2]s IS NOT NULL`, table, col),
+		`DROP TABLE _crmsync_parsed`,
 	}
-	args := [][]any{nil, {raws, dayTexts}, {field}, nil, nil}
+	args := [][]any{nil, {raws, texts}, {w.Name}, nil, nil}
 	for i, st := range stmts {
 		if _, err := tx.Exec(ctx, st, args[i]...); err != nil {
 			return err
@@ -365,8 +366,8 @@ func convertDates(ctx context.Context, tx pgx.Tx, table, field, raw string) erro
 // convertExpr converts a column's values when its type widens. Text forms match what the
 // engine writes for new values of the wider type: numbers in shortest exact form, booleans as
 // true/false, instants as RFC 3339 UTC with microseconds (as the SQLite destination stores them).
-// Text turning into JSON goes through jsonFromTextSQL; text turning into dates holds ISO days
-// by then (convertDates).
+// Text turning into JSON goes through jsonFromTextSQL; text turning into instants or dates
+// holds ISO text by then (convertParsed).
 func convertExpr(col string, from, to catalog.Type) string {
 	if from == catalog.String && to == catalog.JSON {
 		return "pg_temp.crmsync_json_from_text(" + col + ")"

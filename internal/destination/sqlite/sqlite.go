@@ -21,8 +21,8 @@
 // sorts in time order), DATE (text "2006-01-02", which sorts in day order), TEXT and JSON TEXT
 // (JSON text with text affinity; "JSON" in tables made before). The declared type is how the
 // logical type is read back, so no side table is needed; widening rebuilds the table in one
-// transaction, and so does the upgrade of a text column to a date or JSON column
-// (catalog.Widening.Converts): dates are re-read by the engine's parser (convertDates), text
+// transaction, and so does the upgrade of a text column to a timestamp, date or JSON column
+// (catalog.Widening.Converts): instants and dates are re-read by the engine's parser (convertParsed), text
 // that is a JSON object or array stays that document and other text becomes a JSON string.
 package sqlite
 
@@ -47,7 +47,7 @@ import (
 )
 
 // TimeLayout is how timestamps are stored: fixed width, so text order is time order.
-const TimeLayout = "2006-01-02T15:04:05.000000Z"
+const TimeLayout = destination.TimeLayout
 
 // metaVersion is the version of crmsync's own bookkeeping tables in the file.
 const metaVersion = 1
@@ -251,8 +251,8 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 			}
 		}
 		for _, w := range widened {
-			if w.Converts() && w.To == catalog.Date {
-				if err := convertDates(ctx, tx, name, names, w.Name, destination.RawOf(cols, w.Name)); err != nil {
+			if w.Converts() && w.To.Temporal() {
+				if err := convertParsed(ctx, tx, name, names, w, destination.RawOf(cols, w.Name)); err != nil {
 					return nil, err
 				}
 			}
@@ -389,13 +389,13 @@ func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old
 	return nil
 }
 
-// convertDates rewrites a text column that becomes a date column (see
-// destination.TextDays) before the rebuild gives it its type: each value as its day, or NULL
-// with the text kept in the unparsed column; the text is also kept in the column that keeps
-// the field as sent, when the declaration names one.
-func convertDates(ctx context.Context, tx *sql.Tx, table string, names colNames, field, raw string) error {
-	t, col, unparsed := quote(table), quote(names.col(field)), quote(names.col(destination.UnparsedColumn))
-	fail := func(err error) error { return fmt.Errorf("convert %s.%s to dates: %w", table, field, err) }
+// convertParsed rewrites a text column that becomes a timestamp or date column (see
+// destination.ParsedText) before the rebuild gives it its type: each value as the engine
+// would store it, or NULL with the text kept in the unparsed column; the text is also kept in
+// the column that keeps the field as sent, when the declaration names one.
+func convertParsed(ctx context.Context, tx *sql.Tx, table string, names colNames, w catalog.Widening, raw string) error {
+	t, col, unparsed := quote(table), quote(names.col(w.Name)), quote(names.col(destination.UnparsedColumn))
+	fail := func(err error) error { return fmt.Errorf("convert %s.%s to %s: %w", table, w.Name, w.To, err) }
 	if raw != "" {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s IS NOT NULL", t, quote(names.col(raw)), col, col)); err != nil {
 			return fail(err)
@@ -405,26 +405,26 @@ func convertDates(ctx context.Context, tx *sql.Tx, table string, names colNames,
 	if err != nil {
 		return fail(err)
 	}
-	stmts := []string{"DROP TABLE IF EXISTS temp._crmsync_days", "CREATE TEMP TABLE _crmsync_days (raw TEXT PRIMARY KEY, day TEXT NOT NULL)"}
+	stmts := []string{"DROP TABLE IF EXISTS temp._crmsync_parsed", "CREATE TEMP TABLE _crmsync_parsed (raw TEXT PRIMARY KEY, value TEXT NOT NULL)"}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st); err != nil {
 			return fail(err)
 		}
 	}
-	for v, day := range destination.TextDays(values) {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO temp._crmsync_days (raw, day) VALUES (?, ?)", v, day); err != nil {
+	for v, text := range destination.ParsedText(values, w.To) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO temp._crmsync_parsed (raw, value) VALUES (?, ?)", v, text); err != nil {
 			return fail(err)
 		}
 	}
 	stmts = []string{
-		fmt.Sprintf("UPDATE %[1]s SET %[3]s = json_patch(coalesce(%[3]s, '{}'), json_object(?, %[2]s)) WHERE %[2]s IS NOT NULL AND %[2]s NOT IN (SELECT raw FROM temp._crmsync_days)", t, col, unparsed),
-		fmt.Sprintf("UPDATE %[1]s SET %[2]s = (SELECT day FROM temp._crmsync_days WHERE raw = %[2]s) WHERE %[2]s IS NOT NULL", t, col),
-		"DROP TABLE temp._crmsync_days",
+		fmt.Sprintf("UPDATE %[1]s SET %[3]s = json_patch(coalesce(%[3]s, '{}'), json_object(?, %[2]s)) WHERE %[2]s IS NOT NULL AND %[2]s NOT IN (SELECT raw FROM temp._crmsync_parsed)", t, col, unparsed),
+		fmt.Sprintf("UPDATE %[1]s SET %[2]s = (SELECT value FROM temp._crmsync_parsed WHERE raw = %[2]s) WHERE %[2]s IS NOT NULL", t, col),
+		"DROP TABLE temp._crmsync_parsed",
 	}
 	for i, st := range stmts {
 		var args []any
 		if i == 0 {
-			args = []any{field}
+			args = []any{w.Name}
 		}
 		if _, err := tx.ExecContext(ctx, st, args...); err != nil {
 			return fail(err)
@@ -455,8 +455,8 @@ func distinctText(ctx context.Context, tx *sql.Tx, query string) ([]string, erro
 // read like the text the engine writes for new values: booleans as true/false (not 1/0) and
 // integral numbers without a trailing ".0"; other numbers keep SQLite's exact (round-trip) text.
 // A text column turning into JSON keeps the text of an object or array as that document and
-// makes any other text a JSON string (record.JSONFromText); one turning into dates was
-// rewritten by convertDates.
+// makes any other text a JSON string (record.JSONFromText); one turning into instants or dates
+// was rewritten by convertParsed.
 func convertExpr(col string, from, to catalog.Type) string {
 	if from == catalog.String && to == catalog.JSON {
 		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR (json_valid(%[1]s) AND json_type(%[1]s) IN ('object', 'array')) THEN %[1]s ELSE json_quote(CAST(%[1]s AS TEXT)) END", col)
