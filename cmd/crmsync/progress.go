@@ -46,9 +46,9 @@ func (a *app) startProgress(o *engine.Options, src source.Source, ps progressSet
 func (a *app) startProgressLines(o *engine.Options, src source.Source) func() {
 	var mu sync.Mutex
 	counts := map[string]int64{}
-	o.Progress = func(stream string, rows int64) {
+	o.Progress = func(p engine.StreamProgress) {
 		mu.Lock()
-		counts[stream] = rows
+		counts[p.Stream] = p.Rows
 		mu.Unlock()
 	}
 	done := make(chan struct{})
@@ -156,13 +156,14 @@ var tableStateNames = [...]string{"queued", "reading", "done", "skipped", "FAILE
 
 // tableProgress is one table's line of the live display.
 type tableProgress struct {
-	name  string
-	rows  atomic.Int64
-	state atomic.Int32
-	mu    sync.Mutex
-	start time.Time
-	end   time.Time // zero while reading
-	bar   *mpb.Bar
+	name     string
+	rows     atomic.Int64
+	expected atomic.Int64 // records the API announced; 0 when it did not
+	state    atomic.Int32
+	mu       sync.Mutex
+	start    time.Time
+	end      time.Time // zero while reading
+	bar      *mpb.Bar
 }
 
 // line renders the table's line: name, state, rows, rate and wall time so far.
@@ -184,7 +185,31 @@ func (t *tableProgress) line(now time.Time, nameWidth int) string {
 	if s := elapsed.Seconds(); s >= 0.5 || (st != tableReading && s >= 0.05) {
 		rate = rowRate(float64(rows) / s)
 	}
-	return fmt.Sprintf("%s %11s rows  %9s  %7s", name, groupDigits(rows), rate, shortDuration(elapsed))
+	line := fmt.Sprintf("%s %11s rows  %9s  %7s", name, groupDigits(rows), rate, shortDuration(elapsed))
+	if total := t.expected.Load(); total > 0 && st == tableReading {
+		line += "  " + bar(rows, total, elapsed)
+	}
+	return line
+}
+
+// barWidth is the number of cells of a table's bar.
+const barWidth = 16
+
+// bar says how far rows are towards the total the API announced: the share done, the time left
+// at the table's average rate so far, then a bar — "48%  ETA 1m05s  [=======>        ]", in
+// that order so a narrow terminal cuts the bar first. The total is an estimate (Copper's is an
+// upper bound; records change while the read pages), so it stops short of full until the
+// table is done.
+func bar(rows, total int64, elapsed time.Duration) string {
+	frac := min(float64(rows)/float64(total), 0.99)
+	s := fmt.Sprintf("%3d%%", int(frac*100))
+	if rows > 0 && elapsed >= time.Second {
+		left := time.Duration(float64(elapsed) * float64(max(total-rows, 0)) / float64(rows))
+		s += "  ETA " + shortDuration(left)
+	}
+	cells := int(frac * barWidth)
+	s += "  [" + strings.Repeat("=", cells) + ">" + strings.Repeat(" ", barWidth-cells-1) + "]"
+	return s
 }
 
 // startLiveProgress draws one line per table, and a last line of the requests and what the
@@ -207,9 +232,10 @@ func (a *app) startLiveProgress(o *engine.Options, src source.Source, ps progres
 	footer := p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(st decor.Statistics) string {
 		return fit("  "+footerLine(src, time.Since(began)), st.AvailableWidth)
 	})))
-	o.Progress = func(stream string, rows int64) {
-		if t := tables[stream]; t != nil {
-			t.rows.Store(rows)
+	o.Progress = func(p engine.StreamProgress) {
+		if t := tables[p.Stream]; t != nil {
+			t.rows.Store(p.Rows)
+			t.expected.Store(p.Expected)
 		}
 	}
 	o.Started = func(stream string) {

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/source/copper"
 )
 
 // interruptWhen is an io.Writer that keeps what it is given and sends cmd an interrupt (as
@@ -261,6 +264,20 @@ func TestLiveProgressWhenStopped(t *testing.T) {
 	}
 }
 
+// TestLiveProgressDrawsABarWithETA: where the API announces how many records a read returns
+// (Copper's X-PW-TOTAL), the table's line has a bar, the share done and the time left.
+func TestLiveProgressDrawsABarWithETA(t *testing.T) {
+	acc := newAccount(t, copper.Descriptor, connector.SimConfig{Seed: 23, Latency: 100 * time.Millisecond, Sizes: map[string]int{"people": 20000}})
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	cmd := acc.command(context.Background(), db, "--streams", "people")
+	withBar := regexp.MustCompile(`people +reading +[1-9][0-9,]* rows .* [0-9]+%  ETA [0-9.hms]+  \[=*> *\]`)
+	raw, err := runInTerminalUntil(t, cmd, 120, withBar)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("no frame drew a bar with an ETA before the sync ended (%v):\n%s", err, plain(raw))
+	}
+}
+
 // TestProgressFormats: the live display's numbers and its cut to the terminal's width.
 func TestProgressFormats(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
@@ -268,6 +285,11 @@ func TestProgressFormats(t *testing.T) {
 		{rowRate(0.42), "0.4/s"}, {rowRate(9.96), "10/s"}, {rowRate(12345.6), "12,346/s"},
 		{shortDuration(1234 * time.Millisecond), "1.2s"}, {shortDuration(83 * time.Second), "1m23s"},
 		{fit("  waiting 3s — requests", 10), "  waiting"}, {fit("short", 10), "short"}, {fit("unknown width", 0), "unknown width"},
+		{bar(0, 1000, 0), "  0%  [>               ]"},
+		{bar(250, 1000, 10*time.Second), " 25%  ETA 30.0s  [====>           ]"},
+		{bar(999, 1000, 10*time.Second), " 99%  ETA 0.0s  [===============>]"},
+		{bar(1500, 1000, 90*time.Second), " 99%  ETA 0.0s  [===============>]"}, // an estimate passed: never full, never negative
+		{bar(100, 1_000_000, 10*time.Second), "  0%  ETA 27h46m30s  [>               ]"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"math"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/connector"
@@ -34,6 +36,7 @@ type message struct {
 type output struct {
 	records   map[string][]map[string]any
 	schemas   map[string]map[string]any // the last SCHEMA of each stream
+	compiled  map[string]*jsonschema.Schema
 	keys      map[string][]string
 	versions  map[string]int64 // the version of the last full-table record
 	activated map[string]int64
@@ -48,7 +51,7 @@ type output struct {
 // every STATE parses.
 func readOutput(t *testing.T, source, stdout string) output {
 	t.Helper()
-	o := output{records: map[string][]map[string]any{}, schemas: map[string]map[string]any{}, keys: map[string][]string{},
+	o := output{records: map[string][]map[string]any{}, schemas: map[string]map[string]any{}, compiled: map[string]*jsonschema.Schema{}, keys: map[string][]string{},
 		versions: map[string]int64{}, activated: map[string]int64{}}
 	seen := map[string]map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(stdout))
@@ -72,16 +75,21 @@ func readOutput(t *testing.T, source, stdout string) output {
 				fail("line %d: schema %v", n, m.Schema)
 			}
 			o.schemas[m.Stream] = m.Schema
+			c, err := compileSchema(m.Schema)
+			if err != nil {
+				t.Fatalf("line %d: the SCHEMA of %s is not a valid JSON Schema: %v", n, m.Stream, err)
+			}
+			o.compiled[m.Stream] = c
 			o.keys[m.Stream] = m.KeyProperties
 		case "RECORD":
-			schema, ok := o.schemas[m.Stream]
+			schema, ok := o.compiled[m.Stream]
 			if !ok {
 				t.Fatalf("line %d: a record of %s before its schema", n, m.Stream)
 			}
 			if _, err := time.Parse(time.RFC3339Nano, m.TimeExtracted); err != nil {
 				fail("line %d: time_extracted %q: %v", n, m.TimeExtracted, err)
 			}
-			if err := validate(schema, m.Record); err != nil {
+			if err := schema.Validate(recordValue(m.Record)); err != nil {
 				fail("%s: record does not match its schema: %v: %v", m.Stream, err, m.Record)
 			}
 			var key []string
@@ -104,7 +112,8 @@ func readOutput(t *testing.T, source, stdout string) output {
 				seen[m.Stream][k] = true
 			}
 			for _, v := range m.Record {
-				if k := jsonKind(v); k == "object" || k == "array" {
+				switch v.(type) {
+				case map[string]any, []any:
 					o.nested++
 				}
 			}
@@ -130,71 +139,22 @@ func readOutput(t *testing.T, source, stdout string) output {
 	return o
 }
 
-// validate checks v against the subset of JSON Schema the tap's schemas use: type (with
-// null), format date-time, properties. A field missing from properties is an error too: the
-// tap sends a SCHEMA for every field before its first record.
-func validate(schema map[string]any, v any) error {
-	types := schemaTypes(schema["type"])
-	kind := jsonKind(v)
-	if !slices.Contains(types, kind) && !(kind == "integer" && slices.Contains(types, "number")) {
-		return fmt.Errorf("%v is a JSON %s, the schema allows %v", v, kind, types)
+// compileSchema compiles a stream's SCHEMA with a JSON Schema validator that asserts formats
+// (date-time). Fields the SCHEMA does not declare are refused too: the tap sends a SCHEMA
+// with every field before its first record.
+func compileSchema(schema map[string]any) (*jsonschema.Schema, error) {
+	strict := maps.Clone(schema)
+	strict["additionalProperties"] = false
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("stream.json", strict); err != nil {
+		return nil, err
 	}
-	if s, ok := v.(string); ok && schema["format"] == "date-time" {
-		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-			return fmt.Errorf("date-time %q does not parse", s)
-		}
-	}
-	obj, ok := v.(map[string]any)
-	props, hasProps := schema["properties"].(map[string]any)
-	if !ok || !hasProps {
-		return nil
-	}
-	for k, fv := range obj {
-		fs, ok := props[k].(map[string]any)
-		if !ok {
-			return fmt.Errorf("field %s is not in the schema", k)
-		}
-		if err := validate(fs, fv); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-	}
-	return nil
+	return c.Compile("stream.json")
 }
 
-func schemaTypes(t any) []string {
-	switch x := t.(type) {
-	case string:
-		return []string{x}
-	case []any:
-		var out []string
-		for _, e := range x {
-			out = append(out, fmt.Sprint(e))
-		}
-		return out
-	}
-	return nil
-}
-
-func jsonKind(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case json.Number:
-		if f, err := x.Float64(); err == nil && !strings.ContainsAny(x.String(), ".eE") && f == math.Trunc(f) {
-			return "integer"
-		}
-		return "number"
-	case string:
-		return "string"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return fmt.Sprintf("%T", v)
-}
+// recordValue is a record as the validator takes it: a map[string]any.
+func recordValue(r map[string]any) any { return r }
 
 // TestSync runs the tap on each source's simulated account with every stream selected, then
 // again with the last STATE after a few records changed: the first run sends every stream's
@@ -316,13 +276,16 @@ func writeJSONRaw(t *testing.T, name string, raw json.RawMessage) string {
 
 // TestValidate makes sure the schema check the sync tests rely on does catch mismatches.
 func TestValidate(t *testing.T) {
-	schema := map[string]any{"type": "object", "properties": map[string]any{
+	schema, err := compileSchema(map[string]any{"type": "object", "properties": map[string]any{
 		"id":   map[string]any{"type": []any{"integer", "null"}},
 		"at":   map[string]any{"type": []any{"string", "null"}, "format": "date-time"},
 		"data": map[string]any{"type": []any{"object", "array", "null"}},
-	}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := map[string]any{"id": json.Number("12"), "at": "2024-01-02T03:04:05Z", "data": map[string]any{"a": "b"}}
-	if err := validate(schema, good); err != nil {
+	if err := schema.Validate(recordValue(good)); err != nil {
 		t.Errorf("a valid record fails: %v", err)
 	}
 	for _, bad := range []map[string]any{
@@ -333,7 +296,7 @@ func TestValidate(t *testing.T) {
 		{"data": `{"a":"b"}`},
 		{"other": nil},
 	} {
-		if err := validate(schema, bad); err == nil {
+		if err := schema.Validate(recordValue(bad)); err == nil {
 			t.Errorf("%v passes", bad)
 		}
 	}

@@ -195,3 +195,18 @@ func TestTargetMatchesSQLite(t *testing.T) {
 		})
 	}
 }
+
+// schemaTypes is a JSON Schema "type": one name or a list of them.
+func schemaTypes(t any) []string {
+	switch x := t.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return nil
+}

@@ -299,7 +299,7 @@ func (e *AuthError) Error() string {
 // with the rest of its group for as long as the server asks, bounded only by RateLimitTimeout.
 func (c *Client) Do(ctx context.Context, req Request, decode func(Response) error) error {
 	p := c.pacer(req)
-	meter := source.WaitMeterFrom(ctx)
+	meter := source.MeterFrom(ctx)
 	name := req.Method + " " + Redact(req.Path, c.cfg.Secrets...)
 	var limitedSince time.Time
 	failures := 0
@@ -313,7 +313,7 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 		}
 		waited, err := c.acquire(ctx, p)
 		stop()
-		meter.Add(waited)
+		meter.AddWait(waited)
 		c.waited.Add(int64(waited))
 		if err != nil {
 			return c.redactErr(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,6 +209,21 @@ func NewLocal(t testing.TB, d connector.Descriptor, o Options) *Local {
 func (l *Local) Sync(streams ...string) engine.Report {
 	l.t.Helper()
 	return l.Account.Sync(l.t, l.Dst, streams...)
+}
+
+// SyncWatched is Sync that also returns, per table, the last progress the engine reported.
+func (l *Local) SyncWatched(streams ...string) (engine.Report, map[string]engine.StreamProgress) {
+	l.t.Helper()
+	var mu sync.Mutex
+	last := map[string]engine.StreamProgress{}
+	opts := l.Options(streams...)
+	opts.Progress = func(p engine.StreamProgress) { // called by every stream's writer
+		mu.Lock()
+		last[p.Stream] = p
+		mu.Unlock()
+	}
+	rep := SyncWith(l.t, l.Source(l.t), l.Dst, opts)
+	return rep, last
 }
 
 // Assert compares the named tables (all when none) with the simulator.

@@ -49,11 +49,20 @@ type Options struct {
 	Now         func() time.Time // zero: time.Now
 	Logger      *slog.Logger     // zero: discard
 	// Progress, when set, is called after every commit with the stream's running row count.
-	Progress func(stream string, rows int64)
+	Progress func(StreamProgress)
 	// Started, when set, is called as a stream begins to be read; Finished with its final
 	// report (also for a stream cancelled before its turn). Both may be called concurrently.
 	Started  func(stream string)
 	Finished func(StreamReport)
+}
+
+// StreamProgress is how far a stream's read has come, as of its last commit.
+type StreamProgress struct {
+	Stream string
+	Rows   int64 // rows written so far
+	// Expected is the number of records the API announced for the read (Copper's X-PW-TOTAL,
+	// Close's total_results), 0 when it announces none. An estimate: Rows may pass it.
+	Expected int64
 }
 
 // StreamReport says what happened to one stream.

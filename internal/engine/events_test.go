@@ -29,7 +29,7 @@ func TestStartedAndFinished(t *testing.T) {
 	opts := testOptions(syncStart)
 	opts.Concurrency = 1
 	opts.Started = func(stream string) { log("start " + stream) }
-	opts.Progress = func(stream string, rows int64) { log("rows " + stream) }
+	opts.Progress = func(p StreamProgress) { log("rows " + p.Stream) }
 	finished := map[string]StreamReport{}
 	opts.Finished = func(r StreamReport) { log("finish " + r.Stream); mu.Lock(); finished[r.Stream] = r; mu.Unlock() }
 	Run(ctx, src, memory.New(memory.Options{}), opts)

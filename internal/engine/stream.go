@@ -34,6 +34,8 @@ type streamRun struct {
 	startDate time.Time
 	started   time.Time // local clock: LastSyncAt, _crmsync_extracted_at
 	apiNow    time.Time // the sync start in the API's clock: window end, bookmark limit
+	// meter gathers the read's rate-limit waits and the record count the API announces.
+	meter source.Meter
 
 	table   destination.Table
 	cols    []catalog.Column
@@ -71,8 +73,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		log.Error("stream refused", "err", err)
 		return rep
 	}
-	meter := &source.WaitMeter{}
-	ctx = source.WithWaitMeter(ctx, meter)
+	ctx = source.WithMeter(ctx, &r.meter)
 	r.table = destination.Table{Source: r.cat.Source, Stream: s}
 	r.limit = r.apiNow.Add(-s.Settle)
 	r.saved = r.prev
@@ -116,7 +117,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	}
 	rep.Bookmark = r.saved.Bookmark
 	rep.Duration = r.opts.Now().Sub(t0)
-	rep.RateLimitWait = meter.Total()
+	rep.RateLimitWait = r.meter.Waited()
 	if err != nil {
 		rep.Err = err
 		log.Error("stream failed", "rows", r.rows, "err", err)
@@ -403,7 +404,7 @@ func (r *streamRun) write(ctx context.Context, j job) error {
 	r.rows += int64(len(b.Rows))
 	r.issues.add(issues)
 	if r.opts.Progress != nil {
-		r.opts.Progress(r.stream.Name, r.rows)
+		r.opts.Progress(StreamProgress{Stream: r.stream.Name, Rows: r.rows, Expected: r.meter.Expected()})
 	}
 	return nil
 }

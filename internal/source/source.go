@@ -74,34 +74,56 @@ type Clock interface {
 	ClockOffset() (time.Duration, bool)
 }
 
-// WaitMeter sums the time the requests of one stream spent waiting for rate limits. The engine
-// puts one in the context of each stream's read; the API client adds to it.
-type WaitMeter struct{ ns atomic.Int64 }
+// Meter is what one stream's read tells the engine as it goes: the time its requests spent
+// waiting for rate limits, and how many records the API says the read will return. The engine
+// puts one in the context of each stream's read; the API client and the readers add to it.
+type Meter struct {
+	waitNS   atomic.Int64
+	expected atomic.Int64
+}
 
-// Add records a wait.
-func (m *WaitMeter) Add(d time.Duration) {
+// AddWait records a wait.
+func (m *Meter) AddWait(d time.Duration) {
 	if m != nil && d > 0 {
-		m.ns.Add(int64(d))
+		m.waitNS.Add(int64(d))
 	}
 }
 
-// Total is the time recorded so far.
-func (m *WaitMeter) Total() time.Duration {
+// Waited is the time recorded so far.
+func (m *Meter) Waited() time.Duration {
 	if m == nil {
 		return 0
 	}
-	return time.Duration(m.ns.Load())
+	return time.Duration(m.waitNS.Load())
 }
 
-type waitMeterKey struct{}
-
-// WithWaitMeter returns a context whose requests report their rate-limit waits to m.
-func WithWaitMeter(ctx context.Context, m *WaitMeter) context.Context {
-	return context.WithValue(ctx, waitMeterKey{}, m)
+// Expect adds the number of records the API announces for one listing of the read (Copper's
+// X-PW-TOTAL, Close's total_results, on its first page). A read split into parallel windows
+// announces once per window.
+func (m *Meter) Expect(n int64) {
+	if m != nil && n > 0 {
+		m.expected.Add(n)
+	}
 }
 
-// WaitMeterFrom returns the context's meter, or nil (whose Add does nothing).
-func WaitMeterFrom(ctx context.Context) *WaitMeter {
-	m, _ := ctx.Value(waitMeterKey{}).(*WaitMeter)
+// Expected is the sum announced so far: 0 when the API announces none. It is an estimate
+// (Copper documents its total as an upper bound, and records change while a read pages).
+func (m *Meter) Expected() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.expected.Load()
+}
+
+type meterKey struct{}
+
+// WithMeter returns a context whose requests and readers report to m.
+func WithMeter(ctx context.Context, m *Meter) context.Context {
+	return context.WithValue(ctx, meterKey{}, m)
+}
+
+// MeterFrom returns the context's meter, or nil (whose methods do nothing).
+func MeterFrom(ctx context.Context) *Meter {
+	m, _ := ctx.Value(meterKey{}).(*Meter)
 	return m
 }

@@ -64,6 +64,8 @@ type Destination struct {
 	bulk bool
 	// colNames caches each table's renamed columns (see names). Guarded by mu.
 	colNames map[string]colNames
+	// stmts keeps Write's statements prepared across batches. Guarded by mu.
+	stmts *statementCache
 }
 
 // Open opens (creating with mode 0600 if needed) the SQLite file at path. Tables are prefixed
@@ -107,7 +109,7 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		return nil, fmt.Errorf("sqlite destination: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}}
+	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}, stmts: newStatementCache()}
 	if err := d.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -182,6 +184,9 @@ func (d *Destination) DB() *sql.DB { return d.db }
 
 // Close closes the database, first switching a file created by this Open to WAL.
 func (d *Destination) Close() error {
+	d.mu.Lock()
+	d.stmts.reset()
+	d.mu.Unlock()
 	if d.bulk {
 		// Best effort: a reader holding the file keeps it in rollback mode, and the next Open
 		// switches it then.
@@ -209,6 +214,7 @@ func (d *Destination) Lock(ctx context.Context, source string) (func(), error) {
 func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []catalog.Column) ([]catalog.Column, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.stmts.reset() // the tables the statements write may change
 	name := d.TableName(t.Stream.Name)
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -597,12 +603,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	name := d.TableName(b.Table.Stream.Name)
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer tx.Rollback()
-	names, err := d.names(ctx, tx, name)
+	names, err := d.names(ctx, d.db, name)
 	if err != nil {
 		return err
 	}
@@ -611,8 +612,17 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	if s.Method == catalog.AppendOnly {
 		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
 	}
-	err = execRows(ctx, tx, b.Rows, cols, destination.StoredKey(s), sqlFor)
+	plan := planRows(b.Rows, cols, destination.StoredKey(s), sqlFor)
+	// Statements are prepared before the transaction: the one connection is free then.
+	if err := d.stmts.prepare(ctx, d.db, plan); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	if err := d.stmts.exec(ctx, tx, plan); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := d.saveState(ctx, tx, b.Table.Source, b.Table.Stream.Name, st); err != nil {
@@ -620,35 +630,6 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit %s: %w", name, err)
-	}
-	return nil
-}
-
-// maxVariables stays under SQLite's limit of bound parameters per statement (32766).
-const maxVariables = 32000
-
-// statementSQL builds a statement writing n rows that fill the named columns.
-type statementSQL func(named []catalog.Column, n int) string
-
-// execRows writes rows with multi-row statements built by sqlFor. When no key repeats within
-// the batch, rows are grouped by the columns they fill and each group's statements name only
-// those: sparse records (each Close activity type fills a few of ~90 columns) would otherwise
-// spend most of the write binding and storing NULLs, and a column a statement leaves out is
-// NULL all the same. A batch repeating a key keeps its order instead, since which copy wins
-// depends on it. keys are the columns whose values identify a stored row.
-func execRows(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, keys []string, sqlFor statementSQL) error {
-	rows, distinct := sortedByKey(rows, cols, keys)
-	if !distinct {
-		all := make([]int, len(cols))
-		for i := range all {
-			all[i] = i
-		}
-		return execGroup(ctx, tx, rows, cols, all, sqlFor)
-	}
-	for _, g := range groupByFilled(rows, len(cols)) {
-		if err := execGroup(ctx, tx, g.rows, cols, g.filled, sqlFor); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -739,46 +720,6 @@ func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, b
 		sorted[n] = rows[i]
 	}
 	return sorted, true
-}
-
-// execGroup writes rows filling the columns at filled, up to 100 rows per statement.
-func execGroup(ctx context.Context, tx *sql.Tx, rows [][]any, cols []catalog.Column, filled []int, sqlFor statementSQL) error {
-	named := make([]catalog.Column, len(filled))
-	for i, j := range filled {
-		named[i] = cols[j]
-	}
-	per := min(100, max(1, maxVariables/len(named)))
-	var stmt *sql.Stmt
-	stmtRows := 0
-	defer func() {
-		if stmt != nil {
-			stmt.Close()
-		}
-	}()
-	args := make([]any, 0, per*len(named))
-	for start := 0; start < len(rows); start += per {
-		chunk := rows[start:min(start+per, len(rows))]
-		if len(chunk) != stmtRows {
-			if stmt != nil {
-				stmt.Close()
-			}
-			var err error
-			if stmt, err = tx.PrepareContext(ctx, sqlFor(named, len(chunk))); err != nil {
-				return err
-			}
-			stmtRows = len(chunk)
-		}
-		args = args[:0]
-		for _, row := range chunk {
-			for i, j := range filled {
-				args = append(args, sqlValue(row[j], named[i].Type))
-			}
-		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func sqlValue(v any, t catalog.Type) any {
@@ -906,7 +847,7 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 	sqlFor := func(named []catalog.Column, n int) string {
 		return upsertRowsSQL(r.stage, s, cols, named, n)
 	}
-	if err := execRows(ctx, tx, b.Rows, cols, s.PrimaryKey, sqlFor); err != nil {
+	if err := execPlan(ctx, tx, planRows(b.Rows, cols, s.PrimaryKey, sqlFor)); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -453,3 +454,83 @@ func TestColumnNames(t *testing.T) {
 }
 
 func hashOf(name string) string { return hashedName(name)[len(hashedName(name))-8:] }
+
+// TestStatementPlan: rows are written by statements of 100 rows and the rest by power-of-two
+// statements, so every batch size reuses the same few prepared statements.
+func TestStatementPlan(t *testing.T) {
+	cols := catalog.Cols("id:str", "v:int")
+	sqlFor := func(named []catalog.Column, n int) string { return fmt.Sprintf("%d rows", n) }
+	for _, tt := range []struct {
+		rows int
+		want []int
+	}{
+		{0, nil}, {1, []int{1}}, {100, []int{100}}, {101, []int{100, 1}},
+		{257, []int{100, 100, 32, 16, 8, 1}}, {99, []int{64, 32, 2, 1}},
+	} {
+		rows := make([][]any, tt.rows)
+		for i := range rows {
+			rows[i] = []any{fmt.Sprintf("k%04d", i), int64(i)}
+		}
+		var got []int
+		written := 0
+		for _, e := range planRows(rows, cols, []string{"id"}, sqlFor) {
+			var n int
+			fmt.Sscanf(e.query, "%d rows", &n)
+			if len(e.args) != 2*n {
+				t.Errorf("%d rows: a %d-row statement has %d arguments", tt.rows, n, len(e.args))
+			}
+			got = append(got, n)
+			written += n
+		}
+		if !slices.Equal(got, tt.want) || written != tt.rows {
+			t.Errorf("%d rows: statements of %v rows, want %v", tt.rows, got, tt.want)
+		}
+	}
+}
+
+// TestStatementCacheStaysSmall: batches of every size from 1 to 300 rows leave at most the
+// eight statement sizes prepared, and a column added by Prepare is written afterwards.
+func TestStatementCacheStaysSmall(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := catalog.Stream{Name: "leads", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "at", Columns: catalog.Cols("id:str", "at:ts")}
+	tb := destination.Table{Source: "close", Stream: s}
+	cols, err := d.Prepare(ctx, tb, s.Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	next := 0
+	for n := 1; n <= 300; n++ {
+		rows := make([][]any, n)
+		for i := range rows {
+			rows[i] = []any{fmt.Sprintf("lead_%06d", next), now}
+			next++
+		}
+		if err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: rows}, stateAt(now)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(d.stmts.stmts); got > 8 {
+		t.Errorf("%d statements prepared, want at most 8", got)
+	}
+	wider := append(slices.Clone(s.Columns), catalog.Column{Name: "extra", Type: catalog.String})
+	if cols, err = d.Prepare(ctx, tb, wider); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(ctx, destination.Batch{Table: tb, Columns: cols, Rows: [][]any{{"lead_000000", now.Add(time.Second), "new"}}}, stateAt(now)); err != nil {
+		t.Fatal(err)
+	}
+	var extra string
+	if err := d.db.QueryRowContext(ctx, `SELECT extra FROM leads WHERE id = 'lead_000000'`).Scan(&extra); err != nil || extra != "new" {
+		t.Errorf("extra = %q, %v; want new", extra, err)
+	}
+	var n int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM leads`).Scan(&n); err != nil || n != next {
+		t.Errorf("rows = %d, %v; want %d", n, err, next)
+	}
+}

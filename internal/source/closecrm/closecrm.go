@@ -6,6 +6,7 @@ package closecrm
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -91,6 +92,7 @@ type page struct {
 	Data       []record.Record
 	HasMore    bool
 	CursorNext string
+	Total      int64 // total_results, where the endpoint sends it (leads); 0 otherwise
 }
 
 func (s *Source) list(ctx context.Context, path string, q url.Values) (page, error) {
@@ -103,6 +105,9 @@ func (s *Source) list(ctx context.Context, path string, q url.Values) (page, err
 		hasMore, _ := fields["has_more"].(bool)
 		cursor, _ := fields["cursor_next"].(string)
 		p = page{Data: data, HasMore: hasMore, CursorNext: cursor}
+		if n, ok := fields["total_results"].(json.Number); ok {
+			p.Total, _ = n.Int64()
+		}
 		return nil
 	})
 	return p, err
@@ -203,7 +208,7 @@ func (s *Source) offsetFetch(path string, limit int, query func(anchor time.Time
 		if err != nil {
 			return keyset.Page{}, err
 		}
-		return keyset.Page{Records: p.Data, More: p.HasMore}, nil
+		return keyset.Page{Records: p.Data, More: p.HasMore, Total: p.Total}, nil
 	}
 }
 

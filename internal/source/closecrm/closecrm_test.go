@@ -162,3 +162,17 @@ func TestAPIClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressCarriesTheAnnouncedTotal: the lead listing's total_results, summed over a first
+// sync's parallel windows, reaches the live display; on a still account it is the rows
+// written. Listings without a total announce none.
+func TestProgressCarriesTheAnnouncedTotal(t *testing.T) {
+	h := newHarness(t, closesim.Config{Leads: 900, Activities: 300, Tasks: 100, Users: 5, CustomFields: 5, Events: 100})
+	rep, last := h.SyncWatched()
+	if got, rows := last["leads"].Expected, rep.Stream("leads").Rows; got != rows || rows == 0 {
+		t.Errorf("leads: progress announced %d records, %d rows written", got, rows)
+	}
+	if got := last["activities"].Expected; got != 0 {
+		t.Errorf("activities (no total_results): progress announced %d records, want 0 (unknown)", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
@@ -117,12 +118,21 @@ func (s *Source) readList(ctx context.Context, path string, out source.Emitter) 
 }
 
 func (s *Source) search(ctx context.Context, entity string, body map[string]any) ([]record.Record, error) {
-	var recs []record.Record
+	p, err := s.searchPage(ctx, entity, body)
+	return p.Records, err
+}
+
+// searchPage is one search answer as a keyset page: its records and X-PW-TOTAL, the number
+// of records the search matches (documented as an upper bound; absent or garbled means
+// unknown). More is left to the caller.
+func (s *Source) searchPage(ctx context.Context, entity string, body map[string]any) (keyset.Page, error) {
+	var p keyset.Page
 	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodPost, Path: "/" + entity + "/search", Body: body}, func(r apiclient.Response) (err error) {
-		recs, err = records(r.Body)
+		p.Records, err = records(r.Body)
+		p.Total, _ = strconv.ParseInt(r.Header.Get("X-PW-TOTAL"), 10, 64)
 		return err
 	})
-	return recs, err
+	return p, err
 }
 
 // pageOf turns a keyset skip into Copper's page numbers: the page holding record skip+1. The
@@ -167,8 +177,9 @@ func (s *Source) readModified(ctx context.Context, entity string, w source.Windo
 		if entity == "leads" {
 			body["include_converted_leads"] = true // hidden from search by default
 		}
-		recs, err := s.search(ctx, entity, body)
-		return keyset.Page{Records: recs, More: len(recs) == pageSize}, err
+		p, err := s.searchPage(ctx, entity, body)
+		p.More = len(p.Records) == pageSize
+		return p, err
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      fetch,
@@ -194,8 +205,9 @@ func (s *Source) readActivities(ctx context.Context, w source.Window, out source
 		if !upper.IsZero() {
 			body["maximum_activity_date"] = upper.Unix()
 		}
-		recs, err := s.search(ctx, "activities", body)
-		return keyset.Page{Records: recs, More: len(recs) == pageSize}, err
+		p, err := s.searchPage(ctx, "activities", body)
+		p.More = len(p.Records) == pageSize
+		return p, err
 	}
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      fetch,

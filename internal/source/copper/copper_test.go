@@ -134,3 +134,19 @@ func TestSecretsNeverStored(t *testing.T) {
 	// The owner's email is legitimately in the users table; the key must be nowhere.
 	e2e.AssertNoSecrets(t, h.Path, testKey)
 }
+
+// TestProgressCarriesTheAnnouncedTotal: the engine hands the live display the X-PW-TOTAL of
+// each search, summed over a first sync's parallel windows; on an account that does not change
+// while it is read, that is exactly the rows written.
+func TestProgressCarriesTheAnnouncedTotal(t *testing.T) {
+	h := newHarness(t, coppersim.Config{People: 3000, Companies: 300, Leads: 300, Opportunities: 300, Projects: 80, Tasks: 300, Activities: 1200, Users: 8})
+	rep, last := h.SyncWatched()
+	for _, name := range []string{"people", "companies", "leads", "opportunities", "projects", "tasks", "activities_search"} {
+		if got, rows := last[name].Expected, rep.Stream(name).Rows; got != rows || rows == 0 {
+			t.Errorf("%s: progress announced %d records, %d rows written", name, got, rows)
+		}
+	}
+	if got := last["users"].Expected; got != 0 {
+		t.Errorf("users (paged without a total): progress announced %d records, want 0 (unknown)", got)
+	}
+}

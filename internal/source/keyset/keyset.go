@@ -23,6 +23,9 @@ import (
 type Page struct {
 	Records []record.Record
 	More    bool // another page may follow
+	// Total is how many records the API says the query matches (0 when it does not say). Only
+	// the first page's is used: it counts the whole read; later queries are re-anchored.
+	Total int64
 }
 
 // Listing describes one sorted, filterable listing.
@@ -63,7 +66,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 	handed, present := map[string]bool{}, map[string]bool{}
 	unkeyed := map[string]bool{} // ids handed over whose key does not parse
 	stalled, restarts := 0, 0
-	for {
+	for first := true; ; first = false {
 		skip := len(present)
 		if stalled == 0 {
 			skip = max(0, skip-overlap)
@@ -71,6 +74,9 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 		p, err := l.Fetch(ctx, anchor, skip)
 		if err != nil {
 			return fmt.Errorf("%w (paging from %s, skip %d)", err, anchor.Format(time.RFC3339Nano), skip)
+		}
+		if first {
+			source.MeterFrom(ctx).Expect(p.Total)
 		}
 		if stalled == 0 && skip > 0 {
 			landed, err := startsAt(l, p, anchor, present)
