@@ -75,7 +75,8 @@ func (tg *target) rowKey(stream string, rec map[string]any) string {
 }
 
 // norm renders a value of a field in one form whether it comes from a Singer record or a
-// SQLite column: instants as RFC 3339 UTC, JSON canonically, booleans and numbers as text.
+// SQLite column: instants as RFC 3339 UTC, days as YYYY-MM-DD, JSON canonically, booleans and
+// numbers as text.
 func (tg *target) norm(stream, field string, v any) string {
 	if b, ok := v.([]byte); ok {
 		v = string(b)
@@ -89,6 +90,10 @@ func (tg *target) norm(stream, field string, v any) string {
 	case fs["format"] == "date-time":
 		if tm, err := record.ParseTime(v); err == nil {
 			return tm.UTC().Format(time.RFC3339Nano)
+		}
+	case fs["format"] == "date":
+		if tm, err := record.ParseDate(v); err == nil {
+			return tm.Format(record.DateLayout)
 		}
 	case slices.Contains(types, "object") || slices.Contains(types, "array"):
 		if s, ok := v.(string); ok {

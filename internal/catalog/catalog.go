@@ -26,6 +26,21 @@ const (
 )
 
 // Type is the logical type of a column. Destinations map it to their own types.
+//
+// The type rules, one per meaning of a field (docs/TABLES.md lists every column's type):
+//   - integer: whole numbers (ids, counts, durations in seconds, money in cents);
+//   - number: quantities that may have a fraction (money amounts, win_probability 0–100);
+//   - boolean;
+//   - timestamp: an instant (ISO 8601 text or unix seconds in the API), stored in UTC;
+//   - date: a calendar day without a time or zone (Copper's M/D/YYYY close_date, Close's
+//     date-only fields), stored as the day itself: no time zone can shift it;
+//   - string: text;
+//   - json: any JSON value as a JSON document — nested objects and arrays, and scalars in a
+//     field that is sometimes an object (a string "Open" is stored as the JSON string "Open").
+//
+// A timestamp or date value that does not parse is stored as NULL and its raw value kept (see
+// destination.UnparsedColumn); other columns widen (integer → number → string) when a value
+// does not fit, and never narrow.
 type Type string
 
 const (
@@ -33,9 +48,14 @@ const (
 	Number    Type = "number"
 	Boolean   Type = "boolean"
 	Timestamp Type = "timestamp" // ISO 8601 strings or unix seconds in the API; a UTC instant in the destination
+	Date      Type = "date"      // a calendar day: YYYY-MM-DD, M/D/YYYY, or the day of a date-time as written
 	String    Type = "string"
-	JSON      Type = "json" // nested objects and arrays
+	JSON      Type = "json" // any JSON value, kept as a JSON document
 )
+
+// Temporal reports whether values of t are parsed (instants and days): such a column is never
+// widened; a value that does not parse is set aside instead.
+func (t Type) Temporal() bool { return t == Timestamp || t == Date }
 
 // Widen returns the narrowest type that holds values of both a and b without loss.
 // Types only ever widen: integer → number → string; anything mixed with JSON stays JSON
@@ -61,6 +81,10 @@ type Column struct {
 	Name        string `json:"name"`
 	Type        Type   `json:"type"`
 	Description string `json:"description,omitempty"`
+	// Raw names a string column that keeps the field's value as the API sent it, beside the
+	// typed one, where the type cannot say everything the text did (a date-only value and a
+	// date-time in one field). The engine fills it; empty: none.
+	Raw string `json:"raw,omitempty"`
 }
 
 // Stream is one table replicated from a source.
@@ -153,16 +177,24 @@ func (c Catalog) Names() []string {
 	return out
 }
 
-// Widening is one column whose type grows.
+// Widening is one column whose type changes: it grows, or (Converts) a text column becomes
+// the timestamp, date or JSON column its declaration asks for.
 type Widening struct {
 	Name     string
 	From, To Type
 }
 
+// Converts reports whether the change re-reads stored text as a typed value rather than
+// widening it. Only a release that declared the column as text (or widened it to text)
+// leaves such a column: the upgrade converts it in place (see destination.Destination.Prepare).
+func (w Widening) Converts() bool { return w.From == String && (w.To.Temporal() || w.To == JSON) }
+
 // Merge returns existing columns (types widened to hold want) followed by the wanted ones
 // missing, plus what was added and what was widened. Existing may be nil (a new table). A
 // column without a type is a string. Destinations use it to evolve tables: columns are only
-// ever added and widened.
+// ever added and widened, except that a text column wanted as timestamp, date or JSON is
+// converted (Widening.Converts): replicas written before those fields were declared so (as
+// drift columns, or declared as text) hold them as text.
 func Merge(existing, want []Column) (merged, added []Column, widened []Widening) {
 	idx := map[string]int{}
 	merged = append(merged, existing...)
@@ -180,7 +212,11 @@ func Merge(existing, want []Column) (merged, added []Column, widened []Widening)
 			added = append(added, c)
 			continue
 		}
-		if w := Widen(merged[i].Type, c.Type); w != merged[i].Type {
+		w := Widen(merged[i].Type, c.Type)
+		if conv := (Widening{From: merged[i].Type, To: c.Type}); conv.Converts() {
+			w = c.Type
+		}
+		if w != merged[i].Type {
 			if j := IndexOf(added, c.Name); j >= 0 {
 				added[j].Type = w // not created yet: create it wide
 			} else {
@@ -231,9 +267,14 @@ func (c Catalog) Validate() error {
 			}
 			cols[col.Name] = true
 			switch col.Type {
-			case Integer, Number, Boolean, Timestamp, String, JSON:
+			case Integer, Number, Boolean, Timestamp, Date, String, JSON:
 			default:
 				fail("%s.%s: unknown type %q", where, col.Name, col.Type)
+			}
+		}
+		for _, col := range s.Columns {
+			if raw, ok := s.Column(col.Raw); col.Raw != "" && (!ok || raw.Type != String || raw.Raw != "") {
+				fail("%s.%s: raw column %q is not a string column of the stream", where, col.Name, col.Raw)
 			}
 		}
 		if len(s.PrimaryKey) == 0 {

@@ -26,9 +26,16 @@ func typeSchema(t Type) map[string]any {
 	case Timestamp:
 		// The APIs send ISO 8601 strings (Close) or unix seconds (Copper); both are instants.
 		return map[string]any{"type": []string{"string", "integer", "null"}, "format": "date-time"}
+	case Date:
+		// The APIs send YYYY-MM-DD or M/D/YYYY; crmsync stores the day.
+		return map[string]any{"type": []string{"string", "null"}, "format": "date"}
 	case JSON:
-		return map[string]any{"type": []string{"object", "array", "null"}}
+		return map[string]any{"type": JSONTypes}
 	default:
 		return map[string]any{"type": []string{"string", "null"}}
 	}
 }
+
+// JSONTypes are the JSON Schema types of a JSON column: any JSON value (objects and arrays
+// mostly; a field that is sometimes an object is sometimes a string).
+var JSONTypes = []string{"object", "array", "string", "number", "boolean", "null"}

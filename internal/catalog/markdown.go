@@ -11,8 +11,9 @@ func Markdown(cats ...Catalog) string {
 	var b strings.Builder
 	b.WriteString("# Tables\n\n")
 	b.WriteString("Generated from the stream declarations by `go run ./cmd/crmsync docs > docs/TABLES.md`; a test fails when this file is stale.\n\n")
-	b.WriteString("Every table also has `_crmsync_extracted_at` (when the sync that wrote the row started, UTC) and `_crmsync_deleted_at` (NULL while the row is live) and `_crmsync_unparsed` (the raw values of fields that did not parse as timestamps, which hold NULL, as a JSON object; NULL when every value parsed).\n")
-	b.WriteString("Fields the API sends beyond the columns listed here are kept too: they become extra columns (schema drift).\n")
+	b.WriteString("Every table also has `_crmsync_extracted_at` (when the sync that wrote the row started, UTC) and `_crmsync_deleted_at` (NULL while the row is live) and `_crmsync_unparsed` (the raw values of fields that did not parse as timestamps or dates, which hold NULL, as a JSON object; NULL when every value parsed).\n")
+	b.WriteString("Fields the API sends beyond the columns listed here are kept too: they become extra columns (schema drift).\n\n")
+	b.WriteString(TypeRules)
 	for _, c := range cats {
 		fmt.Fprintf(&b, "\n## %s (schema version %d)\n\n", c.Source, c.SchemaVersion)
 		b.WriteString("| table | method | primary key | replication key | notes |\n|---|---|---|---|---|\n")
@@ -35,9 +36,9 @@ func Markdown(cats ...Catalog) string {
 			if s.Description != "" {
 				b.WriteString(s.Description + "\n\n")
 			}
-			b.WriteString("| column | type |\n|---|---|\n")
+			b.WriteString("| column | type | notes |\n|---|---|---|\n")
 			for _, col := range s.Columns {
-				fmt.Fprintf(&b, "| `%s` | %s |\n", col.Name, col.Type)
+				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", col.Name, col.Type, dash(col.Description))
 			}
 		}
 	}
@@ -50,3 +51,19 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// TypeRules is the one statement of how each logical type is stored, for the docs.
+const TypeRules = `Column types (one per meaning of a field; SQLite / PostgreSQL):
+
+| type | holds | SQLite | PostgreSQL |
+|---|---|---|---|
+| integer | whole numbers: ids, counts, seconds, cents | ` + "`BIGINT`" + ` | ` + "`bigint`" + ` |
+| number | quantities with a fraction: amounts, ` + "`win_probability`" + ` (0–100) | ` + "`REAL`" + ` | ` + "`double precision`" + ` |
+| boolean | true / false | ` + "`BOOLEAN`" + ` (1 / 0) | ` + "`boolean`" + ` |
+| timestamp | an instant (ISO 8601 or unix seconds in the API) | ` + "`TIMESTAMP`" + `: UTC text ` + "`2006-01-02T15:04:05.000000Z`" + `, sorts in time order | ` + "`timestamptz`" + ` |
+| date | a calendar day (` + "`YYYY-MM-DD`" + `, Copper's ` + "`M/D/YYYY`" + `, the day of a date-time as written) | ` + "`DATE`" + `: text ` + "`YYYY-MM-DD`" + `, sorts in day order | ` + "`date`" + ` |
+| string | text | ` + "`TEXT`" + ` | ` + "`text`" + ` |
+| json | any JSON value as a document: objects and arrays, and a string sent in a field that is sometimes an object is the JSON string (` + "`\"Open\"`" + `) | ` + "`JSON TEXT`" + ` (JSON text) | ` + "`jsonb`" + ` |
+
+A timestamp or date that does not parse is stored as NULL, its raw value kept in ` + "`_crmsync_unparsed`" + `; other columns widen (integer → number → string) when a value does not fit, and never narrow.
+`

@@ -18,7 +18,7 @@ const (
 	ExtractedAtColumn = "_crmsync_extracted_at"
 	DeletedAtColumn   = "_crmsync_deleted_at"
 	// UnparsedColumn holds, as a JSON object, the raw values of the row's fields that did not
-	// parse in their timestamp column (which holds NULL for them); NULL when all parsed.
+	// parse in their timestamp or date column (which holds NULL for them); NULL when all parsed.
 	UnparsedColumn = "_crmsync_unparsed"
 )
 
@@ -26,7 +26,7 @@ const (
 var MetadataColumns = []catalog.Column{
 	{Name: ExtractedAtColumn, Type: catalog.Timestamp, Description: "when the sync that wrote this row started (UTC)"},
 	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
-	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not parse as timestamps (stored NULL), as {"field": value}; NULL when every value parsed`},
+	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not parse as timestamps or dates (stored NULL), as {"field": value}; NULL when every value parsed`},
 }
 
 // ReservedPrefix starts the names of crmsync's own columns and tables.
@@ -50,7 +50,8 @@ type Table struct {
 }
 
 // Batch is a set of rows for one table. Rows are aligned with Columns; each value is nil,
-// int64, float64, bool, time.Time or string (JSON columns carry JSON text).
+// int64, float64, bool, time.Time (a date column: midnight UTC of the day) or string (JSON
+// columns carry JSON text of any JSON value).
 type Batch struct {
 	Table   Table
 	Columns []catalog.Column
@@ -70,7 +71,12 @@ type Destination interface {
 	// The engine calls it once, before any stream starts; Prepare refuses those tables too.
 	Claim(ctx context.Context, tables []Table) error
 	// Prepare creates the table or evolves it so it holds cols (adding columns, widening
-	// types; never dropping or narrowing), and returns the table's columns afterwards.
+	// types; never dropping or narrowing), and returns the table's columns afterwards. A text
+	// column that cols declares as timestamp, date or JSON (a replica of an earlier release:
+	// catalog.Widening.Converts) is converted in place, in the same transaction: values parse
+	// as the engine parses them (ParsedText; the text of one that does not is kept in
+	// UnparsedColumn, and the text of every value in the column its declaration names as Raw),
+	// and text becomes JSON as record.JSONFromText says.
 	Prepare(ctx context.Context, t Table, cols []catalog.Column) ([]catalog.Column, error)
 	// State returns the saved state of every stream of the source.
 	State(ctx context.Context, source string) (state.Source, error)

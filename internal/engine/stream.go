@@ -40,6 +40,7 @@ type streamRun struct {
 	table   destination.Table
 	cols    []catalog.Column
 	colIdx  map[string]int
+	raw     []rawColumn // columns that keep a field as sent (setColumns)
 	pending []record.Record
 	// checkpoint is the newest bookmark the source has justified; it is committed with the
 	// next flush, after the records emitted before it.
@@ -106,8 +107,8 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	rep.Rows = r.rows
 	rep.Unparsed, rep.Skipped = r.issues.unparsed, r.issues.skipped
 	if n := r.issues.unparsed; n > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("values that did not parse as timestamps: %d, stored as NULL with the raw values in %s (e.g. %s)", n, destination.UnparsedColumn, r.issues.unparsedSample))
-		log.Warn("values did not parse as timestamps", "values", n, "column", destination.UnparsedColumn, "sample", r.issues.unparsedSample)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("values that did not parse as timestamps or dates: %d, stored as NULL with the raw values in %s (e.g. %s)", n, destination.UnparsedColumn, r.issues.unparsedSample))
+		log.Warn("values did not parse as timestamps or dates", "values", n, "column", destination.UnparsedColumn, "sample", r.issues.unparsedSample)
 	}
 	if n := r.issues.skipped; n > 0 {
 		key := strings.Join(s.PrimaryKey, ", ")
@@ -434,6 +435,12 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 	for i, c := range cols {
 		r.colIdx[c.Name] = i
 	}
+	r.raw = r.raw[:0]
+	for _, c := range r.stream.Columns {
+		if j, ok := r.colIdx[c.Raw]; ok && c.Raw != "" {
+			r.raw = append(r.raw, rawColumn{field: c.Name, col: j})
+		}
+	}
 }
 
 // batch converts the pending records to typed rows. Fields the table lacks (schema drift) and
@@ -514,7 +521,7 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 			switch {
 			case ok:
 				row[j] = cv
-			case r.cols[j].Type == catalog.Timestamp:
+			case r.cols[j].Type.Temporal():
 				if unparsed == nil {
 					unparsed = map[string]any{}
 				}
@@ -522,6 +529,9 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 			default:
 				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
 			}
+		}
+		if err := r.keepRaw(rec, row); err != nil {
+			return nil, issues, err
 		}
 		if !r.rowHasKey(row) { // a key field that is an unparsable timestamp
 			clear(row)
@@ -553,6 +563,28 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 		rows = append(rows, row)
 	}
 	return rows, issues, nil
+}
+
+// keepRaw fills the columns that keep a field as the API sent it (catalog.Column.Raw) beside
+// its typed column; they are crmsync's, whatever a record carries under their names.
+func (r *streamRun) keepRaw(rec record.Record, row []any) error {
+	for _, c := range r.raw {
+		row[c.col] = nil
+		if v := rec[c.field]; v != nil {
+			text, err := record.RawText(v)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", c.field, err)
+			}
+			row[c.col] = text
+		}
+	}
+	return nil
+}
+
+// rawColumn is a column that keeps a field as the API sent it (catalog.Column.Raw).
+type rawColumn struct {
+	field string
+	col   int
 }
 
 // hasKey reports whether rec has a value for every field of the stream's primary key.
@@ -633,8 +665,8 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 				continue
 			}
 			i, ok := r.colIdx[k]
-			if ok && (r.cols[i].Type == catalog.Timestamp || record.Fits(v, r.cols[i].Type)) {
-				continue // a timestamp column is never widened: convert sets such values aside
+			if ok && (r.cols[i].Type.Temporal() || record.Fits(v, r.cols[i].Type)) {
+				continue // a timestamp or date column is never widened: convert sets such values aside
 			}
 			c := catalog.Column{Name: k, Type: record.Infer(v)}
 			if ok {

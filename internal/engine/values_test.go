@@ -379,3 +379,77 @@ func hasNote(r StreamReport, substr string) bool {
 }
 
 func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// TestDaysAndJSONDocuments: a date column stores the day each form means (Copper's M/D/YYYY,
+// a date, the day of a date-time as written) and a column declared to keep the field as sent
+// holds the API's text; a day that does not parse is NULL and kept raw. A JSON column holds
+// JSON documents only: an object as itself, a string as a JSON string — even one that reads
+// like an object — in every destination.
+func TestDaysAndJSONDocuments(t *testing.T) {
+	s := catalog.Stream{Name: "typed", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "updated",
+		Columns: catalog.Cols("id:str", "updated:ts", "day:date+raw", "doc:json")}
+	recs := []record.Record{
+		{"id": "a", "updated": "2024-06-04T08:00:00Z", "day": "11/19/2018", "doc": json.RawMessage(`{"id":1,"name":"Won"}`)},
+		{"id": "b", "updated": "2024-06-04T08:00:00Z", "day": "2024-05-02T23:30:00-04:00", "doc": "Open"},
+		{"id": "c", "updated": "2024-06-04T08:00:00Z", "day": "2024-06-10", "doc": `{"id":1}`},
+		{"id": "d", "updated": "2024-06-04T08:00:00Z", "day": "someday", "doc": json.RawMessage(`["x"]`)},
+		{"id": "e", "updated": "2024-06-04T08:00:00Z"},
+	}
+	want := []struct {
+		day, raw string // "": NULL
+		doc      any    // decoded
+		unparsed any
+	}{
+		{"2018-11-19", "11/19/2018", map[string]any{"id": 1.0, "name": "Won"}, nil},
+		{"2024-05-02", "2024-05-02T23:30:00-04:00", "Open", nil},
+		{"2024-06-10", "2024-06-10", `{"id":1}`, nil},
+		{"", "someday", []any{"x"}, unparsedJSON(map[string]any{"day": "someday"})},
+		{"", "", nil, nil},
+	}
+	for name, open := range valueDests() {
+		t.Run(name, func(t *testing.T) {
+			d := open(t)
+			read := emitAll(recs...)
+			if _, err := Run(context.Background(), scriptedStream(s, &read), d.dst, testOptions(syncStart)); err != nil {
+				t.Fatal(err)
+			}
+			rows := d.rows(t, s, "id", "day", "day_raw", "doc", destination.UnparsedColumn)
+			if len(rows) != len(want) {
+				t.Fatalf("%d rows, want %d", len(rows), len(want))
+			}
+			for i, w := range want {
+				r := rows[i]
+				day := r["day"]
+				if tm, ok := day.(time.Time); ok {
+					day = tm.Format(record.DateLayout)
+				}
+				var doc any
+				if r["doc"] != nil {
+					if err := json.Unmarshal([]byte(jsonText(r["doc"])), &doc); err != nil {
+						t.Errorf("row %s: doc %#v is not JSON", r["id"], r["doc"])
+					}
+				}
+				if fmt.Sprint(day) != fmt.Sprint(orNil(w.day)) || fmt.Sprint(r["day_raw"]) != fmt.Sprint(normalizeValue(orNil(w.raw))) ||
+					fmt.Sprint(doc) != fmt.Sprint(w.doc) || fmt.Sprint(r[destination.UnparsedColumn]) != fmt.Sprint(w.unparsed) {
+					t.Errorf("row %s: day %v, day_raw %v, doc %#v, unparsed %v; want %v, %v, %#v, %v", r["id"], day, r["day_raw"], doc,
+						r[destination.UnparsedColumn], orNil(w.day), orNil(w.raw), w.doc, w.unparsed)
+				}
+			}
+		})
+	}
+}
+
+// jsonText is a JSON column's value as text: normalizeValue has decoded and re-encoded objects.
+func jsonText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+func orNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

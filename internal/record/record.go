@@ -4,6 +4,7 @@ package record
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -54,12 +55,13 @@ func Fits(v any, t catalog.Type) bool {
 		return true
 	}
 	switch t {
-	case catalog.String:
-		return true
-	case catalog.JSON:
-		return Infer(v) == catalog.JSON
+	case catalog.String, catalog.JSON:
+		return true // a JSON column holds any JSON value: a string is stored as a JSON string
 	case catalog.Timestamp:
 		_, err := ParseTime(v)
+		return err == nil
+	case catalog.Date:
+		_, err := ParseDate(v)
 		return err == nil
 	case catalog.Number:
 		it := Infer(v)
@@ -70,7 +72,8 @@ func Fits(v any, t catalog.Type) bool {
 }
 
 // Convert turns a decoded JSON value into the Go value stored for a column of type t:
-// int64, float64, bool, time.Time (UTC), string (JSON text for catalog.JSON), or nil.
+// int64, float64, bool, time.Time (UTC; midnight UTC of the day for catalog.Date), string
+// (JSON text for catalog.JSON: any value, a string as a JSON string), or nil.
 // Callers check Fits first; Convert reports an error when the value does not fit.
 func Convert(v any, t catalog.Type) (any, error) {
 	if v == nil {
@@ -107,11 +110,19 @@ func Convert(v any, t catalog.Type) (any, error) {
 		}
 	case catalog.Timestamp:
 		return ParseTime(v)
+	case catalog.Date:
+		return ParseDate(v)
 	case catalog.JSON:
 		switch x := v.(type) {
 		case json.RawMessage:
 			return string(x), nil
-		case map[string]any, []any:
+		case json.Number:
+			return string(x), nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		case string:
+			return jsonString(x), nil
+		case float64, int, int64, map[string]any, []any:
 			b, err := json.Marshal(v)
 			if err != nil {
 				return nil, err
@@ -150,12 +161,91 @@ func ConvertIfFits(v any, t catalog.Type) (any, bool) {
 	case t == catalog.Timestamp:
 		tm, err := ParseTime(v)
 		return tm, err == nil
+	case t == catalog.Date:
+		d, err := ParseDate(v)
+		return d, err == nil
 	case !Fits(v, t):
 		return nil, false
 	}
 	c, err := Convert(v, t)
 	return c, err == nil
 }
+
+// jsonString is s as a JSON string, with <, > and & as they are (json.Marshal would escape them).
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// JSONFromText is the JSON document a text value becomes when its column turns from text into
+// JSON (a replica written before the column was declared JSON, which stored objects as their
+// JSON text and strings as they were): text that is a JSON object or array is that document;
+// any other text is a JSON string. Both SQL destinations apply the same rule in SQL.
+func JSONFromText(s string) string {
+	if t := strings.TrimLeft(s, " \t\r\n"); t != "" && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
+		return s
+	}
+	return jsonString(s)
+}
+
+// RawText is a value as the API sent it, for a column that keeps it beside its typed form
+// (catalog.Column.Raw): a string as it is, anything else as its JSON text.
+func RawText(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return string(x), nil
+	case json.RawMessage:
+		return string(x), nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// ParseDate reads a calendar day: YYYY-MM-DD, M/D/YYYY (Copper's close_date; no zero padding
+// needed), or an ISO 8601 date-time, whose day is taken as written (in the offset it was sent
+// with: the day its writer meant), or unix seconds (the UTC day; some Copper clients send a
+// close_date so). The day is returned as midnight UTC. Days outside the years 1–9999 are refused.
+func ParseDate(v any) (time.Time, error) {
+	var (
+		d   time.Time
+		err error
+	)
+	switch x := v.(type) {
+	case string:
+		d, err = parseDateText(x)
+	case json.Number, float64, int64, time.Time:
+		d, err = ParseTime(v)
+	default:
+		err = errors.New("not a date")
+	}
+	if err != nil || d.Year() < 1 {
+		return time.Time{}, fmt.Errorf("not a date: %s", preview(v))
+	}
+	y, m, day := d.Date()
+	return time.Date(y, m, day, 0, 0, 0, 0, time.UTC), nil
+}
+
+func parseDateText(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02", "1/2/2006"} {
+		if d, err := time.Parse(layout, s); err == nil {
+			return d, nil
+		}
+	}
+	for _, layout := range isoLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil // not in UTC: the day as written
+		}
+	}
+	return time.Time{}, errors.New("not a date")
+}
+
+// DateLayout is how a day is written where it is text (SQLite, Singer): sorts in day order.
+const DateLayout = "2006-01-02"
 
 // ParseTime reads the instants both APIs send: ISO 8601 strings with or without offset or
 // fraction (naive means UTC, as Close's event log sends them) and unix seconds (Copper).

@@ -59,7 +59,14 @@ func TestFitsAndWiden(t *testing.T) {
 		{json.Number("1759932175"), catalog.Timestamp, true},
 		{"soon", catalog.Timestamp, false},
 		{map[string]any{}, catalog.String, true},
-		{"x", catalog.JSON, false},
+		{"x", catalog.JSON, true}, // a JSON column holds a string as a JSON string
+		{json.Number("3"), catalog.JSON, true},
+		{"11/19/2018", catalog.Date, true},
+		{"2024-06-10", catalog.Date, true},
+		{"2024-06-10T16:00:00+00:00", catalog.Date, true},
+		{"19/11/2018", catalog.Date, false},
+		{"soon", catalog.Date, false},
+		{true, catalog.Date, false},
 		{nil, catalog.Integer, true},
 	}
 	for _, tt := range tests {
@@ -76,10 +83,10 @@ func TestFitsAndWiden(t *testing.T) {
 // TestConvertIfFits checks the one-step conversion against Fits and Convert on every pair of
 // value shape and column type.
 func TestConvertIfFits(t *testing.T) {
-	values := []any{nil, true, "x", "2024-06-04T08:31:44.512000+00:00", json.Number("3"), json.Number("3.5"),
+	values := []any{nil, true, "x", "2024-06-04T08:31:44.512000+00:00", "6/4/2024", "2024-06-04", json.Number("3"), json.Number("3.5"),
 		json.Number("123456789012345678901234"), json.Number("1759932175"), json.RawMessage(`{"a":1}`), json.RawMessage(`[1]`),
 		map[string]any{"a": 1.0}}
-	types := []catalog.Type{catalog.Integer, catalog.Number, catalog.Boolean, catalog.Timestamp, catalog.String, catalog.JSON}
+	types := []catalog.Type{catalog.Integer, catalog.Number, catalog.Boolean, catalog.Timestamp, catalog.Date, catalog.String, catalog.JSON}
 	for _, v := range values {
 		for _, typ := range types {
 			got, ok := ConvertIfFits(v, typ)
@@ -147,6 +154,75 @@ func TestParseTimeRefusesWhatIsNoInstant(t *testing.T) {
 	for v, want := range good {
 		if got, err := ParseTime(v); err != nil || !got.Equal(want) {
 			t.Errorf("ParseTime(%#v) = %s, %v; want %s", v, got, err, want)
+		}
+	}
+}
+
+// TestParseDate: the day forms both APIs send become that day (midnight UTC); a date-time
+// gives the day as written in its own offset; what is no day is an error.
+func TestParseDate(t *testing.T) {
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		in   any
+		want time.Time // zero: an error
+	}{
+		{"11/19/2018", day(2018, 11, 19)}, // Copper close_date: M/D/YYYY, no padding
+		{"1/2/2026", day(2026, 1, 2)},
+		{"01/02/2026", day(2026, 1, 2)},
+		{"2024-06-10", day(2024, 6, 10)},                // Close date-only values
+		{"2024-05-02T16:00:00+00:00", day(2024, 5, 2)},  // a Close task date that is a date-time
+		{"2024-05-02T23:30:00-04:00", day(2024, 5, 2)},  // the day as written, not the UTC day
+		{"2024-05-02T10:01:14.670000", day(2024, 5, 2)}, // no offset
+		{json.Number("1545168280"), day(2018, 12, 18)},  // unix seconds: the UTC day
+		{"0001-01-02", day(1, 1, 2)}, {"9999-12-31", day(9999, 12, 31)},
+		{"0000-01-01", time.Time{}}, {"2/30/2024", time.Time{}}, {"13/1/2024", time.Time{}}, {"19/11/2018", time.Time{}},
+		{"2024-6-10", time.Time{}}, {"", time.Time{}}, {"soon", time.Time{}}, {true, time.Time{}}, {json.RawMessage(`{}`), time.Time{}},
+	}
+	for _, tt := range tests {
+		got, err := ParseDate(tt.in)
+		switch {
+		case tt.want.IsZero() && err == nil:
+			t.Errorf("ParseDate(%#v) = %v, want an error", tt.in, got)
+		case !tt.want.IsZero() && (err != nil || !got.Equal(tt.want) || got.Location() != time.UTC):
+			t.Errorf("ParseDate(%#v) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestJSONColumnValues: a JSON column stores every value as a JSON document — a string as a
+// JSON string (never bare text that cannot be told from an object), objects as themselves.
+func TestJSONColumnValues(t *testing.T) {
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{"Open", `"Open"`},
+		{`{"a":1}`, `"{\"a\":1}"`}, // a string that looks like an object stays a string
+		{"a<b & c>", `"a<b & c>"`},
+		{json.RawMessage(`{"id":1,"name":"Won"}`), `{"id":1,"name":"Won"}`},
+		{json.RawMessage(`[1,2]`), `[1,2]`},
+		{json.Number("12345678901234567890"), `12345678901234567890`},
+		{true, `true`},
+	}
+	for _, tt := range tests {
+		got, err := Convert(tt.in, catalog.JSON)
+		if err != nil || got != tt.want {
+			t.Errorf("Convert(%#v, json) = %#v, %v; want %s", tt.in, got, err, tt.want)
+		}
+		if !json.Valid([]byte(got.(string))) {
+			t.Errorf("Convert(%#v, json) = %s: not JSON", tt.in, got)
+		}
+	}
+	for in, want := range map[string]string{
+		`{"id": 1, "name": "Won"}`: `{"id": 1, "name": "Won"}`, // the text of an object: that object
+		` [1]`:                     ` [1]`,
+		"Open":                     `"Open"`,
+		"123":                      `"123"`, // only objects and arrays were stored as their JSON text
+		`{"broken"`:                `"{\"broken\""`,
+		"":                         `""`,
+	} {
+		if got := JSONFromText(in); got != want {
+			t.Errorf("JSONFromText(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"Replace", testReplace},
 		{"ReplaceConcurrentReader", testReplaceConcurrentReader},
 		{"SchemaEvolution", testSchemaEvolution},
+		{"DatesAndJSON", testDatesAndJSON},
+		{"ConvertTextColumns", testConvertTextColumns},
 		{"State", testState},
 		{"CrashBetweenBatches", testCrash},
 		{"Identifiers", testIdentifiers},
@@ -815,6 +817,63 @@ func testSchemaEvolution(h *harness) {
 	if s, ok := a["doc"].(string); !ok || json.Unmarshal([]byte(s), &doc) != nil || !reflect.DeepEqual(doc, map[string]any{"k": []any{1.0, 2.0}}) {
 		t.Errorf(`a.doc (JSON widened) = %#v, want JSON text of {"k":[1,2]}`, a["doc"])
 	}
+}
+
+// day is midnight UTC of a day: how a Batch carries a date.
+func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+// testDatesAndJSON: date columns hold days (the years 1–9999), JSON columns any JSON value —
+// a JSON string is not confused with an object whose text it holds.
+func testDatesAndJSON(h *harness) {
+	tb := table("typed", catalog.Incremental)
+	cs := h.prepare(tb, colSpec("id:string", "updated:timestamp", "d:date", "j:json"))
+	recs := []rec{
+		{"id": "a", "updated": at(1), "d": day(2018, 11, 19), "j": `{"id":1,"name":"Won"}`},
+		{"id": "b", "updated": at(1), "d": day(1, 1, 1), "j": `"Open"`},
+		{"id": "c", "updated": at(1), "d": day(9999, 12, 31), "j": `"{\"id\":1,\"name\":\"Won\"}"`},
+		{"id": "d", "updated": at(1), "j": `12345678901234567890`},
+		{"id": "e", "updated": at(1), "j": `[true,null]`},
+	}
+	h.write(batch(tb, cs, recs...), bookmark(at(1)))
+	h.check(tb, recs...)
+	assertColumns(h.t, "typed", h.prepare(tb, nil), cs)
+}
+
+// testConvertTextColumns: a replica written before fields were declared timestamp, date or
+// JSON holds them as text; preparing the declared types converts them in place: instants and
+// days as the engine parses them (text that does not parse: NULL, kept in the unparsed
+// column beside what it held), the day's text kept in its raw column; the text of an object
+// or array becomes that document, other text a JSON string.
+func testConvertTextColumns(h *harness) {
+	tb := table("upgraded", catalog.Incremental)
+	old := h.prepare(tb, colSpec("id:string", "updated:timestamp", "d:string", "doc:string", "when:string"))
+	h.write(batch(tb, old,
+		rec{"id": "a", "updated": at(1), "d": "11/19/2018", "doc": `{"id": 1, "name": "Won"}`, "when": "2024-06-04T08:31:44.512000+00:00"},
+		rec{"id": "b", "updated": at(1), "d": "2024-05-02T16:00:00+00:00", "doc": "Open", "when": "1759932175"},
+		rec{"id": "c", "updated": at(1), "d": "someday", "doc": "[1, 2]", "when": "yesterday", destination.UnparsedColumn: `{"updated":"x"}`},
+		rec{"id": "d", "updated": at(1), "doc": "123"},
+	), bookmark(at(1)))
+
+	declared := colSpec("id:string", "updated:timestamp", "d:date", "doc:json", "when:timestamp")
+	declared[2].Raw = "d_raw"
+	declared = slices.Insert(declared, 3, catalog.Column{Name: "d_raw", Type: catalog.String})
+	got := h.prepare(tb, declared)
+	want := append(append([]catalog.Column{}, old...), catalog.Column{Name: "d_raw", Type: catalog.String})
+	for name, typ := range map[string]catalog.Type{"d": catalog.Date, "doc": catalog.JSON, "when": catalog.Timestamp} {
+		want[indexOf(want, name)].Type = typ
+	}
+	assertColumns(h.t, "after declaring d a date, doc JSON and when a timestamp", got, want)
+	h.check(tb,
+		rec{"id": "a", "updated": at(1), "d": day(2018, 11, 19), "d_raw": "11/19/2018", "doc": `{"id":1,"name":"Won"}`,
+			"when": time.Date(2024, 6, 4, 8, 31, 44, 512000000, time.UTC)},
+		rec{"id": "b", "updated": at(1), "d": day(2024, 5, 2), "d_raw": "2024-05-02T16:00:00+00:00", "doc": `"Open"`,
+			"when": time.Unix(1759932175, 0).UTC()},
+		rec{"id": "c", "updated": at(1), "d_raw": "someday", "doc": `[1,2]`,
+			destination.UnparsedColumn: `{"updated":"x","d":"someday","when":"yesterday"}`},
+		rec{"id": "d", "updated": at(1), "doc": `"123"`})
+	// New rows take the declared types; a second Prepare changes nothing.
+	h.write(batch(tb, got, rec{"id": "e", "updated": at(2), "d": day(2026, 1, 2), "d_raw": "1/2/2026", "doc": `"Lost"`}), bookmark(at(2)))
+	assertColumns(h.t, "declared again", h.prepare(tb, declared), want)
 }
 
 func indexOf(cols []catalog.Column, name string) int {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
@@ -408,13 +409,49 @@ func (t *table) clone() *table {
 func (t *table) evolve(cols []catalog.Column) {
 	merged, _, widened := catalog.Merge(t.cols, cols)
 	for _, w := range widened {
+		raw := destination.RawOf(cols, w.Name)
 		for _, row := range t.rows {
-			if v, ok := row[w.Name]; ok {
+			v, ok := row[w.Name]
+			switch {
+			case !ok:
+			case w.Converts():
+				convert(row, w, raw)
+			default:
 				row[w.Name], _ = widen(v, w.From, w.To) // stored values always fit: no error
 			}
 		}
 	}
 	t.cols = merged
+}
+
+// convert upgrades a stored text value to the timestamp, date or JSON type its column now
+// has, as the SQL destinations do: a value's text is kept in the raw column (when declared),
+// one that does not parse in destination.UnparsedColumn.
+func convert(row map[string]any, w catalog.Widening, raw string) {
+	text := row[w.Name].(string)
+	if w.To == catalog.JSON {
+		row[w.Name] = record.JSONFromText(text)
+		return
+	}
+	if raw != "" {
+		row[raw] = text
+	}
+	if v, ok := destination.ParsedText([]string{text}, w.To)[text]; ok {
+		layout := destination.TimeLayout
+		if w.To == catalog.Date {
+			layout = record.DateLayout
+		}
+		row[w.Name], _ = time.Parse(layout, v)
+		return
+	}
+	delete(row, w.Name)
+	unparsed := map[string]any{}
+	if u, ok := row[destination.UnparsedColumn].(string); ok {
+		_ = json.Unmarshal([]byte(u), &unparsed) // crmsync wrote it: an object
+	}
+	unparsed[w.Name] = text
+	b, _ := json.Marshal(unparsed) // strings only: always encodes
+	row[destination.UnparsedColumn] = string(b)
 }
 
 func (t *table) reindex() {
@@ -577,6 +614,12 @@ func check(v any, typ catalog.Type) error {
 		_, ok = v.(bool)
 	case catalog.Timestamp:
 		_, ok = v.(time.Time)
+	case catalog.Date:
+		d, isTime := v.(time.Time)
+		if isTime && (d.Location() != time.UTC || d != d.Truncate(24*time.Hour)) {
+			return fmt.Errorf("a date must be midnight UTC, not %v", d)
+		}
+		ok = isTime
 	case catalog.String:
 		_, ok = v.(string)
 	case catalog.JSON:

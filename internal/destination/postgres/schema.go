@@ -43,6 +43,11 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 					return fmt.Errorf("create table: %w", err)
 				}
 			}
+		} else if slices.ContainsFunc(widened, catalog.Widening.Converts) {
+			if err := d.convert(ctx, tx, t.Stream.Name, cols, added, widened); err != nil {
+				return err
+			}
+			d.mergeFromNowOn(t.Stream.Name)
 		} else if s := alterSQL(d.Table(t.Stream.Name), added, widened); s != "" {
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("evolve columns: %w", err)
@@ -275,10 +280,98 @@ func alterSQL(table string, added []catalog.Column, widened []catalog.Widening) 
 	return "ALTER TABLE " + table + " " + strings.Join(parts, ", ")
 }
 
+// convert upgrades text columns to the timestamp, date or JSON columns their declarations ask
+// for (catalog.Widening.Converts), with the other changes of the same Prepare: columns are
+// added first, so the column that keeps a field as sent and the unparsed column can take the
+// old text; instants and dates are rewritten as the engine reads them (destination.ParsedText)
+// while still text; then every type changes in one ALTER, JSON through jsonFromTextSQL.
+func (d *Destination) convert(ctx context.Context, tx pgx.Tx, stream string, cols, added []catalog.Column, changed []catalog.Widening) error {
+	table := d.Table(stream)
+	if s := alterSQL(table, added, nil); s != "" {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("evolve columns: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, jsonFromTextSQL); err != nil {
+		return fmt.Errorf("convert columns: %w", err)
+	}
+	for _, w := range changed {
+		if w.Converts() && w.To.Temporal() {
+			if err := convertParsed(ctx, tx, table, w, destination.RawOf(cols, w.Name)); err != nil {
+				return fmt.Errorf("convert %s to %s: %w", w.Name, w.To, err)
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, alterSQL(table, nil, changed)); err != nil {
+		return fmt.Errorf("convert columns: %w", err)
+	}
+	return nil
+}
+
+// jsonFromTextSQL is record.JSONFromText in SQL, for the transaction that needs it: text that
+// is a JSON object or array is that document, any other text a JSON string.
+const jsonFromTextSQL = `CREATE OR REPLACE FUNCTION pg_temp.crmsync_json_from_text(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF left(ltrim(t, E' \t\r\n'), 1) IN ('{', '[') THEN
+		BEGIN
+			RETURN t::jsonb;
+		EXCEPTION WHEN others THEN
+			NULL; -- not JSON after all: a string
+		END;
+	END IF;
+	RETURN to_jsonb(t);
+END $$`
+
+// convertParsed rewrites a text column that is about to become a timestamp or date column:
+// each value as the engine reads it (ISO text, which casts whatever the DateStyle), or NULL
+// with the text kept in the unparsed column; the text also goes to the column that keeps the
+// field as sent, when the declaration names one.
+func convertParsed(ctx context.Context, tx pgx.Tx, table string, w catalog.Widening, raw string) error {
+	col, unparsed := qident(w.Name), qident(destination.UnparsedColumn)
+	if raw != "" {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s IS NOT NULL", table, qident(raw), col, col)); err != nil {
+			return err
+		}
+	}
+	rows, err := tx.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL", col, table, col))
+	if err != nil {
+		return err
+	}
+	values, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	parsed := destination.ParsedText(values, w.To)
+	raws, texts := make([]string, 0, len(parsed)), make([]string, 0, len(parsed))
+	for v, text := range parsed {
+		raws, texts = append(raws, v), append(texts, text)
+	}
+	stmts := []string{
+		`CREATE TEMP TABLE _crmsync_parsed (raw text PRIMARY KEY, value text NOT NULL) ON COMMIT DROP`,
+		`INSERT INTO _crmsync_parsed (raw, value) SELECT * FROM unnest($1::text[], $2::text[])`,
+		fmt.Sprintf(`UPDATE %[1]s SET %[3]s = coalesce(%[3]s, '{}'::jsonb) || jsonb_build_object($1::text, %[2]s)
+			WHERE %[2]s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _crmsync_parsed m WHERE m.raw = %[2]s)`, table, col, unparsed),
+		fmt.Sprintf(`UPDATE %[1]s SET %[2]s = (SELECT m.value FROM _crmsync_parsed m WHERE m.raw = %[2]s) WHERE %[2]s IS NOT NULL`, table, col),
+		`DROP TABLE _crmsync_parsed`,
+	}
+	args := [][]any{nil, {raws, texts}, {w.Name}, nil, nil}
+	for i, st := range stmts {
+		if _, err := tx.Exec(ctx, st, args[i]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // convertExpr converts a column's values when its type widens. Text forms match what the
 // engine writes for new values of the wider type: numbers in shortest exact form, booleans as
 // true/false, instants as RFC 3339 UTC with microseconds (as the SQLite destination stores them).
+// Text turning into JSON goes through jsonFromTextSQL; text turning into instants or dates
+// holds ISO text by then (convertParsed).
 func convertExpr(col string, from, to catalog.Type) string {
+	if from == catalog.String && to == catalog.JSON {
+		return "pg_temp.crmsync_json_from_text(" + col + ")"
+	}
 	if to == catalog.String && from == catalog.Timestamp {
 		return fmt.Sprintf(`to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, col)
 	}
@@ -295,6 +388,8 @@ func sqlType(t catalog.Type) string {
 		return "boolean"
 	case catalog.Timestamp:
 		return "timestamptz"
+	case catalog.Date:
+		return "date"
 	case catalog.JSON:
 		return "jsonb"
 	default:
@@ -314,6 +409,8 @@ func logicalType(dataType string) catalog.Type {
 		return catalog.Boolean
 	case "timestamp with time zone", "timestamp without time zone":
 		return catalog.Timestamp
+	case "date":
+		return catalog.Date
 	case "jsonb", "json":
 		return catalog.JSON
 	default:

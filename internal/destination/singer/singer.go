@@ -22,6 +22,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
@@ -286,9 +287,9 @@ func (d *Destination) flush() error {
 	return d.err
 }
 
-// Value is a batch value as a record carries it: instants as RFC 3339 strings in UTC, JSON
-// text as the JSON value itself (objects and arrays, never strings of JSON), numbers that JSON
-// cannot hold (NaN, ±Inf) as null.
+// Value is a batch value as a record carries it: instants as RFC 3339 strings in UTC, days as
+// YYYY-MM-DD, JSON text as the JSON value itself (never a string of JSON text), numbers that
+// JSON cannot hold (NaN, ±Inf) as null.
 func Value(t catalog.Type, v any) any {
 	switch x := v.(type) {
 	case string:
@@ -297,6 +298,9 @@ func Value(t catalog.Type, v any) any {
 		}
 		return x
 	case time.Time:
+		if t == catalog.Date {
+			return x.Format(record.DateLayout)
+		}
 		return x.UTC().Format(time.RFC3339Nano)
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -325,7 +329,7 @@ func Automatic(s catalog.Stream, field string) bool {
 }
 
 // Schema is the JSON Schema of records with cols, without the excluded fields. Every
-// field is nullable; instants are date-time strings; JSON fields are objects or arrays.
+// field is nullable; instants are date-time strings, days date strings; JSON fields any JSON value.
 func Schema(cols []catalog.Column, excluded map[string]bool) map[string]any {
 	props := make(map[string]any, len(cols))
 	for _, c := range cols {
@@ -348,8 +352,10 @@ func TypeSchema(t catalog.Type) map[string]any {
 		return map[string]any{"type": []string{"boolean", "null"}}
 	case catalog.Timestamp:
 		return map[string]any{"type": []string{"string", "null"}, "format": "date-time"}
+	case catalog.Date:
+		return map[string]any{"type": []string{"string", "null"}, "format": "date"}
 	case catalog.JSON:
-		return map[string]any{"type": []string{"object", "array", "null"}}
+		return map[string]any{"type": catalog.JSONTypes}
 	default:
 		return map[string]any{"type": []string{"string", "null"}}
 	}

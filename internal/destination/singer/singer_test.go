@@ -148,4 +148,23 @@ func TestValue(t *testing.T) {
 	if v := Value(catalog.String, `{"a":1}`); v != `{"a":1}` {
 		t.Errorf("a string column's JSON-looking text changed: %v", v)
 	}
+	// Days are dates, JSON columns any JSON value: a JSON string is a string in the record.
+	for _, tt := range []struct {
+		typ  catalog.Type
+		in   any
+		want string
+	}{
+		{catalog.Date, time.Date(2018, 11, 19, 0, 0, 0, 0, time.UTC), `"2018-11-19"`},
+		{catalog.Timestamp, time.Date(2018, 11, 19, 0, 0, 0, 0, time.UTC), `"2018-11-19T00:00:00Z"`},
+		{catalog.JSON, `"Open"`, `"Open"`},
+		{catalog.JSON, `{"id":1}`, `{"id":1}`},
+	} {
+		b, err := json.Marshal(Value(tt.typ, tt.in))
+		if err != nil || string(b) != tt.want {
+			t.Errorf("Value(%s, %v) encodes as %s, %v; want %s", tt.typ, tt.in, b, err, tt.want)
+		}
+	}
+	if s := TypeSchema(catalog.Date); s["format"] != "date" {
+		t.Errorf("a date's schema: %v", s)
+	}
 }

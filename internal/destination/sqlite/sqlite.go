@@ -18,8 +18,12 @@
 // case, then byte order, so which keeps its spelling does not depend on the order fields
 // arrive in. Column names are the API's field names, quoted.
 // Types: BIGINT (integer affinity, never a rowid alias), REAL, BOOLEAN (0/1), TIMESTAMP (UTC text "2006-01-02T15:04:05.000000Z", which
-// sorts in time order), TEXT and JSON (JSON text). The declared type is how the logical type is
-// read back, so no side table is needed; widening rebuilds the table in one transaction.
+// sorts in time order), DATE (text "2006-01-02", which sorts in day order), TEXT and JSON TEXT
+// (JSON text with text affinity; "JSON" in tables made before). The declared type is how the
+// logical type is read back, so no side table is needed; widening rebuilds the table in one
+// transaction, and so does the upgrade of a text column to a timestamp, date or JSON column
+// (catalog.Widening.Converts): instants and dates are re-read by the engine's parser (convertParsed), text
+// that is a JSON object or array stays that document and other text becomes a JSON string.
 package sqlite
 
 import (
@@ -38,11 +42,12 @@ import (
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
 // TimeLayout is how timestamps are stored: fixed width, so text order is time order.
-const TimeLayout = "2006-01-02T15:04:05.000000Z"
+const TimeLayout = destination.TimeLayout
 
 // metaVersion is the version of crmsync's own bookkeeping tables in the file.
 const metaVersion = 1
@@ -255,6 +260,13 @@ func (d *Destination) Prepare(ctx context.Context, t destination.Table, cols []c
 				return nil, fmt.Errorf("add column %s.%s: %w", name, c.Name, err)
 			}
 		}
+		for _, w := range widened {
+			if w.Converts() && w.To.Temporal() {
+				if err := convertParsed(ctx, tx, name, names, w, destination.RawOf(cols, w.Name)); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if len(widened) > 0 {
 			if err := rebuild(ctx, tx, name, s, names.cols(existing), names.cols(merged), !d.loading[name]); err != nil {
 				return nil, err
@@ -393,10 +405,78 @@ func rebuild(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, old
 	return nil
 }
 
+// convertParsed rewrites a text column that becomes a timestamp or date column (see
+// destination.ParsedText) before the rebuild gives it its type: each value as the engine
+// would store it, or NULL with the text kept in the unparsed column; the text is also kept in
+// the column that keeps the field as sent, when the declaration names one.
+func convertParsed(ctx context.Context, tx *sql.Tx, table string, names colNames, w catalog.Widening, raw string) error {
+	t, col, unparsed := quote(table), quote(names.col(w.Name)), quote(names.col(destination.UnparsedColumn))
+	fail := func(err error) error { return fmt.Errorf("convert %s.%s to %s: %w", table, w.Name, w.To, err) }
+	if raw != "" {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = %s WHERE %s IS NOT NULL", t, quote(names.col(raw)), col, col)); err != nil {
+			return fail(err)
+		}
+	}
+	values, err := distinctText(ctx, tx, fmt.Sprintf("SELECT DISTINCT CAST(%s AS TEXT) FROM %s WHERE %s IS NOT NULL", col, t, col))
+	if err != nil {
+		return fail(err)
+	}
+	stmts := []string{"DROP TABLE IF EXISTS temp._crmsync_parsed", "CREATE TEMP TABLE _crmsync_parsed (raw TEXT PRIMARY KEY, value TEXT NOT NULL)"}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st); err != nil {
+			return fail(err)
+		}
+	}
+	for v, text := range destination.ParsedText(values, w.To) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO temp._crmsync_parsed (raw, value) VALUES (?, ?)", v, text); err != nil {
+			return fail(err)
+		}
+	}
+	stmts = []string{
+		fmt.Sprintf("UPDATE %[1]s SET %[3]s = json_patch(coalesce(%[3]s, '{}'), json_object(?, %[2]s)) WHERE %[2]s IS NOT NULL AND %[2]s NOT IN (SELECT raw FROM temp._crmsync_parsed)", t, col, unparsed),
+		fmt.Sprintf("UPDATE %[1]s SET %[2]s = (SELECT value FROM temp._crmsync_parsed WHERE raw = %[2]s) WHERE %[2]s IS NOT NULL", t, col),
+		"DROP TABLE temp._crmsync_parsed",
+	}
+	for i, st := range stmts {
+		var args []any
+		if i == 0 {
+			args = []any{w.Name}
+		}
+		if _, err := tx.ExecContext(ctx, st, args...); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// distinctText runs a query of one text column and returns its values.
+func distinctText(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // convertExpr converts a column's stored values when its type widens to text, so old rows
 // read like the text the engine writes for new values: booleans as true/false (not 1/0) and
 // integral numbers without a trailing ".0"; other numbers keep SQLite's exact (round-trip) text.
+// A text column turning into JSON keeps the text of an object or array as that document and
+// makes any other text a JSON string (record.JSONFromText); one turning into instants or dates
+// was rewritten by convertParsed.
 func convertExpr(col string, from, to catalog.Type) string {
+	if from == catalog.String && to == catalog.JSON {
+		return fmt.Sprintf("CASE WHEN %[1]s IS NULL OR (json_valid(%[1]s) AND json_type(%[1]s) IN ('object', 'array')) THEN %[1]s ELSE json_quote(CAST(%[1]s AS TEXT)) END", col)
+	}
 	if to != catalog.String || from == to {
 		return col
 	}
@@ -479,8 +559,12 @@ func sqlType(t catalog.Type) string {
 		return "BOOLEAN"
 	case catalog.Timestamp:
 		return "TIMESTAMP"
+	case catalog.Date:
+		return "DATE"
 	case catalog.JSON:
-		return "JSON"
+		// TEXT affinity: under "JSON" (NUMERIC affinity) SQLite would store the JSON number
+		// 12345678901234567890 as an approximate REAL. Tables made before keep "JSON".
+		return "JSON TEXT"
 	default:
 		return "TEXT"
 	}
@@ -496,7 +580,9 @@ func logicalType(sqlType string) catalog.Type {
 		return catalog.Boolean
 	case "TIMESTAMP":
 		return catalog.Timestamp
-	case "JSON":
+	case "DATE":
+		return catalog.Date
+	case "JSON", "JSON TEXT":
 		return catalog.JSON
 	default:
 		return catalog.String
@@ -674,9 +760,12 @@ func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, b
 	return sorted, true
 }
 
-func sqlValue(v any) any {
+func sqlValue(v any, t catalog.Type) any {
 	switch x := v.(type) {
 	case time.Time:
+		if t == catalog.Date {
+			return x.Format(record.DateLayout) // the day, as the engine gives it
+		}
 		return x.UTC().Format(TimeLayout)
 	case bool:
 		if x {

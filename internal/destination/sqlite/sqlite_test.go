@@ -14,6 +14,7 @@ import (
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/destination/destinationtest"
+	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
@@ -105,6 +106,13 @@ func readValue(v any, t catalog.Type) (any, error) {
 			return x.UTC(), nil
 		case string:
 			return time.Parse(TimeLayout, x)
+		}
+	case catalog.Date:
+		switch x := v.(type) {
+		case time.Time:
+			return x.UTC(), nil
+		case string:
+			return time.Parse(record.DateLayout, x)
 		}
 	}
 	return v, nil

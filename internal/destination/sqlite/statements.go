@@ -68,8 +68,8 @@ func planGroup(plan []execution, rows [][]any, cols []catalog.Column, filled []i
 		}
 		args := make([]any, 0, n*len(filled))
 		for _, row := range rows[start : start+n] {
-			for _, j := range filled {
-				args = append(args, sqlValue(row[j]))
+			for i, j := range filled {
+				args = append(args, sqlValue(row[j], named[i].Type))
 			}
 		}
 		plan = append(plan, execution{query: q, args: args})

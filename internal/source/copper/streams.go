@@ -58,7 +58,7 @@ var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersi
 	func() table {
 		s := cdc("activities_search", "Activities (notes, calls, meetings, emails, custom types, system changes). Copper cannot filter activities by "+
 			"modification time: crmsync reads them by activity date from the bookmark minus a 24-hour window, newest first, and upserts by id.",
-			c("id:int", "parent:json", "type:json", "user_id:int", "details:str", "activity_date:ts", "old_value:json", "new_value:json", "date_created:ts", "date_modified:ts"))
+			activityColumns())
 		s.Lookback = 24 * time.Hour
 		s.Read = (*Source).readActivities
 		return s
@@ -75,25 +75,37 @@ var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersi
 			"monetary_value:num", "converted_unit:str", "converted_value:num", "status:str", "status_id:int", "title:str", "date_last_contacted:ts",
 			"converted_opportunity_id:int", "converted_contact_id:int", "converted_at:ts"), modified)),
 	full("loss_reasons", list("/loss_reasons"), "Loss reasons for opportunities.", c("id:int", "name:str")),
-	cdc("opportunities", "Opportunities. `close_date` is kept as Copper sends it (a M/D/YYYY string).",
-		c("id:int", "name:str", "assignee_id:int", "close_date:str", "company_id:int", "company_name:str", "customer_source_id:int", "details:str",
+	cdc("opportunities", "Opportunities.",
+		catalog.Describe(c("id:int", "name:str", "assignee_id:int", "close_date:date", "company_id:int", "company_name:str", "customer_source_id:int", "details:str",
 			"loss_reason_id:int", "pipeline_id:int", "pipeline_stage_id:int", "primary_contact_id:int", "priority:str", "status:str", "tags:json",
-			"interaction_count:int", "monetary_unit:str", "monetary_value:num", "converted_unit:str", "converted_value:num", "win_probability:int",
+			"interaction_count:int", "monetary_unit:str", "monetary_value:num", "converted_unit:str", "converted_value:num", "win_probability:num",
 			"date_stage_changed:ts", "date_last_contacted:ts", "leads_converted_from:json", "date_lead_created:ts", "custom_fields:json",
-			"pipeline_type:str", "pipeline_is_revenue:bool", "date_created:ts", "date_modified:ts")),
+			"pipeline_type:str", "pipeline_is_revenue:bool", "date_created:ts", "date_modified:ts"),
+			"close_date", "the expected close day; Copper sends M/D/YYYY text (\"11/19/2018\")")),
 	cdc("people", "People (contacts).", cols(c0("id:int"), personName, contactish, c0("company_id:int", "company_name:str", "contact_type_id:int",
 		"emails:json", "title:str", "date_last_contacted:ts", "interaction_count:int", "leads_converted_from:json", "date_lead_created:ts"), modified)),
 	full("pipeline_stages", list("/pipeline_stages"), "The stages of every pipeline (read from `GET /pipeline_stages`, the documented endpoint).",
-		c("id:int", "name:str", "pipeline_id:int", "win_probability:num")),
+		c("id:int", "name:str", "pipeline_id:int", "win_probability:num")), // number, as in opportunities: the docs say 0–100, a number here
 	full("pipelines", list("/pipelines"), "Pipelines, with their stages as JSON.", c("id:int", "name:str", "type:str", "is_revenue:bool", "stages:json")),
 	cdc("projects", "Projects.", c("id:int", "name:str", "related_resource:json", "assignee_id:int", "status:str", "details:str", "tags:json",
-		"custom_fields:json", "date_created:ts", "date_modified:ts")),
+		"custom_fields:json", "date_created:ts", "date_modified:ts", "company_id:int", "company_name:str")), // the last two: tap-copper's schema
 	{Read: list("/tags"), Stream: catalog.Stream{Name: "tags", PrimaryKey: []string{"name"}, Method: catalog.FullTable, Description: "Tags, with how often each is used.",
 		Columns: c("name:str", "count:int", "count_people:int", "count_leads:int", "count_companies:int", "count_opportunities:int", "count_projects:int", "count_tasks:int")}},
 	cdc("tasks", "Tasks.", c("id:int", "name:str", "related_resource:json", "assignee_id:int", "due_date:ts", "reminder_date:ts", "completed_date:ts",
 		"priority:str", "status:str", "details:str", "tags:json", "custom_fields:json", "custom_activity_type_id:int", "date_created:ts", "date_modified:ts")),
 	full("users", (*Source).readUsers, "Users of the account.", c("id:int", "name:str", "email:str", "groups:json")),
 }}
+
+// activityColumns are the activities' columns. old_value and new_value are a stage object in
+// stage changes and a plain string ("Open") in status changes: JSON documents either way.
+func activityColumns() []catalog.Column {
+	cols := c("id:int", "parent:json", "type:json", "user_id:int", "details:str", "activity_date:ts", "old_value:json", "new_value:json",
+		"date_created:ts", "date_modified:ts")
+	for _, f := range []string{"old_value", "new_value"} {
+		cols = catalog.Describe(cols, f, "a JSON document: an object ({id, name} of a stage) or a JSON string (\"Open\")")
+	}
+	return cols
+}
 
 // c0 keeps specs as a plain group for cols.
 func c0(specs ...string) []string { return specs }
