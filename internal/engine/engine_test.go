@@ -130,6 +130,49 @@ func TestFlushIntervalCommitsWithoutCheckpoints(t *testing.T) {
 	}
 }
 
+// TestBatchesAreCutByBytes: a batch is committed once its records hold BatchBytes, however
+// few they are, and once it has BatchSize records, however small they are.
+func TestBatchesAreCutByBytes(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		pad         int // bytes of padding per record
+		size, bytes int
+		want        []int
+	}{
+		{"by bytes", 10_000, 1000, 35_000, []int{4, 4, 2}},
+		{"by count", 10, 4, 1 << 20, []int{4, 4, 2}},
+		{"neither", 10, 1000, 1 << 20, []int{10}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := writeSignal{openSQLite(t), make(chan int, 20)}
+			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			src := &scriptedSource{version: 1, streams: []catalog.Stream{{Name: "items", PrimaryKey: []string{"id"}, Method: catalog.Incremental,
+				CursorField: "updated", Columns: catalog.Cols("id:str", "updated:ts", "pad:str")}},
+				read: func(ctx context.Context, _ catalog.Stream, _ source.Window, out source.Emitter) error {
+					for i := range 10 {
+						r := item(i, at)
+						r["pad"] = strings.Repeat("x", tt.pad)
+						if err := out.Record(ctx, r); err != nil {
+							return err
+						}
+					}
+					return nil
+				}}
+			if _, err := Run(context.Background(), src, dst, Options{StartDate: at.AddDate(0, -1, 0), BatchSize: tt.size, BatchBytes: tt.bytes}); err != nil {
+				t.Fatal(err)
+			}
+			close(dst.written)
+			var got []int
+			for n := range dst.written {
+				got = append(got, n)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("batches of %v rows, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestSchemaVersion: a table written with an older schema version is read again from the start
 // date (and the report says so); one written by a newer crmsync is refused.
 func TestSchemaVersion(t *testing.T) {

@@ -42,13 +42,15 @@ type streamRun struct {
 	colIdx  map[string]int
 	raw     []rawColumn // columns that keep a field as sent (setColumns)
 	pending []record.Record
+	// pendingBytes is what the pending records hold (record.Size).
+	pendingBytes int
 	// checkpoint is the newest bookmark the source has justified; it is committed with the
 	// next flush, after the records emitted before it.
 	checkpoint time.Time
 	limit      time.Time // bookmarks never pass this: sync start − settle time
 	lastFlush  time.Time
 	queued     time.Time // bookmark of the last queued batch
-	// mu guards pending, checkpoint, windows, lastFlush and queued: the slices of a split
+	// mu guards pending, pendingBytes, checkpoint, windows, lastFlush and queued: the slices of a split
 	// read emit concurrently.
 	mu      sync.Mutex
 	windows []windowProgress
@@ -349,7 +351,8 @@ func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending = append(r.pending, rec)
-	if len(r.pending) >= r.opts.BatchSize {
+	r.pendingBytes += rec.Size()
+	if len(r.pending) >= r.opts.BatchSize || r.pendingBytes >= r.opts.BatchBytes {
 		return r.flushLocked(ctx)
 	}
 	// A stream that never checkpoints (newest-first or unsorted listings) still commits its
@@ -400,7 +403,7 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r.pending = make([]record.Record, 0, r.opts.BatchSize)
+	r.pending, r.pendingBytes = make([]record.Record, 0, r.opts.BatchSize), 0
 	return nil
 }
 

@@ -18,6 +18,24 @@ import (
 // 2^53 (Copper activity ids) and the integer/number distinction survive decoding.
 type Record map[string]any
 
+// Size estimates the memory a record holds: the bytes of its names and values and a fixed
+// cost per field (map slot, interface, headers). Engines bound the records they hold by it.
+func (r Record) Size() int {
+	n := 48
+	for k, v := range r {
+		n += len(k) + 56
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case json.RawMessage:
+			n += len(x)
+		case json.Number:
+			n += len(x)
+		}
+	}
+	return n
+}
+
 // Infer returns the logical type of a decoded JSON value, or "" for null (unknown yet).
 func Infer(v any) catalog.Type {
 	switch x := v.(type) {

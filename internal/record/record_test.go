@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,6 +224,26 @@ func TestJSONColumnValues(t *testing.T) {
 	} {
 		if got := JSONFromText(in); got != want {
 			t.Errorf("JSONFromText(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestSize: a record's size counts its names and values, nested JSON included, and a fixed
+// cost per field, so a batch bound by it tracks the memory the records hold.
+func TestSize(t *testing.T) {
+	small := Record{"id": "a"}
+	for _, tt := range []struct {
+		name string
+		r    Record
+		min  int
+	}{
+		{"string value", Record{"id": "a", "note": strings.Repeat("x", 1000)}, small.Size() + 1000 + len("note")},
+		{"nested JSON", Record{"id": "a", "contacts": json.RawMessage(strings.Repeat("[]", 500))}, small.Size() + 1000},
+		{"number", Record{"id": "a", "n": json.Number("12345678901234567890")}, small.Size() + 20},
+		{"null still costs its field", Record{"id": "a", "gone": nil}, small.Size() + len("gone") + 1},
+	} {
+		if got := tt.r.Size(); got < tt.min {
+			t.Errorf("%s: Size = %d, want at least %d", tt.name, got, tt.min)
 		}
 	}
 }

@@ -476,8 +476,8 @@ func TestStatementPlan(t *testing.T) {
 		for _, e := range planRows(rows, cols, []string{"id"}, sqlFor) {
 			var n int
 			fmt.Sscanf(e.query, "%d rows", &n)
-			if len(e.args) != 2*n {
-				t.Errorf("%d rows: a %d-row statement has %d arguments", tt.rows, n, len(e.args))
+			if args := e.args(nil); len(args) != 2*n {
+				t.Errorf("%d rows: a %d-row statement has %d arguments", tt.rows, n, len(args))
 			}
 			got = append(got, n)
 			written += n

@@ -17,10 +17,24 @@ const maxRowsPerStatement = 100
 // statementSQL builds a statement writing n rows that fill the named columns.
 type statementSQL func(named []catalog.Column, n int) string
 
-// execution is one statement run: its SQL and its arguments.
+// execution is one statement run: its SQL and the rows whose filled columns it binds. The
+// arguments are built as it runs, into one reused buffer, so a batch is not held twice.
 type execution struct {
-	query string
-	args  []any
+	query  string
+	rows   [][]any
+	filled []int
+	named  []catalog.Column // the filled columns
+}
+
+// args appends the execution's arguments to buf[:0].
+func (e execution) args(buf []any) []any {
+	buf = buf[:0]
+	for _, row := range e.rows {
+		for i, j := range e.filled {
+			buf = append(buf, sqlValue(row[j], e.named[i].Type))
+		}
+	}
+	return buf
 }
 
 // planRows turns rows into the statement runs that write them, with multi-row statements built
@@ -66,13 +80,7 @@ func planGroup(plan []execution, rows [][]any, cols []catalog.Column, filled []i
 			q = sqlFor(named, n)
 			queries[n] = q
 		}
-		args := make([]any, 0, n*len(filled))
-		for _, row := range rows[start : start+n] {
-			for i, j := range filled {
-				args = append(args, sqlValue(row[j], named[i].Type))
-			}
-		}
-		plan = append(plan, execution{query: q, args: args})
+		plan = append(plan, execution{query: q, rows: rows[start : start+n], filled: filled, named: named})
 		start += n
 	}
 	return plan
@@ -86,6 +94,7 @@ func execPlan(ctx context.Context, tx *sql.Tx, plan []execution) error {
 			st.Close()
 		}
 	}()
+	var args []any
 	for _, e := range plan {
 		st, ok := stmts[e.query]
 		if !ok {
@@ -95,7 +104,8 @@ func execPlan(ctx context.Context, tx *sql.Tx, plan []execution) error {
 			}
 			stmts[e.query] = st
 		}
-		if _, err := st.ExecContext(ctx, e.args...); err != nil {
+		args = e.args(args)
+		if _, err := st.ExecContext(ctx, args...); err != nil {
 			return err
 		}
 	}
@@ -141,9 +151,11 @@ func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []executi
 
 // exec runs a plan whose statements prepare has prepared, inside tx.
 func (c *statementCache) exec(ctx context.Context, tx *sql.Tx, plan []execution) error {
+	var args []any
 	for _, e := range plan {
 		st := tx.StmtContext(ctx, c.stmts[e.query])
-		_, err := st.ExecContext(ctx, e.args...)
+		args = e.args(args)
+		_, err := st.ExecContext(ctx, args...)
 		st.Close()
 		if err != nil {
 			return err
