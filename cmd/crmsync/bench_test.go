@@ -46,6 +46,7 @@ func TestBenchArgsRoundTrip(t *testing.T) {
 		{Source: "close", Sizes: map[string]int{"leads": 10, "activities": 30}, Latency: 200 * time.Millisecond, ServerRate: 20, ClientRate: 20, Incremental: true},
 		{Source: "copper", Sizes: map[string]int{"people": 1, "activities_search": 2}, Dest: "postgres://u@h/db", Schema: "s", DefaultPacing: true, ServerRate: 2.5},
 		{Source: "close", Sizes: map[string]int{}, LoadRows: 1000, InProcess: true, CPUProfile: "c", MemProfile: "m", Trace: "t"},
+		{Source: "close", Sizes: map[string]int{"leads": 5}, AllTables: true},
 	} {
 		got, f := parseBench(t, benchArgs(o, false)[1:]...)
 		if !reflect.DeepEqual(got, o) || !f.asJSON {

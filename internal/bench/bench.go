@@ -52,6 +52,10 @@ type Options struct {
 	DefaultPacing bool
 	Incremental   bool // then sync again with nothing changed and count its requests
 	InProcess     bool // serve the simulator in this process (profiles then include it)
+	// AllTables syncs every table of the source, all at once, instead of its bench tables
+	// (with the parallel windows at their maximum, as in every unpaced run): the most a sync
+	// holds in memory.
+	AllTables bool
 	// LoadRows > 0 measures the destination's load ceiling with that many rows instead.
 	LoadRows                      int
 	CPUProfile, MemProfile, Trace string
@@ -187,6 +191,9 @@ func Run(ctx context.Context, o Options, self Command) (Result, error) {
 	}
 	defer stopProfiles()
 	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: d.Simulator.Bench, Windows: d.Windows(rps)}
+	if o.AllTables {
+		opts.Streams, opts.Concurrency = nil, len(d.Catalog().Streams)
+	}
 	cpu0 := cpuSeconds()
 	rep, err := engine.Run(ctx, src, dst, opts)
 	if err != nil {

@@ -37,6 +37,10 @@ func suiteCases(pgURL string) []suiteCase {
 		}
 		return o
 	}
+	allTables := func(o Options) Options {
+		o.AllTables = true
+		return o
+	}
 	into := func(o Options, schema string) Options {
 		o.Dest, o.Schema = pgURL, schema
 		return o
@@ -53,6 +57,7 @@ func suiteCases(pgURL string) []suiteCase {
 	}
 	cases = append(cases,
 		suiteCase{name: "close 100k → sqlite", o: closeAcct(25_000, 75_000)},
+		suiteCase{name: "close 1M, every table at once → sqlite", o: allTables(close1M)},
 		suiteCase{name: "copper 100k → sqlite", o: copperAcct(25_000, 25_000, 50_000)},
 		suiteCase{name: "close 40k, 200 ms, 20 req/s", o: limited(closeAcct(10_000, 30_000), 200*time.Millisecond, 20, false)},
 		suiteCase{name: "copper 12k, 200 ms, 3 req/s", o: limited(copperAcct(4_000, 4_000, 4_000), 200*time.Millisecond, 3, false)},
