@@ -23,6 +23,9 @@ type Tables[S any] struct {
 	Source        string
 	SchemaVersion int
 	List          []Table[S]
+	// Deletes says, by stream name, how deletions reach an incremental stream; FullTable
+	// streams are replaced (catalog.DeletesReplaced).
+	Deletes map[string]catalog.Deletes
 }
 
 // Catalog returns the declared streams.
@@ -30,6 +33,11 @@ func (ts Tables[S]) Catalog() catalog.Catalog {
 	streams := make([]catalog.Stream, len(ts.List))
 	for i, t := range ts.List {
 		streams[i] = t.Stream
+		if d, ok := ts.Deletes[t.Name]; ok && t.Method != catalog.FullTable {
+			streams[i].Deletes = d
+		} else if t.Method == catalog.FullTable {
+			streams[i].Deletes = catalog.DeletesReplaced
+		}
 	}
 	return catalog.Catalog{Source: ts.Source, SchemaVersion: ts.SchemaVersion, Streams: streams}
 }
