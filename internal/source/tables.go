@@ -63,5 +63,23 @@ func (ts Tables[S]) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.%s: no reader", ts.Source, t.Name))
 		}
 	}
+	var src S
+	_, sweeps := any(src).(Sweeper)
+	_, feeds := any(src).(DeletionFeed)
+	for name, d := range ts.Deletes {
+		st, ok := ts.Catalog().Stream(name)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s: deletes declared for %q, which is not a table", ts.Source, name))
+		case st.Method == catalog.FullTable:
+			errs = append(errs, fmt.Errorf("%s.%s: a full table is replaced; it declares no deletes", ts.Source, name))
+		case d != catalog.DeletesByEvents && d != catalog.DeletesBySweep:
+			errs = append(errs, fmt.Errorf("%s.%s: unknown way of capturing deletes %q", ts.Source, name, d))
+		case !sweeps:
+			errs = append(errs, fmt.Errorf("%s.%s: deletes need an id sweep, which the source cannot do", ts.Source, name))
+		case d == catalog.DeletesByEvents && !feeds:
+			errs = append(errs, fmt.Errorf("%s.%s: deletes by events, but the source reads no change feed", ts.Source, name))
+		}
+	}
 	return errors.Join(errs...)
 }
