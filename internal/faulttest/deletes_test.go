@@ -157,51 +157,57 @@ func TestCloseEventLogLapsed(t *testing.T) {
 // the sweep pages; a record that comes back is live; hard deletes remove rows.
 func TestCopperReconciliation(t *testing.T) {
 	for destName, newDest := range e2e.Destinations() {
-		t.Run(destName, func(t *testing.T) {
-			t.Parallel()
-			a := newDeletionAccount(t, copper.Descriptor, newDest(t), func(now func() time.Time) (connector.Simulator, error) {
-				// A 300-result ceiling over 900 people: the sweep must split its reads.
-				return coppersim.New(coppersim.Config{Seed: 44, APIKey: key, UserEmail: email, People: 900, Companies: 200, Leads: 100, Opportunities: 100,
-					Projects: 30, Tasks: 100, Activities: 400, Users: 4, MaxResults: 300, Now: now})
+		for _, stubs := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/deleted-activities-in-search=%v", destName, stubs), func(t *testing.T) {
+				t.Parallel()
+				testCopperReconciliation(t, newDest(t), stubs)
 			})
-			a.opts.ReconcileEvery = 24 * time.Hour
-			sim := a.Sim.(*coppersim.Server)
-			a.sync(t)
-			cdc := []string{"people", "companies", "leads", "opportunities", "projects", "tasks", "activities_search"}
-			gone := map[string][]string{}
-			for _, table := range cdc {
-				gone[table] = sim.DeleteRecords(table, 3, a.Clock.Now())
-			}
-			rep := a.sync(t)
-			for _, table := range cdc {
-				if d := rep.Stream(table).Deletes; d.How != "not due" || d.Requests != 0 {
-					t.Errorf("%s an hour after the first sync: deletes %+v, want no sweep", table, d)
-				}
-				if _, marked := a.rows(t, table); marked != 0 {
-					t.Errorf("%s: %d rows marked before a sweep was due", table, marked)
-				}
-			}
-			// A day later, with records created and deleted while the sweep pages.
-			a.Clock.Advance(25 * time.Hour)
-			if err := sim.SetFaults(simfault.Faults{Seed: 9, MutateBetweenPages: 0.3}); err != nil {
-				t.Fatal(err)
-			}
-			rep = a.sync(t)
-			if err := sim.SetFaults(simfault.Faults{}); err != nil {
-				t.Fatal(err)
-			}
-			for _, table := range cdc {
-				d := rep.Stream(table).Deletes
-				if d.How != "id sweep" || d.Marked < 3 || d.Requests == 0 || !d.CheckedAt.After(a.Clock.Now().Add(-time.Hour)) {
-					t.Errorf("%s: deletes %+v, want a sweep marking the 3 deleted", table, d)
-				}
-			}
-			// What moved during the sweep is caught by the next one (0: every sync).
-			a.opts.ReconcileEvery = 0
-			a.sync(t)
-			a.assert(t)
-		})
+		}
 	}
+}
+
+func testCopperReconciliation(t *testing.T, dest string, stubs bool) {
+	a := newDeletionAccount(t, copper.Descriptor, dest, func(now func() time.Time) (connector.Simulator, error) {
+		// A 300-result ceiling over 900 people: the sweep must split its reads.
+		return coppersim.New(coppersim.Config{Seed: 44, APIKey: key, UserEmail: email, People: 900, Companies: 200, Leads: 100, Opportunities: 100,
+			Projects: 30, Tasks: 100, Activities: 400, Users: 4, MaxResults: 300, DeletedActivitiesInSearch: stubs, Now: now})
+	})
+	a.opts.ReconcileEvery = 24 * time.Hour
+	sim := a.Sim.(*coppersim.Server)
+	a.sync(t)
+	cdc := []string{"people", "companies", "leads", "opportunities", "projects", "tasks", "activities_search"}
+	gone := map[string][]string{}
+	for _, table := range cdc {
+		gone[table] = sim.DeleteRecords(table, 3, a.Clock.Now())
+	}
+	rep := a.sync(t)
+	for _, table := range cdc {
+		if d := rep.Stream(table).Deletes; d.How != "not due" || d.Requests != 0 {
+			t.Errorf("%s an hour after the first sync: deletes %+v, want no sweep", table, d)
+		}
+		if _, marked := a.rows(t, table); marked != 0 {
+			t.Errorf("%s: %d rows marked before a sweep was due", table, marked)
+		}
+	}
+	// A day later, with records created and deleted while the sweep pages.
+	a.Clock.Advance(25 * time.Hour)
+	if err := sim.SetFaults(simfault.Faults{Seed: 9, MutateBetweenPages: 0.3}); err != nil {
+		t.Fatal(err)
+	}
+	rep = a.sync(t)
+	if err := sim.SetFaults(simfault.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range cdc {
+		d := rep.Stream(table).Deletes
+		if d.How != "id sweep" || d.Marked < 3 || d.Requests == 0 || !d.CheckedAt.After(a.Clock.Now().Add(-time.Hour)) {
+			t.Errorf("%s: deletes %+v, want a sweep marking the 3 deleted", table, d)
+		}
+	}
+	// What moved during the sweep is caught by the next one (0: every sync).
+	a.opts.ReconcileEvery = 0
+	a.sync(t)
+	a.assert(t)
 }
 
 // TestHardDeletes: with deletes: hard, rows of deleted records are removed.
