@@ -178,17 +178,16 @@ func (r *streamRun) forgetDeleted(rec record.Record) {
 
 // typedKey converts key values to the types of the primary key columns, as rows carry them.
 func (r *streamRun) typedKey(key []any) ([]any, bool) {
-	pk := r.stream.PrimaryKey
-	if len(key) != len(pk) {
+	if len(key) != len(r.keyTypes) {
 		return nil, false
 	}
 	out := make([]any, len(key))
 	for i, v := range key {
-		j, ok := r.colIdx[pk[i]]
-		if !ok || v == nil {
+		var ok bool
+		if v == nil || r.keyTypes[i] == "" {
 			return nil, false
 		}
-		if out[i], ok = record.ConvertIfFits(v, r.cols[j].Type); !ok {
+		if out[i], ok = record.ConvertIfFits(v, r.keyTypes[i]); !ok {
 			return nil, false
 		}
 	}

@@ -50,6 +50,9 @@ type streamRun struct {
 	// one queued (see captureDeletes).
 	deletes                map[string][]any
 	checked, queuedChecked time.Time
+	// keyTypes are the primary key columns' types, fixed before the writer starts (which
+	// owns cols): deleted keys are converted to them.
+	keyTypes []catalog.Type
 	// mu guards pending, deletes, checkpoint, checked, windows, lastFlush and the queued
 	// values: the slices of a split read emit concurrently.
 	mu      sync.Mutex
@@ -141,6 +144,12 @@ func (r *streamRun) read(ctx context.Context, w source.Window, rep *StreamReport
 		return err
 	}
 	r.setColumns(cols)
+	r.keyTypes = make([]catalog.Type, len(s.PrimaryKey))
+	for i, k := range s.PrimaryKey {
+		if j, ok := r.colIdx[k]; ok {
+			r.keyTypes[i] = r.cols[j].Type
+		}
+	}
 
 	if s.Method == catalog.FullTable {
 		if r.replace, err = r.dst.Replace(ctx, r.table); err != nil {
