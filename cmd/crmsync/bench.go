@@ -57,7 +57,8 @@ func (f *benchFlags) register(fl *pflag.FlagSet) {
 	fl.Float64Var(&f.o.ServerRate, "rate-limit", 0, "simulated rate limit in requests per second (0: none)")
 	fl.Float64Var(&f.o.ClientRate, "requests-per-second", 0, "crmsync's ceiling on requests per second (0: unpaced, following the 429s and announced limits)")
 	fl.BoolVar(&f.o.DefaultPacing, "default-pacing", false, "pace as crmsync does by default (Close: each endpoint group at the limit it announces; Copper: 180/min)")
-	fl.BoolVar(&f.o.Incremental, "incremental", false, "then sync again with nothing changed and count its requests")
+	fl.BoolVar(&f.o.Incremental, "incremental", false, "then sync again with nothing changed and count its requests (and those spent on deletions)")
+	fl.BoolVar(&f.o.Reconcile, "reconcile", false, "then sync again with every table's id sweep due (as with --reconcile-every 0) and measure its requests and wall time")
 	fl.IntVar(&f.o.LoadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path (SQLite: new files in a temporary directory)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.o.AllTables, "all-tables", false, "sync every table of the source at once (default: its big tables), the parallel windows at their maximum: the most a sync holds in memory")
@@ -97,6 +98,7 @@ func benchArgs(o bench.Options, serve bool) []string {
 	}
 	args = append(args, "--json", "--requests-per-second", fmt.Sprint(o.ClientRate), "--load", strconv.Itoa(o.LoadRows),
 		"--default-pacing="+strconv.FormatBool(o.DefaultPacing), "--incremental="+strconv.FormatBool(o.Incremental),
+		"--reconcile="+strconv.FormatBool(o.Reconcile),
 		"--in-process="+strconv.FormatBool(o.InProcess), "--all-tables="+strconv.FormatBool(o.AllTables))
 	for _, kv := range [][2]string{{"dest", o.Dest}, {"schema", o.Schema}, {"cpuprofile", o.CPUProfile}, {"memprofile", o.MemProfile}, {"trace", o.Trace}} {
 		if kv[1] != "" {
@@ -149,7 +151,10 @@ func (a *app) printBench(o bench.Options, res bench.Result, asJSON bool) error {
 		fmt.Fprintf(a.stdout, "%s → %s: %d rows in %.1fs = %.0f rows/s; CPU %.1fs (%.2fs per 100k rows); peak RSS %.0f MB; %d requests (minimum %d, %d answered 429)",
 			res.Source, res.Dest, res.Rows, res.Seconds, res.RowsPerSec, res.CPUSeconds, res.CPUPer100k, res.PeakRSSMB, res.Requests, res.MinRequests, res.RateLimited)
 		if o.Incremental {
-			fmt.Fprintf(a.stdout, "; incremental sync with no changes: %d requests", res.IncrementalRequests)
+			fmt.Fprintf(a.stdout, "; incremental sync with no changes: %d requests (%d for deletions and late edits)", res.IncrementalRequests, res.IncrementalDeleteRequests)
+		}
+		if o.Reconcile {
+			fmt.Fprintf(a.stdout, "; sync with every id sweep due: %d requests (%d for the sweeps) in %.1fs", res.ReconcileRequests, res.ReconcileDeleteRequests, res.ReconcileSeconds)
 		}
 		fmt.Fprintln(a.stdout)
 	}

@@ -22,9 +22,11 @@ import (
 // settingsFlags are the flags shared by check, discover and sync.
 type settingsFlags struct {
 	configPath string
-	cfg        config.Config
-	streams    string
-	flags      *pflag.FlagSet
+	// reconcile is --reconcile-every; it counts only when given (0 is a value of its own).
+	reconcile time.Duration
+	cfg       config.Config
+	streams   string
+	flags     *pflag.FlagSet
 }
 
 func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
@@ -48,6 +50,8 @@ func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 		fl.StringVar(&f.streams, "streams", "", "comma-separated tables to sync (default: all)")
 		fl.IntVar(&f.cfg.Concurrency, "concurrency", 0, "tables read at once (default 4)")
 		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 2000)")
+		fl.StringVar(&f.cfg.Deletes, "deletes", "", "what a record deleted in the source does to its row: soft (marked in _crmsync_deleted_at; the default) or hard (removed)")
+		fl.DurationVar(&f.reconcile, "reconcile-every", config.DefaultReconcileEvery, "how often a table without a deletion feed (Copper's) sweeps its ids to find deleted records; 0: on every sync")
 	}
 }
 
@@ -74,6 +78,9 @@ func (f *settingsFlags) resolve(ctx context.Context, getenv func(string) string)
 				flagCfg.Streams = append(flagCfg.Streams, s)
 			}
 		}
+	}
+	if f.flags.Changed("reconcile-every") {
+		flagCfg.ReconcileEvery = &f.reconcile
 	}
 	var fileCfg config.Config
 	if f.configPath != "" {
@@ -234,6 +241,9 @@ func engineOptions(cfg config.Config, d connector.Descriptor, start time.Time, l
 		Concurrency: cfg.Concurrency,
 		Windows:     d.Windows(cfg.RequestsPerSecond),
 		Logger:      log,
+		// Validated by CheckSync: soft or hard (or unset: soft).
+		Deletes:        engine.DeleteMode(cfg.Deletes),
+		ReconcileEvery: cfg.Reconcile(),
 	}
 }
 

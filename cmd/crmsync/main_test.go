@@ -93,6 +93,7 @@ func TestDiscover(t *testing.T) {
 					ReplicationKey    string         `json:"replication_key"`
 					AttributionWindow string         `json:"attribution_window"`
 					HistoryLimit      string         `json:"history_limit"`
+					Deletes           string         `json:"deletes"`
 					Schema            map[string]any `json:"schema"`
 				} `json:"streams"`
 			}
@@ -111,6 +112,19 @@ func TestDiscover(t *testing.T) {
 				}
 				if s.Name == "event_log" && s.HistoryLimit != "30 days" {
 					t.Errorf("close event_log: %+v", s)
+				}
+				// How deletes are captured, per table: by the method and the source.
+				want := "id sweep"
+				switch {
+				case s.ReplicationMethod == "FULL_TABLE":
+					want = "replaced"
+				case s.Name == "event_log":
+					want = "not captured"
+				case tt.source == "close" && s.Name != "users":
+					want = "event log"
+				}
+				if !strings.HasPrefix(s.Deletes, want+":") {
+					t.Errorf("%s: deletes %q, want %q", s.Name, s.Deletes, want)
 				}
 				if s.Name == "tags" && s.PrimaryKey[0] != "name" {
 					t.Errorf("copper tags: primary key %v", s.PrimaryKey)

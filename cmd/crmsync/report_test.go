@@ -92,3 +92,46 @@ func TestReportTimeAndRateLimitShare(t *testing.T) {
 		t.Fatalf("report JSON: %s", b)
 	}
 }
+
+// TestReportSaysHowDeletesWereCaptured: per table, how deletions were found, how many rows
+// were marked, what it cost and when they were last checked, printed and in --report-json.
+func TestReportSaysHowDeletesWereCaptured(t *testing.T) {
+	checked := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	rep := engine.Report{Source: "copper", Streams: []engine.StreamReport{
+		{Stream: "people", Method: catalog.Incremental, Deletes: engine.DeletesReport{How: "id sweep", Marked: 3, Requests: 501, CheckedAt: checked}},
+		{Stream: "companies", Method: catalog.Incremental, Deletes: engine.DeletesReport{How: "not due", CheckedAt: checked}},
+		{Stream: "users", Method: catalog.FullTable},
+	}}
+	var out bytes.Buffer
+	(&app{stdout: &out}).printReport(rep, "sqlite:crm.db")
+	for _, want := range []string{
+		"    deletes: id sweep, 3 marked, 501 requests, checked through 2026-03-01T12:00:00Z\n",
+		"    deletes: not due, checked through 2026-03-01T12:00:00Z\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "deletes:"); n != 2 {
+		t.Errorf("%d deletes lines, want 2 (none for the full table):\n%s", n, out.String())
+	}
+	var got struct {
+		Tables []struct {
+			Deletes *struct {
+				How       string `json:"how"`
+				Marked    int64  `json:"marked"`
+				Requests  int64  `json:"requests"`
+				CheckedAt string `json:"checked_at"`
+			} `json:"deletes"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal(reportJSON(t, rep), &got); err != nil {
+		t.Fatal(err)
+	}
+	if d := got.Tables[0].Deletes; d == nil || d.How != "id sweep" || d.Marked != 3 || d.Requests != 501 || d.CheckedAt != "2026-03-01T12:00:00Z" {
+		t.Errorf("report JSON deletes of people: %+v", d)
+	}
+	if got.Tables[2].Deletes != nil {
+		t.Errorf("report JSON: a full table has deletes %+v", got.Tables[2].Deletes)
+	}
+}

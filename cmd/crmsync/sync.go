@@ -192,12 +192,34 @@ func (a *app) printReport(rep engine.Report, dest string) {
 		}
 		fmt.Fprintf(w, "  %-26s %-12s %10d  %-27s %-10s %-14s %6s  %s\n", s.Stream, s.Method, s.Rows, bm, s.Duration.Round(100*time.Millisecond),
 			s.RateLimitWait.Round(100*time.Millisecond), fmt.Sprintf("%.0f%%", 100*waitShare(s)), status)
+		if line := deletesLine(s.Deletes); line != "" {
+			fmt.Fprintf(w, "    deletes: %s\n", line)
+		}
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "    note: %s\n", n)
 		}
 	}
 	fmt.Fprintf(w, "  requests: %d, retries: %d, rate-limited (429): %d; RATE-LIMITED is the time a table's requests waited for rate limits (summed over parallel requests), WAIT%% that time over the table's wall TIME\n",
 		rep.Requests.Requests, rep.Requests.Retries, rep.Requests.RateLimited)
+}
+
+// deletesLine says how a table's deletions were captured: how, what it found and cost, and
+// when they were last checked (for an id sweep: when the last one ran).
+func deletesLine(d engine.DeletesReport) string {
+	if d.How == "" {
+		return ""
+	}
+	line := d.How
+	if d.How != "first sync" && d.How != "not due" {
+		line += fmt.Sprintf(", %d marked, %d requests", d.Marked, d.Requests)
+		if d.Reread > 0 {
+			line += fmt.Sprintf(", %d edited records read again", d.Reread)
+		}
+	}
+	if !d.CheckedAt.IsZero() {
+		line += ", checked through " + d.CheckedAt.UTC().Format(time.RFC3339)
+	}
+	return line
 }
 
 // waitShare is the time a table's requests waited for rate limits over its wall time.
@@ -228,6 +250,19 @@ type reportStreamJSON struct {
 	SkippedRecords int64    `json:"skipped_records,omitempty"`
 	Notes          []string `json:"notes,omitempty"`
 	Error          string   `json:"error,omitempty"`
+	// Deletes says how deletions in the source were captured (absent for tables that do not
+	// capture them this way: full tables, the event log).
+	Deletes *deletesJSON `json:"deletes,omitempty"`
+}
+
+type deletesJSON struct {
+	How      string `json:"how"` // event log, id sweep, not due, first sync
+	Marked   int64  `json:"marked"`
+	Reread   int64  `json:"reread,omitempty"` // late edits read again (Close activities)
+	Requests int64  `json:"requests"`
+	// CheckedAt: deletions up to this instant are reflected in the table; for an id sweep,
+	// when the last one started.
+	CheckedAt string `json:"checked_at,omitempty"`
 }
 
 func writeReportJSON(path string, rep engine.Report, dest string) error {
@@ -255,6 +290,12 @@ func writeReportJSON(path string, rep engine.Report, dest string) error {
 		if s.Err != nil {
 			r.Error = s.Err.Error()
 		}
+		if d := s.Deletes; d.How != "" {
+			r.Deletes = &deletesJSON{How: d.How, Marked: d.Marked, Reread: d.Reread, Requests: d.Requests}
+			if !d.CheckedAt.IsZero() {
+				r.Deletes.CheckedAt = d.CheckedAt.UTC().Format(time.RFC3339)
+			}
+		}
 		out.Tables = append(out.Tables, r)
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
@@ -274,6 +315,7 @@ func discoverJSON(cat catalog.Catalog) any {
 		ReplicationKey    string         `json:"replication_key,omitempty"`
 		AttributionWindow string         `json:"attribution_window,omitempty"`
 		HistoryLimit      string         `json:"history_limit,omitempty"`
+		Deletes           string         `json:"deletes"`
 		Schema            map[string]any `json:"schema"`
 	}
 	out := struct {
@@ -290,7 +332,21 @@ func discoverJSON(cat catalog.Catalog) any {
 		if s.MaxHistory > 0 {
 			sj.HistoryLimit = fmt.Sprintf("%d days", int(s.MaxHistory.Hours()/24))
 		}
+		sj.Deletes = deletesCapture(s)
 		out.Streams = append(out.Streams, sj)
 	}
 	return out
+}
+
+// deletesCapture says, for discover, how a table learns of records deleted in the source.
+func deletesCapture(s catalog.Stream) string {
+	switch s.Deletes {
+	case catalog.DeletesReplaced:
+		return "replaced: every sync reads the whole table and swaps it in, so deleted records are gone"
+	case catalog.DeletesByEvents:
+		return "event log: every sync reads the deletions announced since the last one and marks those rows (_crmsync_deleted_at); an id sweep when the last sync is older than the log's 30 days"
+	case catalog.DeletesBySweep:
+		return "id sweep: every reconcile_every (default 24h) the ids the API has are listed and rows of the others marked (_crmsync_deleted_at); costs a read of the table"
+	}
+	return "not captured: rows stay as they were last read"
 }

@@ -71,7 +71,8 @@ func syncTap(ctx context.Context, cfg tapConfig, catalogPath, statePath string, 
 		return usageError{err}
 	}
 	dst := singer.New(stdout, singer.Options{State: saved, Fields: sel.Fields})
-	rep, runErr := engine.Run(ctx, src, dst, engine.Options{StartDate: start, Streams: sel.Streams, Logger: log})
+	// A Singer stream keeps no rows to mark: deletions are not captured (see README).
+	rep, runErr := engine.Run(ctx, src, dst, engine.Options{StartDate: start, Streams: sel.Streams, Logger: log, Deletes: engine.DeletesOff})
 	if err := dst.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/config"
 	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/engine"
@@ -51,7 +52,10 @@ type Options struct {
 	ClientRate    float64
 	DefaultPacing bool
 	Incremental   bool // then sync again with nothing changed and count its requests
-	InProcess     bool // serve the simulator in this process (profiles then include it)
+	// Reconcile: then sync again with every table's deletion check due (id sweeps on every
+	// sync) and measure that sync.
+	Reconcile bool
+	InProcess bool // serve the simulator in this process (profiles then include it)
 	// AllTables syncs every table of the source, all at once, instead of its bench tables
 	// (with the parallel windows at their maximum, as in every unpaced run): the most a sync
 	// holds in memory.
@@ -79,6 +83,14 @@ type Result struct {
 	RateLimited      int64 `json:"rate_limited"`
 	// IncrementalRequests is what a second sync with no changes made (when asked for).
 	IncrementalRequests int64 `json:"incremental_requests,omitempty"`
+	// IncrementalDeleteRequests is the part of IncrementalRequests spent finding deleted
+	// records and late edits.
+	IncrementalDeleteRequests int64 `json:"incremental_delete_requests,omitempty"`
+	// ReconcileRequests and ReconcileSeconds are the requests and wall time of a sync with
+	// every id sweep due and nothing changed; ReconcileDeleteRequests the sweeps' share.
+	ReconcileRequests       int64   `json:"reconcile_requests,omitempty"`
+	ReconcileDeleteRequests int64   `json:"reconcile_delete_requests,omitempty"`
+	ReconcileSeconds        float64 `json:"reconcile_seconds,omitempty"`
 	// CeilingRowsPerSec is the database's own fastest load of the same rows (load runs).
 	CeilingRowsPerSec float64 `json:"ceiling_rows_per_second,omitempty"`
 }
@@ -190,7 +202,9 @@ func Run(ctx context.Context, o Options, self Command) (Result, error) {
 		return Result{}, err
 	}
 	defer stopProfiles()
-	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: d.Simulator.Bench, Windows: d.Windows(rps)}
+	// Deletion checks on crmsync's default cadence, as a scheduled sync runs them.
+	opts := engine.Options{StartDate: time.Now().AddDate(-3, 0, 0), Streams: d.Simulator.Bench, Windows: d.Windows(rps),
+		ReconcileEvery: config.DefaultReconcileEvery}
 	if o.AllTables {
 		opts.Streams, opts.Concurrency = nil, len(d.Catalog().Streams)
 	}
@@ -219,8 +233,30 @@ func Run(ctx context.Context, o Options, self Command) (Result, error) {
 			return Result{}, err
 		}
 		res.IncrementalRequests = again.Requests.Requests - before
+		res.IncrementalDeleteRequests = deleteRequests(again)
+	}
+	if o.Reconcile {
+		before := src.Stats().Requests
+		sweep := opts
+		sweep.ReconcileEvery = 0
+		again, err := engine.Run(ctx, src, dst, sweep)
+		if err != nil {
+			return Result{}, err
+		}
+		res.ReconcileRequests = again.Requests.Requests - before
+		res.ReconcileDeleteRequests = deleteRequests(again)
+		res.ReconcileSeconds = again.Duration.Seconds()
 	}
 	return res, nil
+}
+
+// deleteRequests sums what a sync's streams spent on finding deletions and late edits.
+func deleteRequests(rep engine.Report) int64 {
+	var n int64
+	for _, s := range rep.Streams {
+		n += s.Deletes.Requests
+	}
+	return n
 }
 
 // startProfiles starts the profiles and trace o asks for; stop ends and writes them. On an

@@ -107,11 +107,31 @@ type Stream struct {
 	// disjoint time windows can be read in parallel (a first sync of a big table at the rate
 	// limit). Streams filtered on the client must not be split: each window would re-read all.
 	ServerFiltered bool
+	// Deletes is how records deleted in the source reach the table (see Deletes).
+	Deletes Deletes
 	// Columns are the documented fields. Fields the API sends beyond these are schema drift:
 	// they become extra columns with an inferred type.
 	Columns     []Column
 	Description string
 }
+
+// Deletes is how a stream learns of records deleted in the source.
+type Deletes string
+
+const (
+	// DeletesNotCaptured: a deleted record's row stays as it was.
+	DeletesNotCaptured Deletes = ""
+	// DeletesReplaced: a FullTable stream's rows are replaced on every sync, so rows gone
+	// from the source are gone from the table.
+	DeletesReplaced Deletes = "replaced"
+	// DeletesByEvents: the API's change feed (Close's event log) announces deletions; every
+	// sync reads those since the last one. When the feed no longer reaches back that far, an
+	// id sweep stands in.
+	DeletesByEvents Deletes = "event log"
+	// DeletesBySweep: no feed exists; an id sweep (every id the API has, compared with the
+	// table's) runs on a cadence.
+	DeletesBySweep Deletes = "id sweep"
+)
 
 // Column returns the named column and whether the stream declares it.
 func (s Stream) Column(name string) (Column, bool) {

@@ -25,6 +25,9 @@ func Markdown(cats ...Catalog) string {
 			if s.MaxHistory > 0 {
 				notes = append(notes, fmt.Sprintf("history limit %d days", int(s.MaxHistory.Hours()/24)))
 			}
+			if s.Deletes != DeletesNotCaptured && s.Deletes != DeletesReplaced {
+				notes = append(notes, "deletes: "+string(s.Deletes))
+			}
 			if s.VersionField != "" {
 				notes = append(notes, "one row per version ("+strings.Join(s.PrimaryKey, ", ")+", "+s.VersionField+")")
 			}

@@ -48,6 +48,23 @@ type Config struct {
 	AllowInsecureHTTP bool   `yaml:"allow_insecure_http"`
 	LogLevel          string `yaml:"log_level"`  // debug | info | warn | error
 	LogFormat         string `yaml:"log_format"` // text | json
+	// Deletes is what a record deleted in the source does to its row: soft (marked, the
+	// default) or hard (removed).
+	Deletes string `yaml:"deletes"`
+	// ReconcileEvery is how often a table without a deletion feed (Copper's) sweeps its ids;
+	// nil: DefaultReconcileEvery; zero: on every sync.
+	ReconcileEvery *time.Duration `yaml:"reconcile_every"`
+}
+
+// DefaultReconcileEvery is the id sweep's cadence unless set: a sweep costs a full read.
+const DefaultReconcileEvery = 24 * time.Hour
+
+// Reconcile returns the id sweep's cadence.
+func (c Config) Reconcile() time.Duration {
+	if c.ReconcileEvery == nil {
+		return DefaultReconcileEvery
+	}
+	return *c.ReconcileEvery
 }
 
 // MaxFileSize bounds a config file: a FIFO or /dev/zero given as one must not be read
@@ -211,6 +228,12 @@ func (c Config) CheckSync() error {
 	}
 	if c.Concurrency < 0 || c.BatchSize < 0 {
 		return errors.New("concurrency and batch_size must not be negative")
+	}
+	if c.Deletes != "" && c.Deletes != "soft" && c.Deletes != "hard" {
+		return fmt.Errorf("deletes: %q is not a way to apply deletions; use soft (rows are marked in _crmsync_deleted_at) or hard (rows are removed)", c.Deletes)
+	}
+	if c.ReconcileEvery != nil && *c.ReconcileEvery < 0 {
+		return fmt.Errorf("reconcile_every: %s is negative; use a duration such as 24h, or 0 to sweep on every sync", *c.ReconcileEvery)
 	}
 	return c.CheckTimeouts()
 }

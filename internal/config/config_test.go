@@ -54,7 +54,32 @@ func TestParseConfigFile(t *testing.T) {
 				t.Fatalf("parsed %+v", c)
 			}
 		}},
-		{"empty", "", "", nil},
+		{"empty", "", "", func(t *testing.T, c Config) {
+			if c.Reconcile() != DefaultReconcileEvery || c.Deletes != "" || c.CheckSync() != nil {
+				t.Fatalf("defaults: reconcile %s, deletes %q, check %v", c.Reconcile(), c.Deletes, c.CheckSync())
+			}
+		}},
+		{"deletions", "deletes: hard\nreconcile_every: 6h\n", "", func(t *testing.T, c Config) {
+			if c.Deletes != "hard" || c.Reconcile() != 6*time.Hour || c.CheckSync() != nil {
+				t.Fatalf("parsed deletes %q, reconcile %s, check %v", c.Deletes, c.Reconcile(), c.CheckSync())
+			}
+		}},
+		{"sweep on every sync", "reconcile_every: 0s\n", "", func(t *testing.T, c Config) {
+			if c.Reconcile() != 0 {
+				t.Fatalf("reconcile_every: 0s parsed as %s", c.Reconcile())
+			}
+		}},
+		{"deletes neither soft nor hard", "deletes: sometimes\n", "", func(t *testing.T, c Config) {
+			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "deletes") {
+				t.Fatalf("CheckSync = %v, want the deletes setting refused", err)
+			}
+		}},
+		{"negative cadence", "reconcile_every: -1h\n", "", func(t *testing.T, c Config) {
+			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "reconcile_every") {
+				t.Fatalf("CheckSync = %v, want reconcile_every refused", err)
+			}
+		}},
+		{"cadence not a duration", "reconcile_every: daily\n", "reconcile_every", nil},
 		{"unknown key", "source: close\nstart_dat: 2024-01-01\n", "start_dat", nil},
 		{"wrong type", "concurrency: lots\n", "concurrency", nil},
 		{"not yaml", "source: [close\n", "config file", nil},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/state"
@@ -56,6 +57,14 @@ type Batch struct {
 	Table   Table
 	Columns []catalog.Column
 	Rows    [][]any
+	// Deleted are the primary keys (values in PrimaryKey order, typed as in Rows) of records
+	// deleted in the source. They apply after Rows, in the same transaction: every stored
+	// row of such a key (every version, for an append-only stream) that is not marked yet
+	// gets DeletedAt in DeletedAtColumn, or is removed when HardDelete. A row written later
+	// with the same key is live again (its DeletedAtColumn is NULL).
+	Deleted    [][]any
+	DeletedAt  time.Time
+	HardDelete bool
 }
 
 // Destination stores tables and their state. Every method is safe for concurrent use by the
@@ -102,6 +111,14 @@ type BulkLoader interface {
 	// in one transaction. A load a crash interrupted is finished by the next Claim of its
 	// source, before any stream is read.
 	FinishLoad(ctx context.Context, t Table) error
+}
+
+// KeyLister is implemented by destinations that can list what they store: an id sweep
+// compares the keys of a table's live rows with the ids the source still has.
+type KeyLister interface {
+	// LiveKeys calls fn with the primary key (values in PrimaryKey order) of every row of t
+	// whose DeletedAtColumn is NULL, each key once. fn must not call the destination.
+	LiveKeys(ctx context.Context, t Table, fn func(key []any) error) error
 }
 
 // Replacement stages the new contents of a table. Readers keep seeing the old contents until

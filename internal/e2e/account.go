@@ -154,10 +154,9 @@ func Tables(cat catalog.Catalog, names ...string) []Table {
 		}
 		tb := Table{Name: s.Name, Key: s.PrimaryKey[0], Version: s.CursorField}
 		if s.Method == catalog.AppendOnly {
-			// Append-only streams are read by creation time over an attribution window, so an
-			// edit of an older record is not read (late edits are an open issue): their rows
-			// are compared by key only.
-			tb.Version, tb.AppendOnly = "", true
+			// Several versions per key; the simulator's current one must be among them (late
+			// edits are read through the event log).
+			tb.Version, tb.AppendOnly = s.VersionField, true
 		}
 		// An API with a history limit forgets rows as they age past it; the replica keeps them.
 		tb.DeletedMayRemain = s.MaxHistory > 0

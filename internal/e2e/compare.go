@@ -71,8 +71,10 @@ type Table struct {
 	Key        string // primary key column
 	Version    string // column that identifies a row's version (date_updated, date_modified); empty: none
 	AppendOnly bool   // several versions of a key may be stored
-	// DeletedMayRemain accepts rows the simulator no longer has: records deleted in the API
-	// stay in the replica until crmsync replicates deletions.
+	// DeletedMayRemain accepts live rows the simulator no longer has: records deleted while
+	// the last sync read (found by the next one), or rows of an API that forgets old records
+	// (the event log's 30 days). Otherwise a row the simulator lacks must be marked deleted
+	// (destination.DeletedAtColumn), and a row it has must be live.
 	DeletedMayRemain bool
 }
 
@@ -105,24 +107,27 @@ func (r Replica) Exists(table string) (bool, error) {
 	return ok, err
 }
 
-// AssertReplica checks that the table holds exactly the simulator's rows: every key, each at
-// the simulator's current version, no key twice (unless append-only) and no extra keys.
+// AssertReplica checks that the table's live rows are exactly the simulator's: every key,
+// each at the simulator's current version, no key twice (unless append-only); rows of keys
+// the simulator no longer has are marked deleted (see Table.DeletedMayRemain).
 func AssertReplica(t testing.TB, r Replica, sim Simulator, tb Table) {
 	t.Helper()
 	version := "NULL"
 	if tb.Version != "" {
 		version = fmt.Sprintf("%q", tb.Version)
 	}
-	rows, err := r.DB.Query(fmt.Sprintf(`SELECT CAST(%q AS TEXT), %s FROM %s`, tb.Key, version, r.Ref(tb.Name)))
+	rows, err := r.DB.Query(fmt.Sprintf(`SELECT CAST(%q AS TEXT), %s, %q IS NULL FROM %s`, tb.Key, version, destination.DeletedAtColumn, r.Ref(tb.Name)))
 	if err != nil {
 		t.Fatalf("%s: %v", tb.Name, err)
 	}
 	defer rows.Close()
 	stored := map[string]map[string]bool{}
+	live := map[string]bool{} // keys with a row not marked deleted
 	for rows.Next() {
 		var key string
 		var v any
-		if err := rows.Scan(&key, &v); err != nil {
+		var isLive bool
+		if err := rows.Scan(&key, &v, &isLive); err != nil {
 			t.Fatal(err)
 		}
 		if stored[key] == nil {
@@ -131,12 +136,13 @@ func AssertReplica(t testing.TB, r Replica, sim Simulator, tb Table) {
 			t.Errorf("%s: key %s stored twice", tb.Name, key)
 		}
 		stored[key][instant(v)] = true
+		live[key] = live[key] || isLive
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	want := sim.Snapshot(tb.Name)
-	missing, stale := 0, 0
+	missing, stale, marked := 0, 0, 0
 	keys := map[string]bool{}
 	for _, rec := range want {
 		key := Key(rec[tb.Key])
@@ -145,6 +151,11 @@ func AssertReplica(t testing.TB, r Replica, sim Simulator, tb Table) {
 		if !ok {
 			missing++
 			continue
+		}
+		if !live[key] {
+			if marked++; marked <= 3 {
+				t.Errorf("%s %s: marked deleted, but the simulator has it", tb.Name, key)
+			}
 		}
 		if tb.Version == "" {
 			continue
@@ -162,15 +173,17 @@ func AssertReplica(t testing.TB, r Replica, sim Simulator, tb Table) {
 	}
 	extra := 0
 	for k := range stored {
-		if !keys[k] {
-			extra++
+		if !keys[k] && live[k] {
+			if extra++; extra <= 3 && !tb.DeletedMayRemain {
+				t.Errorf("%s %s: deleted in the simulator, live in the replica", tb.Name, k)
+			}
 		}
 	}
 	if tb.DeletedMayRemain {
 		extra = 0
 	}
-	if missing > 0 || stale > 0 || extra > 0 {
-		t.Errorf("%s: %d of %d simulator rows missing, %d stale, %d rows not in the simulator", tb.Name, missing, len(want), stale, extra)
+	if missing > 0 || stale > 0 || extra > 0 || marked > 0 {
+		t.Errorf("%s: %d of %d simulator rows missing, %d stale, %d marked deleted, %d live rows not in the simulator", tb.Name, missing, len(want), stale, marked, extra)
 	}
 }
 

@@ -52,8 +52,13 @@ type Options struct {
 	// CommitGrace is how long the rows already read may take to commit once the sync is
 	// cancelled, before their writes are abandoned; zero: 1 minute.
 	CommitGrace time.Duration
-	Now         func() time.Time // zero: time.Now
-	Logger      *slog.Logger     // zero: discard
+	// Deletes is what a record deleted in the source does to its row; zero: DeletesSoft.
+	Deletes DeleteMode
+	// ReconcileEvery is how often a catalog.DeletesBySweep stream sweeps its ids (counted
+	// from the last sweep, per table); zero: on every sync.
+	ReconcileEvery time.Duration
+	Now            func() time.Time // zero: time.Now
+	Logger         *slog.Logger     // zero: discard
 	// Progress, when set, is called after every commit with the stream's running row count.
 	Progress func(StreamProgress)
 	// Started, when set, is called as a stream begins to be read; Finished with its final
@@ -82,6 +87,8 @@ type StreamReport struct {
 	// RateLimitWait is the time the stream's requests were held back by rate limits, summed
 	// over its requests (parallel slices add up).
 	RateLimitWait time.Duration
+	// Deletes says how deletions in the source were captured.
+	Deletes DeletesReport
 	// Unparsed counts the values of stored rows that did not parse in their timestamp column:
 	// the column kept its type, the row holds NULL there and the raw value in
 	// destination.UnparsedColumn. Skipped counts the records that were not stored because
@@ -242,6 +249,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Deletes == "" {
+		o.Deletes = DeletesSoft
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -50,8 +50,16 @@ type streamRun struct {
 	limit      time.Time // bookmarks never pass this: sync start − settle time
 	lastFlush  time.Time
 	queued     time.Time // bookmark of the last queued batch
-	// mu guards pending, pendingBytes, checkpoint, windows, lastFlush and queued: the slices of a split
-	// read emit concurrently.
+	// deletes are the keys of deleted records waiting for the next batch (by keyString);
+	// checked is the deletion check instant the next batch commits, queuedChecked the last
+	// one queued (see captureDeletes).
+	deletes                map[string][]any
+	checked, queuedChecked time.Time
+	// keyTypes are the primary key columns' types, fixed before the writer starts (which
+	// owns cols): deleted keys are converted to them.
+	keyTypes []catalog.Type
+	// mu guards pending, pendingBytes, deletes, checkpoint, checked, windows, lastFlush and the queued
+	// values: the slices of a split read emit concurrently.
 	mu      sync.Mutex
 	windows []windowProgress
 	replace destination.Replacement
@@ -61,6 +69,7 @@ type streamRun struct {
 	writerDone chan struct{}
 	writeErr   atomic.Pointer[error]
 	rows       int64
+	marked     int64       // rows of deleted records marked (or removed)
 	issues     valueIssues // of the rows committed
 	saved      state.Stream
 }
@@ -80,6 +89,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	r.limit = r.apiNow.Add(-s.Settle)
 	r.saved = r.prev
 	r.queued = r.prev.Bookmark
+	r.checked, r.queuedChecked = r.prev.DeletesCheckedAt, r.prev.DeletesCheckedAt
 	r.lastFlush = r.opts.Now()
 
 	if err := r.chooseStartDate(&rep); err != nil {
@@ -99,7 +109,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		}
 	}
 
-	err := r.read(ctx, w)
+	err := r.read(ctx, w, &rep)
 	var unavailable *source.Unavailable
 	if errors.As(err, &unavailable) {
 		rep.Notes = append(rep.Notes, "skipped: "+unavailable.Error())
@@ -118,6 +128,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		log.Warn("records without a primary key skipped", "records", n, "key", key, "sample", r.issues.skippedSample)
 	}
 	rep.Bookmark = r.saved.Bookmark
+	rep.Deletes.Marked, rep.Deletes.CheckedAt = r.marked, r.saved.DeletesCheckedAt
 	rep.Duration = r.opts.Now().Sub(t0)
 	rep.RateLimitWait = r.meter.Waited()
 	if err != nil {
@@ -129,7 +140,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 	return rep
 }
 
-func (r *streamRun) read(ctx context.Context, w source.Window) error {
+func (r *streamRun) read(ctx context.Context, w source.Window, rep *StreamReport) error {
 	s := r.stream
 	declared := append(append([]catalog.Column{}, s.Columns...), destination.MetadataColumns...)
 	cols, err := r.dst.Prepare(ctx, r.table, declared)
@@ -137,6 +148,12 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 		return err
 	}
 	r.setColumns(cols)
+	r.keyTypes = make([]catalog.Type, len(s.PrimaryKey))
+	for i, k := range s.PrimaryKey {
+		if j, ok := r.colIdx[k]; ok {
+			r.keyTypes[i] = r.cols[j].Type
+		}
+	}
 
 	if s.Method == catalog.FullTable {
 		if r.replace, err = r.dst.Replace(ctx, r.table); err != nil {
@@ -175,6 +192,10 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 	writeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	r.startWriter(writeCtx)
+	// Deletions first: the rows they mark were all stored by earlier syncs, so a sweep
+	// cannot mistake a row this sync adds for a deleted one. A failure to capture them does
+	// not keep the table from its new rows; the stream still fails.
+	delErr := r.captureDeletes(ctx, rep)
 	var readErr error
 	if s.ServerFiltered && r.opts.Windows > 1 && w.To.Sub(w.From) > r.opts.SplitAbove {
 		readErr = r.readWindows(ctx, w)
@@ -209,6 +230,9 @@ func (r *streamRun) read(ctx context.Context, w source.Window) error {
 			r.opts.Logger.Debug("key index built", "stream", s.Name, "rows", r.rows, "duration", r.opts.Now().Sub(t0).Round(time.Millisecond))
 		}
 	}
+	if readErr == nil {
+		readErr = delErr
+	}
 	switch {
 	case readErr != nil && writeErr != nil && !errors.Is(readErr, writeErr):
 		return fmt.Errorf("%w (and committing the rows read before it failed: %v)", readErr, writeErr)
@@ -242,6 +266,7 @@ func (r *streamRun) awaitCommit(ctx context.Context, committed <-chan error, can
 // job is one batch on its way to the destination, with the state it justifies.
 type job struct {
 	records []record.Record
+	deleted [][]any // keys of deleted records, marked after the records are stored
 	state   state.Stream
 }
 
@@ -350,9 +375,12 @@ func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
 func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.deletes) > 0 {
+		r.forgetDeleted(rec)
+	}
 	r.pending = append(r.pending, rec)
 	r.pendingBytes += rec.Size()
-	if len(r.pending) >= r.opts.BatchSize || r.pendingBytes >= r.opts.BatchBytes {
+	if len(r.pending)+len(r.deletes) >= r.opts.BatchSize || r.pendingBytes >= r.opts.BatchBytes {
 		return r.flushLocked(ctx)
 	}
 	// A stream that never checkpoints (newest-first or unsorted listings) still commits its
@@ -373,7 +401,7 @@ func (r *streamRun) Checkpoint(ctx context.Context, c time.Time) error {
 // flushIfDueLocked commits what is pending once FlushInterval has passed, so a slow read
 // still advances its bookmark. Caller holds r.mu.
 func (r *streamRun) flushIfDueLocked(ctx context.Context) error {
-	if len(r.pending) > 0 && r.opts.Now().Sub(r.lastFlush) >= r.opts.FlushInterval {
+	if len(r.pending)+len(r.deletes) > 0 && r.opts.Now().Sub(r.lastFlush) >= r.opts.FlushInterval {
 		return r.flushLocked(ctx)
 	}
 	return nil
@@ -394,16 +422,22 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 	r.lastFlush = r.opts.Now()
 	// Checkpoints only grow, so every batch's bookmark is at least its predecessor's.
 	st := flushState(r.prev, r.checkpoint, r.limit, r.cat.SchemaVersion, r.started, r.startDate)
-	if len(r.pending) == 0 && (r.replace != nil || st.Bookmark.Equal(r.queued)) {
+	st.DeletesCheckedAt = r.checked
+	if len(r.pending) == 0 && len(r.deletes) == 0 && (r.replace != nil || (st.Bookmark.Equal(r.queued) && st.DeletesCheckedAt.Equal(r.queuedChecked))) {
 		return nil
 	}
-	r.queued = st.Bookmark
+	r.queued, r.queuedChecked = st.Bookmark, st.DeletesCheckedAt
+	deleted := make([][]any, 0, len(r.deletes))
+	for _, k := range r.deletes {
+		deleted = append(deleted, k)
+	}
 	select {
-	case r.jobs <- job{records: r.pending, state: st}:
+	case r.jobs <- job{records: r.pending, deleted: deleted, state: st}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	r.pending, r.pendingBytes = make([]record.Record, 0, r.opts.BatchSize), 0
+	clear(r.deletes)
 	return nil
 }
 
@@ -413,6 +447,7 @@ func (r *streamRun) write(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
+	b.Deleted, b.DeletedAt, b.HardDelete = j.deleted, r.started, r.opts.Deletes == DeletesHard
 	if r.replace != nil {
 		err = r.replace.Write(ctx, b)
 	} else {
@@ -425,6 +460,7 @@ func (r *streamRun) write(ctx context.Context, j job) error {
 		r.saved = j.state
 	}
 	r.rows += int64(len(b.Rows))
+	r.marked += int64(len(b.Deleted))
 	r.issues.add(issues)
 	if r.opts.Progress != nil {
 		r.opts.Progress(StreamProgress{Stream: r.stream.Name, Rows: r.rows, Expected: r.meter.Expected()})

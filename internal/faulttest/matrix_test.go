@@ -135,9 +135,6 @@ func TestFaultMatrix(t *testing.T) {
 					clock := fakeclock.New(time.Now().UTC())
 					a := e2e.NewAccount(t, acc.desc, e2e.Options{Sim: acc.sim(t, f, clock.Now), Clock: clock,
 						SimConfig: connector.SimConfig{Credentials: creds}})
-					// Pages shifted by deletions are the point of the mutation case; replicating
-					// the deletions themselves is not done yet, so deleted rows may remain.
-					a.DeletedMayRemain = f.faults.MutateBetweenPages > 0
 					dest := newDest(t)
 					dst := e2e.OpenDest(t, dest, acc.desc.Name)
 					on := f.faults

@@ -23,6 +23,9 @@ type Tables[S any] struct {
 	Source        string
 	SchemaVersion int
 	List          []Table[S]
+	// Deletes says, by stream name, how deletions reach an incremental stream; FullTable
+	// streams are replaced (catalog.DeletesReplaced).
+	Deletes map[string]catalog.Deletes
 }
 
 // Catalog returns the declared streams.
@@ -30,6 +33,11 @@ func (ts Tables[S]) Catalog() catalog.Catalog {
 	streams := make([]catalog.Stream, len(ts.List))
 	for i, t := range ts.List {
 		streams[i] = t.Stream
+		if d, ok := ts.Deletes[t.Name]; ok && t.Method != catalog.FullTable {
+			streams[i].Deletes = d
+		} else if t.Method == catalog.FullTable {
+			streams[i].Deletes = catalog.DeletesReplaced
+		}
 	}
 	return catalog.Catalog{Source: ts.Source, SchemaVersion: ts.SchemaVersion, Streams: streams}
 }
@@ -53,6 +61,24 @@ func (ts Tables[S]) Validate() error {
 	for _, t := range ts.List {
 		if t.Read == nil {
 			errs = append(errs, fmt.Errorf("%s.%s: no reader", ts.Source, t.Name))
+		}
+	}
+	var src S
+	_, sweeps := any(src).(Sweeper)
+	_, feeds := any(src).(DeletionFeed)
+	for name, d := range ts.Deletes {
+		st, ok := ts.Catalog().Stream(name)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s: deletes declared for %q, which is not a table", ts.Source, name))
+		case st.Method == catalog.FullTable:
+			errs = append(errs, fmt.Errorf("%s.%s: a full table is replaced; it declares no deletes", ts.Source, name))
+		case d != catalog.DeletesByEvents && d != catalog.DeletesBySweep:
+			errs = append(errs, fmt.Errorf("%s.%s: unknown way of capturing deletes %q", ts.Source, name, d))
+		case !sweeps:
+			errs = append(errs, fmt.Errorf("%s.%s: deletes need an id sweep, which the source cannot do", ts.Source, name))
+		case d == catalog.DeletesByEvents && !feeds:
+			errs = append(errs, fmt.Errorf("%s.%s: deletes by events, but the source reads no change feed", ts.Source, name))
 		}
 	}
 	return errors.Join(errs...)

@@ -28,6 +28,11 @@ func TestTables(t *testing.T) {
 	if got := ts.Catalog().Names(); len(got) != 2 || got[0] != "items" {
 		t.Fatalf("Catalog().Names() = %v", got)
 	}
+	ts.Deletes = map[string]catalog.Deletes{"items": catalog.DeletesBySweep, "nope": catalog.DeletesBySweep}
+	if err := ts.Validate(); err == nil || !strings.Contains(err.Error(), `deletes declared for "nope"`) || !strings.Contains(err.Error(), "fake.items: a full table is replaced") {
+		t.Fatalf("Validate() = %v, want the unknown table and the full table named", err)
+	}
+	ts.Deletes = nil
 	var s fakeSource
 	if err := ts.Read(&s, context.Background(), stream("items"), Window{}, nil); err != nil || len(s.read) != 1 {
 		t.Fatalf("Read(items) = %v, read %v", err, s.read)

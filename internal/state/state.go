@@ -25,6 +25,10 @@ type Stream struct {
 	// StartDate is the start date the table's replica was first read from (again after a
 	// full refresh): later syncs need none, and an earlier one given later is a backfill.
 	StartDate time.Time
+	// DeletesCheckedAt is the instant (API clock) up to which deletions in the source are
+	// reflected in the table: the next deletion read starts there, and an id sweep's cadence
+	// counts from there. Zero when unknown (never checked).
+	DeletesCheckedAt time.Time
 }
 
 type wire struct {
@@ -33,6 +37,7 @@ type wire struct {
 	SchemaVersion int    `json:"schema_version,omitempty"`
 	LastSyncAt    string `json:"last_sync_at,omitempty"`
 	StartDate     string `json:"start_date,omitempty"`
+	DeletesAt     string `json:"deletes_checked_at,omitempty"`
 }
 
 // Marshal serializes s in the current format.
@@ -46,6 +51,9 @@ func Marshal(s Stream) ([]byte, error) {
 	}
 	if !s.StartDate.IsZero() {
 		w.StartDate = s.StartDate.UTC().Format(time.RFC3339Nano)
+	}
+	if !s.DeletesCheckedAt.IsZero() {
+		w.DeletesAt = s.DeletesCheckedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return json.Marshal(w)
 }
@@ -75,6 +83,11 @@ func Unmarshal(data []byte) (Stream, error) {
 	if w.StartDate != "" {
 		if s.StartDate, err = time.Parse(time.RFC3339Nano, w.StartDate); err != nil {
 			return Stream{}, fmt.Errorf("state start_date %q: %w", w.StartDate, err)
+		}
+	}
+	if w.DeletesAt != "" {
+		if s.DeletesCheckedAt, err = time.Parse(time.RFC3339Nano, w.DeletesAt); err != nil {
+			return Stream{}, fmt.Errorf("state deletes_checked_at %q: %w", w.DeletesAt, err)
 		}
 	}
 	return s, nil

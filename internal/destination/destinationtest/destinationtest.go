@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"ClaimAllOrNothing", testClaimAllOrNothing},
 		{"ForeignTables", testForeignTables},
 		{"ConcurrentStreams", testConcurrentStreams},
+		{"Deletes", testDeletes},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -257,7 +257,34 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	} else {
 		tb.upsert(rows, b.Columns)
 	}
+	tb.markDeleted(b)
 	return d.saveState(b.Table, st)
+}
+
+// LiveKeys implements destination.KeyLister.
+func (d *Destination) LiveKeys(ctx context.Context, t destination.Table, fn func(key []any) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tb, ok := d.tables[t.Stream.Name]
+	if !ok {
+		return fmt.Errorf("no table %s", t.Stream.Name)
+	}
+	seen := map[string]bool{}
+	for _, row := range tb.rows {
+		k := keyOf(row, tb.stream.PrimaryKey)
+		if row[destination.DeletedAtColumn] != nil || seen[k] {
+			continue
+		}
+		seen[k] = true
+		key := make([]any, len(tb.stream.PrimaryKey))
+		for i, c := range tb.stream.PrimaryKey {
+			key[i] = row[c]
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Replace implements destination.Destination.
@@ -536,6 +563,38 @@ func (t *table) upsert(rows []map[string]any, cols []catalog.Column) {
 			}
 		}
 	}
+}
+
+// markDeleted marks every unmarked row of b's deleted keys (all versions), or removes them.
+func (t *table) markDeleted(b destination.Batch) {
+	if len(b.Deleted) == 0 {
+		return
+	}
+	gone := map[string]bool{}
+	for _, key := range b.Deleted {
+		row := map[string]any{}
+		for i, c := range t.stream.PrimaryKey {
+			row[c] = key[i]
+		}
+		gone[keyOf(row, t.stream.PrimaryKey)] = true
+	}
+	kept := t.rows[:0]
+	for _, row := range t.rows {
+		if !gone[keyOf(row, t.stream.PrimaryKey)] {
+			kept = append(kept, row)
+			continue
+		}
+		if b.HardDelete {
+			continue
+		}
+		if row[destination.DeletedAtColumn] == nil {
+			row[destination.DeletedAtColumn] = b.DeletedAt.UTC().Truncate(time.Microsecond)
+		}
+		kept = append(kept, row)
+	}
+	clear(t.rows[len(kept):])
+	t.rows = kept
+	t.reindex()
 }
 
 // append stores the rows whose version is not stored yet (the first of a batch wins).

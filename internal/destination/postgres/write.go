@@ -117,19 +117,11 @@ func repeatsKey(b destination.Batch, keys []string) bool {
 func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
 	s := b.Table.Stream
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if len(b.Rows) > 0 {
-			if direct, err := d.copyDirect(ctx, tx, b); err != nil {
-				return err
-			} else if direct {
-				return d.saveState(ctx, tx, b.Table.Source, s.Name, st)
-			}
-			stage, err := stageBatch(ctx, tx, s, b.Columns, b.Rows, 0)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, mergeSQL(d.Table(s.Name), stage, s, b.Columns)); err != nil {
-				return fmt.Errorf("merge rows: %w", err)
-			}
+		if err := d.writeRows(ctx, tx, b); err != nil {
+			return err
+		}
+		if err := d.applyDeletes(ctx, tx, b); err != nil {
+			return err
 		}
 		return d.saveState(ctx, tx, b.Table.Source, s.Name, st)
 	})
@@ -137,6 +129,86 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("write %s.%s: %w", d.schema, Ident(s.Name), err)
 	}
 	return nil
+}
+
+// writeRows stores the batch's rows: COPYed straight in when their keys are new, else
+// staged and merged.
+func (d *Destination) writeRows(ctx context.Context, tx pgx.Tx, b destination.Batch) error {
+	if len(b.Rows) == 0 {
+		return nil
+	}
+	s := b.Table.Stream
+	if direct, err := d.copyDirect(ctx, tx, b); err != nil || direct {
+		return err
+	}
+	stage, err := stageBatch(ctx, tx, s, b.Columns, b.Rows, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, mergeSQL(d.Table(s.Name), stage, s, b.Columns)); err != nil {
+		return fmt.Errorf("merge rows: %w", err)
+	}
+	return nil
+}
+
+// applyDeletes marks (or removes) the rows of the batch's deleted keys, in one round trip.
+// A row marked before keeps its first mark.
+func (d *Destination) applyDeletes(ctx context.Context, tx pgx.Tx, b destination.Batch) error {
+	if len(b.Deleted) == 0 {
+		return nil
+	}
+	keys := b.Table.Stream.PrimaryKey
+	first := 2 // $1 is the mark
+	if b.HardDelete {
+		first = 1
+	}
+	where := make([]string, len(keys))
+	for i, k := range keys {
+		where[i] = fmt.Sprintf("%s = $%d", qident(k), i+first)
+	}
+	deleted := qident(destination.DeletedAtColumn)
+	q := fmt.Sprintf("UPDATE %s SET %s = $1 WHERE %s IS NULL AND %s", d.Table(b.Table.Stream.Name), deleted, deleted, strings.Join(where, " AND "))
+	lead := []any{b.DeletedAt.UTC()}
+	if b.HardDelete {
+		q = fmt.Sprintf("DELETE FROM %s WHERE %s", d.Table(b.Table.Stream.Name), strings.Join(where, " AND "))
+		lead = nil
+	}
+	var batch pgx.Batch
+	for _, key := range b.Deleted {
+		args := append([]any{}, lead...)
+		for _, v := range key {
+			pv, err := pgValue(v, catalog.String)
+			if err != nil {
+				return fmt.Errorf("mark deleted rows: %w", err)
+			}
+			args = append(args, pv)
+		}
+		batch.Queue(q, args...)
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("mark deleted rows: %w", err)
+	}
+	return nil
+}
+
+// LiveKeys implements destination.KeyLister.
+func (d *Destination) LiveKeys(ctx context.Context, t destination.Table, fn func(key []any) error) error {
+	rows, err := d.pool.Query(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s IS NULL",
+		quotedList(t.Stream.PrimaryKey), d.Table(t.Stream.Name), qident(destination.DeletedAtColumn)))
+	if err != nil {
+		return fmt.Errorf("list keys of %s: %w", t.Stream.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		key, err := rows.Values()
+		if err != nil {
+			return fmt.Errorf("list keys of %s: %w", t.Stream.Name, err)
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // mergeSQL moves a stage's rows into the table.

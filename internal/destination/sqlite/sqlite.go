@@ -663,6 +663,9 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	if err := d.stmts.exec(ctx, tx, plan); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	if err := applyDeletes(ctx, tx, name, s, cols, b); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
 	if err := d.saveState(ctx, tx, b.Table.Source, b.Table.Stream.Name, st); err != nil {
 		return err
 	}
@@ -670,6 +673,110 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("commit %s: %w", name, err)
 	}
 	return nil
+}
+
+// applyDeletes marks (or removes) the rows of the batch's deleted keys; s and cols name the
+// table's columns as stored. A row marked before keeps its first mark.
+func applyDeletes(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, cols []catalog.Column, b destination.Batch) error {
+	if len(b.Deleted) == 0 {
+		return nil
+	}
+	keys := s.PrimaryKey
+	where := make([]string, len(keys))
+	types := make([]catalog.Type, len(keys))
+	for i, k := range keys {
+		// An append-only table's key index is on IFNULL(key, ''): the same expression finds
+		// a key's versions through it (keys are never NULL), where "key = ?" scans the table.
+		where[i] = quote(k) + " = ?"
+		if s.Method == catalog.AppendOnly {
+			where[i] = fmt.Sprintf("IFNULL(%s, '') = ?", quote(k))
+		}
+		if j := catalog.IndexOf(cols, k); j >= 0 {
+			types[i] = cols[j].Type
+		}
+	}
+	q := fmt.Sprintf("UPDATE %s SET %s = ? WHERE %s IS NULL AND %s", quote(name), quote(destination.DeletedAtColumn),
+		quote(destination.DeletedAtColumn), strings.Join(where, " AND "))
+	var lead []any
+	if b.HardDelete {
+		q = fmt.Sprintf("DELETE FROM %s WHERE %s", quote(name), strings.Join(where, " AND "))
+	} else {
+		lead = []any{sqlValue(b.DeletedAt.UTC(), catalog.Timestamp)}
+	}
+	stmt, err := tx.PrepareContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("mark deleted rows: %w", err)
+	}
+	defer stmt.Close()
+	for _, key := range b.Deleted {
+		args := append([]any{}, lead...)
+		for i, v := range key {
+			args = append(args, sqlValue(v, types[i]))
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("mark deleted rows: %w", err)
+		}
+	}
+	return nil
+}
+
+// LiveKeys implements destination.KeyLister.
+func (d *Destination) LiveKeys(ctx context.Context, t destination.Table, fn func(key []any) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	name := d.TableName(t.Stream.Name)
+	names, err := d.names(ctx, d.db, name)
+	if err != nil {
+		return err
+	}
+	s := names.stream(t.Stream)
+	cols, err := tableColumns(ctx, d.db, name)
+	if err != nil {
+		return err
+	}
+	types := make([]catalog.Type, len(s.PrimaryKey))
+	for i, k := range s.PrimaryKey {
+		if j := catalog.IndexOf(cols, k); j >= 0 {
+			types[i] = cols[j].Type
+		}
+	}
+	rows, err := d.db.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s IS NULL", quotedList(s.PrimaryKey), quote(name), quote(destination.DeletedAtColumn)))
+	if err != nil {
+		return fmt.Errorf("list keys of %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		key := make([]any, len(s.PrimaryKey))
+		ptrs := make([]any, len(key))
+		for i := range key {
+			ptrs[i] = &key[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("list keys of %s: %w", name, err)
+		}
+		for i, v := range key {
+			key[i] = keyValue(v, types[i])
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// keyValue turns a scanned key value into a Batch value of its column's type.
+func keyValue(v any, t catalog.Type) any {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case string:
+		if t == catalog.Timestamp {
+			if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return ts.UTC()
+			}
+		}
+	}
+	return v
 }
 
 // minOmittedCells is how many NULL cells a group of rows must spare to get statements of its

@@ -61,6 +61,9 @@ type Config struct {
 	// counted (Stats.InsideReset) and served normally, which keeps the old
 	// behaviour for tests that fire faults under a frozen clock.
 	EnforceResets bool
+	// MergeEmitsDeleted: a lead merged away gets a "deleted" event besides the "merged"
+	// event of the lead it was merged into (the docs leave open which it gets).
+	MergeEmitsDeleted bool
 	// QueryExactMinute changes the lead query's minute semantics: the value
 	// means exactly HH:MM:00.000000 and is compared with the record's full
 	// precision timestamp (default: both truncated to the minute).
@@ -100,6 +103,9 @@ type Server struct {
 	st        [numStreams]*stream
 	evRefs    []evRef
 	pendingEv []int32
+	// moved maps (stream<<32 | gen) of activities and tasks moved by a lead merge to their
+	// new lead's generator index.
+	moved     map[uint64]int64
 	mrng      rng
 	cfByGroup [3][]cfDef // custom field values written on leads, contacts, opportunities
 
@@ -446,6 +452,17 @@ func (s *Server) AddRecords(stream string, n int, at time.Time) []string {
 // events (previous_data = the last version). Returns the ids.
 func (s *Server) DeleteRecords(stream string, n int, at time.Time) []string {
 	return s.mutatePublic(stream, "delete", n, at)
+}
+
+// MergeLeads merges n pairs of random live leads at at (see merge) and returns the ids of the
+// leads merged away.
+func (s *Server) MergeLeads(n int, at time.Time) []string {
+	if n <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.merge(n, at.UnixMicro())
 }
 
 func (s *Server) mutatePublic(stream, op string, n int, at time.Time) []string {

@@ -1131,3 +1131,110 @@ func TestEmptyAndOddConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletionsAndMerges: deleting a lead deletes its activities and tasks with an event for
+// each; a merge moves the merged-away lead's activities and tasks (updated events), updates
+// the destination lead and announces the merge on it (with a deleted event for the source
+// lead only when configured); id__in re-reads activities by id.
+func TestDeletionsAndMerges(t *testing.T) {
+	for _, alsoDeleted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("MergeEmitsDeleted=%v", alsoDeleted), func(t *testing.T) {
+			cfg := smallConfig()
+			cfg.MergeEmitsDeleted = alsoDeleted
+			m := newSim(t, cfg)
+			at := testEpoch.Add(time.Hour)
+			since := "&date_updated__gte=" + url.QueryEscape(at.Format(time.RFC3339Nano))
+			childrenOf := func(lead string) (acts, tasks []string) {
+				for _, a := range m.s.Snapshot("activities") {
+					if a["lead_id"] == lead {
+						acts = append(acts, a["id"].(string))
+					}
+				}
+				for _, k := range m.s.Snapshot("tasks") {
+					if k["lead_id"] == lead {
+						tasks = append(tasks, k["id"].(string))
+					}
+				}
+				return acts, tasks
+			}
+			before := m.s.Count("activities") + m.s.Count("tasks")
+			del := m.s.DeleteRecords("leads", 30, at)
+			for _, l := range del {
+				a, k := childrenOf(l)
+				if len(a)+len(k) > 0 {
+					t.Fatalf("lead %s deleted, its activities %v and tasks %v remain", l, a, k)
+				}
+			}
+			var got []string
+			for _, e := range m.walkEvents("action=deleted&object_type=lead" + since) {
+				got = append(got, e["object_id"].(string))
+			}
+			if !reflect.DeepEqual(sorted(got), sorted(del)) {
+				t.Fatalf("lead deleted events %v, want %v", got, del)
+			}
+			removed := before - m.s.Count("activities") - m.s.Count("tasks")
+			var childEvents int
+			for _, typ := range append(append([]string{}, actObjectTypes()...), taskObjectTypes()...) {
+				childEvents += len(m.walkEvents("object_type=" + typ + "&action=deleted" + since))
+			}
+			if removed == 0 || childEvents != removed {
+				t.Fatalf("%d activities and tasks deleted with their leads, %d deleted events for them", removed, childEvents)
+			}
+
+			at2 := at.Add(time.Hour)
+			since2 := "&date_updated__gte=" + url.QueryEscape(at2.Format(time.RFC3339Nano))
+			gone := m.s.MergeLeads(3, at2)
+			if len(gone) != 3 {
+				t.Fatalf("merged away %v", gone)
+			}
+			live := byID(m.s.Snapshot("leads"))
+			merged := m.walkEvents("object_type=lead&action=merged" + since2)
+			if len(merged) != 3 {
+				t.Fatalf("%d merged events, want 3", len(merged))
+			}
+			var sources []string
+			for _, e := range merged {
+				meta := e["meta"].(map[string]any)
+				src, dst := meta["merge_source_lead_id"].(string), meta["merge_destination_lead_id"].(string)
+				if e["object_id"] != dst || live[dst] == nil || live[src] != nil {
+					t.Fatalf("merge event %v: destination must be live and the object, the source gone", e)
+				}
+				sources = append(sources, src)
+			}
+			if !reflect.DeepEqual(sorted(sources), sorted(gone)) {
+				t.Fatalf("merge sources %v, want %v", sources, gone)
+			}
+			if n := len(m.walkEvents("object_type=lead&action=deleted" + since2)); (n == 3) != alsoDeleted || (n != 0 && n != 3) {
+				t.Fatalf("%d deleted events for merged-away leads (MergeEmitsDeleted=%v)", n, alsoDeleted)
+			}
+			for _, src := range gone {
+				if a, k := childrenOf(src); len(a)+len(k) > 0 {
+					t.Fatalf("merged-away lead %s still has activities %v, tasks %v", src, a, k)
+				}
+			}
+
+			// id__in: live ones only, by date_created.
+			some := ids(m.s.Snapshot("activities"))[:3]
+			got = ids(records(m.page("/api/v1/activity/?id__in=" + strings.Join(append(slices.Clone(some), "acti_missing"), ","))))
+			if !reflect.DeepEqual(sorted(got), sorted(some)) {
+				t.Fatalf("id__in=%v listed %v", some, got)
+			}
+		})
+	}
+}
+
+func actObjectTypes() []string {
+	var out []string
+	for _, a := range actTypes {
+		out = append(out, a.objType)
+	}
+	return out
+}
+
+func taskObjectTypes() []string {
+	var out []string
+	for _, k := range taskTypes {
+		out = append(out, "task."+k.name)
+	}
+	return out
+}

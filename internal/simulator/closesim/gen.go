@@ -167,6 +167,11 @@ func (s *Server) leadOf(sid int, gen uint32) int64 {
 		if s.n0[sLeads] == 0 {
 			return -1
 		}
+		if len(s.moved) > 0 {
+			if l, ok := s.moved[uint64(sid)<<32|uint64(gen)]; ok {
+				return l
+			}
+		}
 		return int64(s.h(hLeadOf+uint64(sid)<<8, uint64(gen)) % uint64(s.n0[sLeads]))
 	case sEvents:
 		ref := &s.evRefs[gen]

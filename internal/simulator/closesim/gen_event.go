@@ -115,7 +115,13 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	e.b = append(e.b, '"')
 	e.comma = true
 	e.key("request_method")
-	e.str([...]string{"POST", "PUT", "DELETE"}[ref.action])
+	e.str([...]string{"POST", "PUT", "DELETE", "POST"}[ref.action])
+	if ref.action == actMerged {
+		e.key("merge_source_lead_id")
+		e.str(s.recID(sLeads, ref.msrc, 0))
+		e.key("merge_destination_lead_id")
+		e.str(s.recID(sLeads, ref.tgen, 0))
+	}
 	e.end()
 
 	created := s.targetCreated(ref)
@@ -130,7 +136,7 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	}
 	e.f("previous_data")
 	switch ref.action {
-	case actCreated:
+	case actCreated, actMerged:
 		e.emptyObj()
 	case actUpdated:
 		e.obj()

@@ -64,14 +64,16 @@ const (
 	actCreated = iota
 	actUpdated
 	actDeleted
+	actMerged // on the destination lead of a merge; msrc is the lead merged into it
 )
 
-var actionNames = [...]string{"created", "updated", "deleted"}
+var actionNames = [...]string{"created", "updated", "deleted", "merged"}
 
 // evRef is what an event points at. Kept only for event_log records.
 type evRef struct {
 	tupd, tprev int64 // target's date_updated after / before the change
 	tgen        uint32
+	msrc        uint32 // merges: the generator index of the lead merged away
 	tver        uint16
 	tstream     uint8
 	action      uint8
@@ -414,11 +416,12 @@ func (s *Server) mutate(sid int, op string, n int, at int64) []string {
 		s.reindex(st, touched)
 	case "delete":
 		touched = s.pickLive(st, n)
+		if sid == sLeads {
+			// Deleting a lead deletes its activities and tasks, each with its own event.
+			s.deleteChildren(touched, at)
+		}
 		for _, i := range touched {
-			r := &st.recs[i]
-			r.flags |= flagDeleted
-			st.live--
-			s.emit(sid, uint32(i), r, actDeleted, at, r.updated)
+			s.deleteRec(sid, i, at)
 		}
 		s.reindex(st, touched)
 	}
@@ -429,6 +432,98 @@ func (s *Server) mutate(sid int, op string, n int, at int64) []string {
 	s.flushPendingEvents()
 	s.clearCache()
 	return ids
+}
+
+// deleteRec marks a record deleted and emits its "deleted" event; the caller reindexes.
+func (s *Server) deleteRec(sid int, i int32, at int64) {
+	st := s.st[sid]
+	r := &st.recs[i]
+	r.flags |= flagDeleted | flagTouched
+	st.live--
+	s.emit(sid, uint32(i), r, actDeleted, at, r.updated)
+}
+
+// children lists the live activities and tasks of the given leads, by stream.
+func (s *Server) children(leads []int32) map[int][]int32 {
+	of := map[int64]bool{}
+	for _, l := range leads {
+		of[int64(l)] = true
+	}
+	out := map[int][]int32{}
+	for _, sid := range []int{sActivities, sTasks} {
+		for i := range s.st[sid].recs {
+			if s.st[sid].recs[i].flags&flagDeleted == 0 && of[s.leadOf(sid, uint32(i))] {
+				out[sid] = append(out[sid], int32(i))
+			}
+		}
+	}
+	return out
+}
+
+// deleteChildren deletes the activities and tasks of leads being deleted.
+func (s *Server) deleteChildren(leads []int32, at int64) {
+	for sid, ids := range s.children(leads) {
+		for _, i := range ids {
+			s.deleteRec(sid, i, at)
+		}
+		s.reindex(s.st[sid], ids)
+	}
+}
+
+// merge merges n pairs of live leads: each source lead's activities and tasks move to its
+// destination lead ("updated" events), the destination lead is updated and gets a "merged"
+// event naming the source, and the source lead is gone — with a "deleted" event of its own
+// only when Config.MergeEmitsDeleted (the docs leave open which events it gets). Returns the
+// ids of the leads merged away.
+func (s *Server) merge(n int, at int64) []string {
+	st := s.st[sLeads]
+	picked := s.pickLive(st, 2*n)
+	var gone []string
+	var touched []int32
+	for j := 0; j+1 < len(picked); j += 2 {
+		src, dst := picked[j], picked[j+1]
+		for sid, ids := range s.children([]int32{src}) {
+			for _, i := range ids {
+				r := &s.st[sid].recs[i]
+				prev := r.updated
+				if s.moved == nil {
+					s.moved = map[uint64]int64{}
+				}
+				s.moved[uint64(sid)<<32|uint64(i)] = int64(dst)
+				if r.ver < math.MaxUint16 {
+					r.ver++
+				}
+				r.updated = at
+				r.flags |= flagTouched
+				s.emit(sid, uint32(i), r, actUpdated, at, prev)
+			}
+			s.reindex(s.st[sid], ids, fID, fCreated, fDate)
+		}
+		d := &st.recs[dst]
+		prev := d.updated
+		if d.ver < math.MaxUint16 {
+			d.ver++
+		}
+		d.updated = at
+		s.emit(sLeads, uint32(dst), d, actUpdated, at, prev)
+		s.emit(sLeads, uint32(dst), d, actMerged, at, prev)
+		s.evRefs[len(s.evRefs)-1].msrc = uint32(src)
+		sr := &st.recs[src]
+		sr.flags |= flagDeleted
+		st.live--
+		if s.cfg.MergeEmitsDeleted {
+			s.emit(sLeads, uint32(src), sr, actDeleted, at, sr.updated)
+		}
+		gone = append(gone, s.recID(sLeads, uint32(src), 0))
+		touched = append(touched, src, dst)
+	}
+	for _, i := range picked[len(touched):] { // an odd one out stays as it was
+		st.recs[i].flags &^= flagTouched
+	}
+	s.reindex(st, touched)
+	s.flushPendingEvents()
+	s.clearCache()
+	return gone
 }
 
 // emit queues an event for a mutation; flushPendingEvents indexes them.

@@ -41,6 +41,10 @@ type Config struct {
 
 	FutureDated   int // that many people (date_modified) and activities (activity_date) dated after Epoch
 	SameTimestamp int // that many people share one exact date_modified
+	// DeletedActivitiesInSearch: a deleted activity stays in /activities/search as its stub
+	// {"id":…, "is_deleted":true}, where it was (the docs leave open whether search returns
+	// stubs; by default it does not).
+	DeletedActivitiesInSearch bool
 }
 
 // Faults and Stats are the simulators' shared ones (see simfault). Copper cannot show three

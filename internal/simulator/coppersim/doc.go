@@ -75,7 +75,8 @@
 //     every sort. Sort keys with no visible field use the nearest one (see
 //     sortFields).
 //   - Activities: full_result is accepted and has no effect (no duplicate
-//     ids); deleted-activity stubs never appear in search.
+//     ids); deleted-activity stubs appear in search (where the activity was)
+//     only with Config.DeletedActivitiesInSearch.
 //   - Leads stay searchable when leads are disabled; only /lead_statuses is 403.
 //   - An update bumps version and date_modified; the details field always
 //     changes ("(rev N)"). Updating an activity re-dates it: activity_date and

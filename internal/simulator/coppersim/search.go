@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // POST /<entity>/search: body parsing, validation, filtering, paging.
@@ -450,6 +451,10 @@ func (s *Server) appendPage(b []byte, e entity, slots []int32) []byte {
 	for i, slot := range slots {
 		if i > 0 {
 			b = append(b, ',')
+		}
+		if s.tabs[e].recs[slot].flags&flDeleted != 0 { // Config.DeletedActivitiesInSearch
+			b = append(strconv.AppendInt(append(b, `{"id":`...), s.idOf(e, slot), 10), `,"is_deleted":true}`...)
+			continue
 		}
 		b = s.appendRecord(b, e, slot)
 	}

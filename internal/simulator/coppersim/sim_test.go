@@ -677,3 +677,30 @@ func TestIDsFilterAndBackdating(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedActivitiesInSearch: with the option, a deleted activity stays in activity search
+// as its stub, where it was; without it, it vanishes.
+func TestDeletedActivitiesInSearch(t *testing.T) {
+	for _, stubs := range []bool{false, true} {
+		t.Run(fmt.Sprint(stubs), func(t *testing.T) {
+			cfg := smallConfig()
+			cfg.DeletedActivitiesInSearch = stubs
+			c := newTestClient(t, cfg)
+			before := c.searchAll("activities", map[string]any{})
+			del := int64s(t, c.srv.DeleteRecords("activities", 3, testEpoch))
+			after := c.searchAll("activities", map[string]any{})
+			var found int
+			for _, r := range after {
+				if slices.Contains(del, num(r["id"])) {
+					found++
+					if r["is_deleted"] != true || len(r) != 2 {
+						t.Errorf("deleted activity in search: %v, want its stub", r)
+					}
+				}
+			}
+			if stubs && (found != 3 || len(after) != len(before)) || !stubs && (found != 0 || len(after) != len(before)-3) {
+				t.Errorf("stubs=%v: %d of %d results, %d stubs of the 3 deleted", stubs, len(after), len(before), found)
+			}
+		})
+	}
+}

@@ -369,7 +369,9 @@ func (s *Server) deleteLocked(t *table, n int) []int64 {
 	slots := s.pickLive(t, n, true)
 	ids := make([]int64, 0, len(slots))
 	for _, slot := range slots {
-		t.byMod = t.idxRemove(t.byMod, keyMod, slot)
+		if t.e != entActivities || !s.cfg.DeletedActivitiesInSearch {
+			t.byMod = t.idxRemove(t.byMod, keyMod, slot)
+		}
 		if t.byCreated != nil {
 			t.byCreated = t.idxRemove(t.byCreated, keyCreated, slot)
 		}

@@ -46,6 +46,7 @@ const DefaultRequestsPerSecond = 15
 type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
+	scans scans // event-log walks shared by the tables' deletion reads
 }
 
 // New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling over all endpoint
@@ -96,6 +97,9 @@ type page struct {
 }
 
 func (s *Source) list(ctx context.Context, path string, q url.Values) (page, error) {
+	if fields, ok := ctx.Value(fieldsKey{}).(string); ok { // an id sweep
+		q.Set("_fields", fields)
+	}
 	var p page
 	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q}, func(r apiclient.Response) error {
 		fields, data, err := record.DecodePage(r.Body, "data")

@@ -16,7 +16,7 @@ var c = catalog.Cols
 // tables are the Close tables, each with its reader of the spec. Fields the API sends beyond these (for example the
 // account's own `custom.cf_…` fields, or activity fields of rarer types) arrive as schema drift
 // and become extra columns.
-var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersion, List: []source.Table[*Source]{
+var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersion, Deletes: deletes, List: []source.Table[*Source]{
 	{Read: (*Source).readActivities, Stream: catalog.Stream{
 		Name: "activities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.AppendOnly,
 		CursorField: "date_created", VersionField: "date_updated", Lookback: 24 * time.Hour,

@@ -209,10 +209,11 @@ func (s *Source) readActivities(ctx context.Context, w source.Window, out source
 		p.More = len(p.Records) == pageSize
 		return p, err
 	}
+	// A deleted activity's stub, should search return one, is no row: the sweep marks it.
 	return keyset.Read(ctx, keyset.Listing{
 		Fetch:      fetch,
 		Endpoint:   "POST /activities/search",
 		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["activity_date"]) },
 		Descending: true,
-	}, time.Time{}, out)
+	}, time.Time{}, liveOnly{out})
 }

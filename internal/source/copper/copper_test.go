@@ -61,13 +61,12 @@ func TestAllTablesFullAndIncremental(t *testing.T) {
 	h.sim.UpdateRecords("opportunities", 4, at)
 	h.sim.AddRecords("companies", 3, at)
 	h.sim.AddRecords("activities_search", 5, at)
-	h.sim.DeleteRecords("people", 2, at) // gone from the source (deletion marking is a later issue)
+	h.sim.DeleteRecords("people", 2, at) // gone from the source: the sweep marks them
 	tags := h.sim.Snapshot("tags")
 	h.sim.SetSmallList("tags", tags[1:]) // a full table shrinks: the replica must shrink too
 	h.Settle()
 	h.sim.ResetStats()
 	rep = h.Sync()
-	h.DeletedMayRemain = true // replicating deletions is not done yet
 	h.Assert()
 	if n := rep.Stream("people").Rows; n < 7 || n > 50 {
 		t.Errorf("incremental people read %d rows, want the 7 changed", n)

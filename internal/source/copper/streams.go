@@ -53,7 +53,7 @@ func cdc(name, desc string, columns []catalog.Column) table {
 
 // tables are the 17 Copper tables, each with its reader of the spec. Custom field values stay in `custom_fields` as
 // JSON arrays of {custom_field_definition_id, value}; `custom_field_definitions` decodes them.
-var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersion, List: []table{
+var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersion, Deletes: deletes, List: []table{
 	full("account", (*Source).readAccount, "The Copper account itself (one row).", c("id:int", "name:str", "primary_timezone:str", "settings:json", "logo_mini_url:str")),
 	func() table {
 		s := cdc("activities_search", "Activities (notes, calls, meetings, emails, custom types, system changes). Copper cannot filter activities by "+
