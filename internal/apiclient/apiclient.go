@@ -318,7 +318,7 @@ func (c *Client) Do(ctx context.Context, req Request, decode func(Response) erro
 		if err != nil {
 			return c.redactErr(err)
 		}
-		source.RequestMeterFrom(ctx).Add()
+		meter.AddRequest()
 		res := c.attempt(ctx, req, decode)
 		p.done(res.outcome)
 		if res.err == nil {

@@ -54,9 +54,12 @@ func (r *streamRun) captureDeletes(ctx context.Context, rep *StreamReport) error
 		r.setChecked(now)
 		return nil
 	}
-	meter := &source.RequestMeter{}
-	ctx = source.WithRequestMeter(ctx, meter)
-	defer func() { rep.Deletes.Requests = meter.Count() }()
+	meter := &source.Meter{}
+	ctx = source.WithMeter(ctx, meter)
+	defer func() {
+		rep.Deletes.Requests = meter.Requests()
+		r.meter.AddWait(meter.Waited()) // the pass's waits are the stream's too
+	}()
 	since := r.prev.DeletesCheckedAt
 	switch s.Deletes {
 	case catalog.DeletesByEvents:

@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -40,36 +39,4 @@ type Sweeper interface {
 	// cheaply as the API allows (only the ids where it can select fields). Records created or
 	// deleted while it pages may be emitted or not; every other record is emitted.
 	Sweep(ctx context.Context, s catalog.Stream, out Emitter) error
-}
-
-// RequestMeter counts the requests sent with a context (see WithRequestMeter): the engine
-// puts one in the context of a deletion pass to report its cost.
-type RequestMeter struct{ n atomic.Int64 }
-
-// Add counts one request.
-func (m *RequestMeter) Add() {
-	if m != nil {
-		m.n.Add(1)
-	}
-}
-
-// Count is the number of requests counted so far.
-func (m *RequestMeter) Count() int64 {
-	if m == nil {
-		return 0
-	}
-	return m.n.Load()
-}
-
-type requestMeterKey struct{}
-
-// WithRequestMeter returns a context whose requests are counted by m.
-func WithRequestMeter(ctx context.Context, m *RequestMeter) context.Context {
-	return context.WithValue(ctx, requestMeterKey{}, m)
-}
-
-// RequestMeterFrom returns the context's meter, or nil (whose Add does nothing).
-func RequestMeterFrom(ctx context.Context) *RequestMeter {
-	m, _ := ctx.Value(requestMeterKey{}).(*RequestMeter)
-	return m
 }

@@ -74,12 +74,29 @@ type Clock interface {
 	ClockOffset() (time.Duration, bool)
 }
 
-// Meter is what one stream's read tells the engine as it goes: the time its requests spent
-// waiting for rate limits, and how many records the API says the read will return. The engine
-// puts one in the context of each stream's read; the API client and the readers add to it.
+// Meter is what one stream's read tells the engine as it goes: its requests, the time they
+// spent waiting for rate limits, and how many records the API says the read will return. The
+// engine puts one in the context of each stream's read (and of its deletion pass, to report
+// that pass's cost apart); the API client and the readers add to it.
 type Meter struct {
+	requests atomic.Int64
 	waitNS   atomic.Int64
 	expected atomic.Int64
+}
+
+// AddRequest counts one request sent.
+func (m *Meter) AddRequest() {
+	if m != nil {
+		m.requests.Add(1)
+	}
+}
+
+// Requests is the number of requests counted so far.
+func (m *Meter) Requests() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.requests.Load()
 }
 
 // AddWait records a wait.
