@@ -127,7 +127,7 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand(), a.benchCommand())
+	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand(), a.benchCommand(), a.workerCommand(), a.fleetCommand())
 	return root
 }
 

@@ -58,6 +58,16 @@ const MaxFileSize = 1 << 20
 // more than one document and wrong types are errors naming the key. The read gives up when
 // ctx is done (a FIFO nobody writes to blocks; Ctrl-C must still work).
 func Load(ctx context.Context, path string) (Config, error) {
+	data, err := ReadFile(ctx, path, "config file", MaxFileSize)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(data, path)
+}
+
+// ReadFile reads a settings file of at most limit bytes; what names it in errors ("config
+// file"). The read gives up when ctx is done.
+func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, error) {
 	type result struct {
 		data []byte
 		err  error
@@ -70,20 +80,20 @@ func Load(ctx context.Context, path string) (Config, error) {
 			return
 		}
 		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+		data, err := io.ReadAll(io.LimitReader(f, limit+1))
 		done <- result{data, err}
 	}()
 	select {
 	case <-ctx.Done():
-		return Config{}, fmt.Errorf("config file %s: not read: %w", path, ctx.Err())
+		return nil, fmt.Errorf("%s %s: not read: %w", what, path, ctx.Err())
 	case r := <-done:
 		if r.err != nil {
-			return Config{}, fmt.Errorf("config file: %w", r.err)
+			return nil, fmt.Errorf("%s: %w", what, r.err)
 		}
-		if len(r.data) > MaxFileSize {
-			return Config{}, fmt.Errorf("config file %s: larger than %d KiB; is it the right file?", path, MaxFileSize>>10)
+		if int64(len(r.data)) > limit {
+			return nil, fmt.Errorf("%s %s: larger than %d KiB; is it the right file?", what, path, limit>>10)
 		}
-		return Parse(r.data, path)
+		return r.data, nil
 	}
 }
 
