@@ -209,7 +209,9 @@ func parseAccount(n *yaml.Node, now time.Time) (Account, error) {
 	if !nameRE.MatchString(a.Name) {
 		return a, at("name: %q: give each account a name of 1 to 63 characters a-z, 0-9, _ and -", a.Name)
 	}
-	named := func(format string, args ...any) error { return at("account %q: %s", a.Name, fmt.Sprintf(format, args...)) }
+	named := func(format string, args ...any) error {
+		return at("account %q: %s", a.Name, fmt.Sprintf(format, args...))
+	}
 	d, err := cfg.Descriptor()
 	if err != nil {
 		return a, named("%v", err)

@@ -174,7 +174,6 @@ func decodeArgs(j *rivertype.JobRow, v any) error {
 	return nil
 }
 
-
 // Last returns the account's last finished run (ok false: none).
 func (h History) Last(ctx context.Context, account string) (Run, bool, error) {
 	var r Run
