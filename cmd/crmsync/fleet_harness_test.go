@@ -247,6 +247,7 @@ func (h *fleetHarness) startWorker(id string, args ...string) *fleetWorker {
 			h.t.Logf("worker %s output:\n%s", id, w.out.String())
 		}
 	})
+	h.waitFor("worker "+id+" started", 60*time.Second, func() bool { return strings.Contains(w.out.String(), `msg="worker started"`) })
 	return w
 }
 
@@ -318,4 +319,26 @@ func (h *fleetHarness) midSync(worker string, minRequests int) []int64 {
 		}
 	}
 	return out
+}
+
+// edit rewrites the fleet file.
+func (h *fleetHarness) edit(change func(string) string) {
+	h.t.Helper()
+	b, err := os.ReadFile(h.path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path, []byte(change(string(b))), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// runs counts an account's runs with the result ("" for any).
+func (h *fleetHarness) runs(account, result string) int64 {
+	return h.scalar(`SELECT count(*) FROM crmsync_fleet_runs WHERE account = $1 AND ($2 = '' OR result = $2)`, account, result)
+}
+
+// openFleetReplica opens an account's replica for reading.
+func openFleetReplica(t *testing.T, h *fleetHarness, a *fleetAccount) e2e.Replica {
+	return e2e.OpenReplica(t, h.dest, a.name)
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmsync/crmsync/internal/e2e"
 	"github.com/crmsync/crmsync/internal/fleetqueue"
 )
 
@@ -213,7 +212,7 @@ func TestFleetWorkersSurviveKillAndStop(t *testing.T) {
 	}
 	// Every replica equals its account; no account had two syncs at once.
 	for _, a := range h.accounts {
-		a.AssertReplica(t, e2e.OpenReplica(t, h.dest, a.name))
+		a.AssertReplica(t, openFleetReplica(t, h, a))
 		spans := a.log.runs()
 		if a.log.untagged > 0 {
 			t.Errorf("%s: %d requests without a run id", a.name, a.log.untagged)
