@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -127,6 +128,8 @@ type fleetSpec struct {
 	timing string
 	// pace: the accounts' requests_per_second (0: crmsync's default pacing).
 	pace float64
+	// destPoolConns bounds each sync's connections to the destination (default 2).
+	destPoolConns int
 	// password goes into the queue's and the destination's URLs (the test server trusts
 	// loopback and ignores it).
 	password string
@@ -145,10 +148,11 @@ func newFleet(t *testing.T, spec fleetSpec) *fleetHarness {
 		h.queue, h.dest = withPassword(t, h.queue, spec.password), withPassword(t, h.dest, spec.password)
 	}
 	// A sync opens its own pool on the destination: keep it small, the server is shared.
-	destURL := h.dest + "&pool_max_conns=2"
-	if !strings.Contains(h.dest, "?") {
-		destURL = h.dest + "?pool_max_conns=2"
+	sep := "?"
+	if strings.Contains(h.dest, "?") {
+		sep = "&"
 	}
+	destURL := fmt.Sprintf("%s%spool_max_conns=%d", h.dest, sep, cmp.Or(spec.destPoolConns, 2))
 	var b strings.Builder
 	fmt.Fprintf(&b, "queue: %s\n%saccounts:\n", h.queue, spec.timing)
 	for i := range spec.accounts {
