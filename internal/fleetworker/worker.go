@@ -62,9 +62,10 @@ func Run(ctx context.Context, o Options) error {
 	if queue == "" {
 		return &SettingsError{errors.New("queue: missing; set queue: in the fleet file, --queue or CRMSYNC_QUEUE (a postgres:// URL)")}
 	}
-	// River holds a few connections (leader election, notifications, fetching); each sync
-	// records its start and end.
-	pool, err := fleetqueue.Open(ctx, queue, int32(o.Concurrency+8))
+	// River holds a few connections (notifications, fetching, the leader's maintenance); each
+	// sync borrows one briefly to record its start and end. A pool that is short makes them
+	// wait; one that is large uses up the server's connections across a fleet.
+	pool, err := fleetqueue.Open(ctx, queue, int32(6+o.Concurrency/4))
 	if err != nil {
 		return err
 	}
