@@ -173,3 +173,26 @@ func TestKeyFingerprint(t *testing.T) {
 		t.Fatalf("fingerprints %q %q", a, b)
 	}
 }
+
+// TestREADMEExample parses the fleet file the README shows.
+func TestREADMEExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "## Running many accounts")
+	j := strings.Index(s[i:], "```yaml\n")
+	if i < 0 || j < 0 {
+		t.Fatal("the README has no fleet file example")
+	}
+	example := s[i+j+len("```yaml\n"):]
+	example = example[:strings.Index(example, "```")]
+	f, err := Parse([]byte(example), "README.md", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Accounts) != 2 || f.JobTimeout != 10*time.Minute || f.RescueAfter != 15*time.Minute {
+		t.Fatalf("parsed %+v", f)
+	}
+}
