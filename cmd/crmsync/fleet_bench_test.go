@@ -51,6 +51,15 @@ func TestFleetBench(t *testing.T) {
 				t.Fatal(err)
 			}
 			retried := h.scalar(`SELECT count(*) FROM crmsync_fleet_runs WHERE result <> 'ok'`)
+			if retried > 0 {
+				var why string
+				if err := h.db.QueryRow(context.Background(), `SELECT string_agg(n || ' × ' || e, '; ') FROM (SELECT count(*) AS n,
+					left(regexp_replace(coalesce(error, result), '^.*?(FATAL|ERROR|HTTP)', '\1'), 80) AS e FROM crmsync_fleet_runs
+					WHERE result <> 'ok' GROUP BY 2 ORDER BY 1 DESC LIMIT 3) t`).Scan(&why); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Printf("workers=%d: runs retried: %s\n", k, why)
+			}
 			var limited, requests int64
 			for _, a := range h.accounts {
 				st := a.Sim.Stats()
