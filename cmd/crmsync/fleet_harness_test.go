@@ -128,7 +128,8 @@ type fleetSpec struct {
 	timing string
 	// pace: the accounts' requests_per_second (0: crmsync's default pacing).
 	pace float64
-	// destPoolConns bounds each sync's connections to the destination (default 2).
+	// destPoolConns bounds each sync's pool on the destination (default 1; the server is shared
+	// with the other packages' tests).
 	destPoolConns int
 	// password goes into the queue's and the destination's URLs (the test server trusts
 	// loopback and ignores it).
@@ -152,7 +153,7 @@ func newFleet(t *testing.T, spec fleetSpec) *fleetHarness {
 	if strings.Contains(h.dest, "?") {
 		sep = "&"
 	}
-	destURL := fmt.Sprintf("%s%spool_max_conns=%d", h.dest, sep, cmp.Or(spec.destPoolConns, 2))
+	destURL := fmt.Sprintf("%s%spool_max_conns=%d", h.dest, sep, cmp.Or(spec.destPoolConns, 1))
 	var b strings.Builder
 	fmt.Fprintf(&b, "queue: %s\n%saccounts:\n", h.queue, spec.timing)
 	for i := range spec.accounts {
