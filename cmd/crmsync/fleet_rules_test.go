@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +13,12 @@ import (
 // TestFleetWrongKeyAndReload runs one worker over accounts synced every 2 s: an account whose
 // key the API refuses is tried once, then its scheduled runs are skipped without a request
 // until `fleet run` forces one or its key changes (the worker reads api_key_file at every
-// run); an account added to the fleet file is synced after SIGHUP, without a restart.
+// run); an account whose destination is down is retried with backoff and shown failing while
+// the others sync; an account added to the fleet file is synced after SIGHUP, without a
+// restart.
 func TestFleetWrongKeyAndReload(t *testing.T) {
-	h := newFleet(t, fleetSpec{accounts: 3, pace: -1})
-	good, bad, added := h.accounts[0], h.accounts[1], h.accounts[2]
+	h := newFleet(t, fleetSpec{accounts: 4, pace: -1})
+	good, bad, down, added := h.accounts[0], h.accounts[1], h.accounts[2], h.accounts[3]
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte("not-the-key\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -24,6 +27,8 @@ func TestFleetWrongKeyAndReload(t *testing.T) {
 	h.edit(func(s string) string {
 		s = strings.ReplaceAll(s, "every: 1h", "every: 2s")
 		s = strings.Replace(s, "api_key_env: "+bad.keyEnv, "api_key_file: "+keyFile, 1)
+		i := strings.Index(s, "  - name: "+down.name)
+		s = s[:i] + strings.Replace(s[i:], h.dest[:strings.LastIndex(h.dest, "/")+1]+"crmsync_test_", h.dest[:strings.LastIndex(h.dest, "/")+1]+"crmsync_gone_", 1)
 		return s[:strings.Index(s, "  - name: "+added.name)] // added after SIGHUP
 	})
 	w := h.startWorker("w-solo", "--concurrency", "2")
@@ -39,6 +44,25 @@ func TestFleetWrongKeyAndReload(t *testing.T) {
 	}
 	if status := h.fleetCommand("status"); !strings.Contains(status, "key refused") {
 		t.Errorf("fleet status does not say the key was refused:\n%s", status)
+	}
+	h.waitFor("the account whose destination is down retried", 30*time.Second, func() bool { return h.runs(down.name, "failed") >= 3 })
+	var st []struct {
+		Account  string `json:"account"`
+		Failures int    `json:"consecutive_failures"`
+		LastRun  struct {
+			Result, Error string
+		} `json:"last_run"`
+	}
+	if err := json.Unmarshal([]byte(h.fleetCommand("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Account == down.name && (s.Failures < 3 || s.LastRun.Result != "failed" || !strings.Contains(s.LastRun.Error, "does not exist")) {
+			t.Errorf("fleet status of the account whose destination is down: %+v", s)
+		}
+	}
+	if n := h.runs(good.name, "ok"); n < 2 {
+		t.Errorf("the good account synced %d times meanwhile, want it on its schedule", n)
 	}
 
 	// A manual run tries it anyway.
@@ -66,7 +90,7 @@ func TestFleetWrongKeyAndReload(t *testing.T) {
 	if w.err != nil {
 		t.Fatalf("worker exit: %v", w.err)
 	}
-	for _, a := range h.accounts {
+	for _, a := range []*fleetAccount{good, bad, added} {
 		a.AssertReplica(t, openFleetReplica(t, h, a))
 	}
 }
