@@ -14,8 +14,6 @@ import (
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
-	"github.com/crmsync/crmsync/internal/connector"
-	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/sources"
 )
 
@@ -136,7 +134,7 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand(), a.benchCommand())
+	root.AddCommand(a.checkCommand(), a.discoverCommand(), a.syncCommand(), a.demoCommand(), a.sandboxCommand(), a.docsCommand(), a.benchCommand(), a.workerCommand(), a.fleetCommand())
 	return root
 }
 
@@ -230,21 +228,6 @@ type syncOptions struct {
 	reportJSON  string
 	// prepare runs after the settings are validated and before the sync (the demo uses it).
 	now func() time.Time
-}
-
-// engineOptions turns validated settings into engine options.
-func engineOptions(cfg config.Config, d connector.Descriptor, start time.Time, log *slog.Logger) engine.Options {
-	return engine.Options{
-		StartDate:   start,
-		Streams:     cfg.Streams,
-		BatchSize:   cfg.BatchSize,
-		Concurrency: cfg.Concurrency,
-		Windows:     d.Windows(cfg.RequestsPerSecond),
-		Logger:      log,
-		// Validated by CheckSync: soft or hard (or unset: soft).
-		Deletes:        engine.DeleteMode(cfg.Deletes),
-		ReconcileEvery: cfg.Reconcile(),
-	}
 }
 
 func (a *app) docsCommand() *cobra.Command {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -16,15 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
-	"github.com/crmsync/crmsync/internal/connector"
 	"github.com/crmsync/crmsync/internal/destination"
-	"github.com/crmsync/crmsync/internal/destination/dsn"
 	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/sources"
+	"github.com/crmsync/crmsync/internal/syncsetup"
 )
 
 // allCatalogs lists every source's catalog, in registry order.
@@ -39,31 +35,11 @@ func allCatalogs() []catalog.Catalog {
 // newSource builds the source named in cfg from its descriptor; its client logs requests and
 // retries to log.
 func newSource(cfg config.Config, log *slog.Logger) (source.Source, error) {
-	d, err := cfg.Descriptor()
-	if err != nil {
-		return nil, err
-	}
-	return d.Open(connector.Settings{
-		Credentials: cfg.Credentials(),
-		BaseURL:     cfg.BaseURL,
-		Tuning: apiclient.Tuning{RequestsPerSecond: cfg.RequestsPerSecond, UserAgent: "crmsync/" + version,
-			StallTimeout: cfg.StallTimeout, RateLimitTimeout: cfg.RateLimitTimeout, Logger: log},
-	})
+	return syncsetup.NewSource(cfg, log, "crmsync/"+version)
 }
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
-
-// openDestination opens the destination named by dest (see package dsn); a name crmsync does
-// not know is a usage error.
-func openDestination(ctx context.Context, dest, schema, sourceName string) (destination.Destination, string, error) {
-	d, name, err := dsn.Open(ctx, dest, schema, sourceName)
-	var unknown *dsn.UnknownError
-	if errors.As(err, &unknown) {
-		return nil, "", usageError{err}
-	}
-	return d, name, err
-}
 
 func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) error {
 	ctx := cmd.Context()
@@ -79,71 +55,28 @@ func (a *app) runSync(cmd *cobra.Command, cfg config.Config, opts syncOptions) e
 	if opts.now != nil {
 		now = opts.now
 	}
-	if err := cfg.CheckCredentials(); err != nil {
-		return usageError{err}
-	}
-	start, err := cfg.StartTime(now())
-	if err != nil {
-		return usageError{err}
-	}
-	d, err := cfg.Descriptor()
-	if err != nil {
-		return usageError{err}
-	}
-	selected, err := d.Catalog().Select(cfg.Streams)
-	if err != nil {
-		return usageError{fmt.Errorf("streams: %w", err)}
-	}
-	if err := cfg.CheckSync(); err != nil {
-		return usageError{err}
-	}
 	if opts.reportJSON != "" {
 		if st, err := os.Stat(filepath.Dir(opts.reportJSON)); err != nil || !st.IsDir() {
 			return usageError{fmt.Errorf("report-json: %s: the directory does not exist", opts.reportJSON)}
 		}
 	}
-	src, err := newSource(cfg, log)
-	if err != nil {
+	s, err := syncsetup.Prepare(ctx, cfg, syncsetup.Params{Log: log, UserAgent: "crmsync/" + version, Now: now, FullRefresh: opts.fullRefresh})
+	var bad *syncsetup.SettingsError
+	var badDest *syncsetup.DestError
+	if errors.As(err, &bad) || errors.As(err, &badDest) {
 		return usageError{err}
+	} else if err != nil {
+		return err
 	}
-	if start.IsZero() {
-		if path, ok := dsn.SQLitePath(cmp.Or(cfg.Dest, dsn.Default)); ok {
-			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return usageError{config.ErrNoStartDate} // and no file created for nothing
-			}
-		}
-	}
-	dst, destName, err := openDestination(ctx, cfg.Dest, cfg.Schema, cfg.Source)
-	if err != nil {
-		var u usageError
-		if errors.As(err, &u) {
-			return err
-		}
-		return usageError{fmt.Errorf("dest: %w", err)}
-	}
-	defer dst.Close()
-	if start.IsZero() {
-		saved, err := dst.State(ctx, cfg.Source)
-		if err != nil {
-			return fmt.Errorf("read the destination's state: %w", err)
-		}
-		if len(saved) == 0 {
-			return usageError{config.ErrNoStartDate}
-		}
-	}
-
-	eopts := engineOptions(cfg, d, start, log)
-	eopts.FullRefresh = opts.fullRefresh
-	if opts.fullRefresh && start.IsZero() {
-		return usageError{errors.New("full-refresh: reads every table again from the start date: set --start-date")}
-	}
-	eopts.Now = now
+	defer s.Close()
+	eopts := s.Options
+	src, selected, destName := s.Source, s.Selected, s.DestName
 	ps := progressSetup{force: opts.progress, jsonLogs: strings.EqualFold(cfg.LogFormat, "json"), logs: logs}
-	for _, s := range selected {
-		ps.streams = append(ps.streams, s.Name)
+	for _, st := range selected {
+		ps.streams = append(ps.streams, st.Name)
 	}
 	stopProgress := a.startProgress(&eopts, src, ps)
-	rep, err := engine.Run(ctx, src, dst, eopts)
+	rep, err := engine.Run(ctx, src, s.Dest, eopts)
 	stopProgress()
 	var reportErr error
 	if len(rep.Streams) > 0 {

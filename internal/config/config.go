@@ -75,6 +75,16 @@ const MaxFileSize = 1 << 20
 // more than one document and wrong types are errors naming the key. The read gives up when
 // ctx is done (a FIFO nobody writes to blocks; Ctrl-C must still work).
 func Load(ctx context.Context, path string) (Config, error) {
+	data, err := ReadFile(ctx, path, "config file", MaxFileSize)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(data, path)
+}
+
+// ReadFile reads a settings file of at most limit bytes; what names it in errors ("config
+// file"). The read gives up when ctx is done.
+func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, error) {
 	type result struct {
 		data []byte
 		err  error
@@ -87,20 +97,20 @@ func Load(ctx context.Context, path string) (Config, error) {
 			return
 		}
 		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+		data, err := io.ReadAll(io.LimitReader(f, limit+1))
 		done <- result{data, err}
 	}()
 	select {
 	case <-ctx.Done():
-		return Config{}, fmt.Errorf("config file %s: not read: %w", path, ctx.Err())
+		return nil, fmt.Errorf("%s %s: not read: %w", what, path, ctx.Err())
 	case r := <-done:
 		if r.err != nil {
-			return Config{}, fmt.Errorf("config file: %w", r.err)
+			return nil, fmt.Errorf("%s: %w", what, r.err)
 		}
-		if len(r.data) > MaxFileSize {
-			return Config{}, fmt.Errorf("config file %s: larger than %d KiB; is it the right file?", path, MaxFileSize>>10)
+		if int64(len(r.data)) > limit {
+			return nil, fmt.Errorf("%s %s: larger than %d KiB; is it the right file?", what, path, limit>>10)
 		}
-		return Parse(r.data, path)
+		return r.data, nil
 	}
 }
 
@@ -127,20 +137,39 @@ func Parse(data []byte, name string) (Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return Config{}, fmt.Errorf("config file %s: line %d: expected a mapping of settings (key: value)", name, root.Line)
 	}
+	c, err := DecodeSettings(root, nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("config file %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// DecodeSettings decodes a YAML mapping of settings key by key, so that an unknown or
+// repeated key and a wrong type are reported with the key's name and line. extra are keys
+// that are not settings (a fleet file's account name, say), each decoded into its pointer
+// with the same checks.
+func DecodeSettings(m *yaml.Node, extra map[string]any) (Config, error) {
+	var c Config
+	if m.Kind != yaml.MappingNode {
+		return Config{}, fmt.Errorf("line %d: expected a mapping of settings (key: value)", m.Line)
+	}
 	fields := c.fields()
+	for k, p := range extra {
+		fields[k] = reflect.ValueOf(p).Elem()
+	}
 	seen := map[string]int{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		key, val := root.Content[i], root.Content[i+1]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i], m.Content[i+1]
 		if first, dup := seen[key.Value]; dup {
-			return Config{}, fmt.Errorf("config file %s: line %d: %s is set twice (first on line %d)", name, key.Line, key.Value, first)
+			return Config{}, fmt.Errorf("line %d: %s is set twice (first on line %d)", key.Line, key.Value, first)
 		}
 		seen[key.Value] = key.Line
 		f, ok := fields[key.Value]
 		if !ok {
-			return Config{}, fmt.Errorf("config file %s: line %d: unknown setting %q (known: %s)", name, key.Line, key.Value, strings.Join(knownKeys(fields), ", "))
+			return Config{}, fmt.Errorf("line %d: unknown setting %q (known: %s)", key.Line, key.Value, strings.Join(knownKeys(fields), ", "))
 		}
 		if err := val.Decode(f.Addr().Interface()); err != nil {
-			return Config{}, fmt.Errorf("config file %s: line %d: %s: expected %s, got %q", name, key.Line, key.Value, kindName(f.Kind()), val.Value)
+			return Config{}, fmt.Errorf("line %d: %s: expected %s, got %q", key.Line, key.Value, kindName(f.Kind()), val.Value)
 		}
 	}
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -50,6 +51,8 @@ type Options struct {
 	SimConfig connector.SimConfig
 	// Clock: see Account.Clock. When the harness builds the simulator, it runs on it.
 	Clock *fakeclock.Clock
+	// Wrap, when set, wraps the simulator's handler (a test's request log, say).
+	Wrap func(http.Handler) http.Handler
 }
 
 // NewAccount builds (or takes) the simulator and serves it.
@@ -72,7 +75,11 @@ func NewAccount(t testing.TB, d connector.Descriptor, o Options) *Account {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if o.Wrap != nil {
+		h = o.Wrap(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	tuning := DefaultTuning
 	if o.Clock != nil {

@@ -187,3 +187,9 @@ func replaceWord(s, word, with string) string {
 }
 
 func isWordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// RedactError scrubs the password of connString from err's message (see redactErr): for
+// errors of connections crmsync opens outside a destination (the fleet's queue).
+func RedactError(err error, connString string) error {
+	return redactErr(err, secrets(connString))
+}
