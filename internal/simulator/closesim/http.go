@@ -119,12 +119,14 @@ func oneOrList(seg []string, group string, sid int, h func(*Server, *call) error
 // ServeHTTP serves the Close API under /api/v1/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	simfault.SetDate(w.Header(), s.now()) // the simulator's clock, so tests can move it
-	code := s.serve(w, r)
+	// Counted before serving: a reset fault closes the connection before serve returns, and
+	// a client must find every request it sent counted once it has its answer.
 	s.stats.Update(func(st *Stats) {
 		st.Requests++
-		st.ByStatus[code]++
 		st.ByPath[r.URL.Path]++
 	})
+	code := s.serve(w, r)
+	s.stats.Update(func(st *Stats) { st.ByStatus[code]++ })
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
