@@ -105,7 +105,10 @@ type Server struct {
 	pendingEv []int32
 	// moved maps (stream<<32 | gen) of activities and tasks moved by a lead merge to their
 	// new lead's generator index.
-	moved     map[uint64]int64
+	moved map[uint64]int64
+	// gone holds the deleted contacts and opportunities (virtual stream<<32 | gen).
+	gone      map[uint64]bool
+	subCache  [2]subList
 	mrng      rng
 	cfByGroup [3][]cfDef // custom field values written on leads, contacts, opportunities
 
@@ -383,22 +386,37 @@ func (s *Server) genEvents() {
 // first, and only what retention keeps). Unknown stream → nil.
 func (s *Server) Snapshot(stream string) []map[string]any {
 	sid := streamID(stream)
+	if sub, ok := subName[stream]; ok {
+		sid = sub
+	}
 	if sid < 0 {
 		return nil
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ids := s.liveOrder(sid)
-	out := make([]map[string]any, 0, len(ids))
+	var out []map[string]any
 	var e enc
-	for _, i := range ids {
-		e.reset()
-		s.writeRec(&e, sid, i)
+	add := func() {
 		var m map[string]any
 		if err := json.Unmarshal(e.b, &m); err != nil {
 			panic("closesim: generated invalid JSON: " + err.Error())
 		}
 		out = append(out, m)
+	}
+	if sid >= numStreams {
+		for _, x := range s.subs(sid) {
+			e.reset()
+			l, _ := splitSub(x.gen)
+			r := &s.st[sLeads].recs[l]
+			s.writeSub(&e, sid, x.gen, r.ver, r.created, r.updated)
+			add()
+		}
+		return out
+	}
+	for _, i := range s.liveOrder(sid) {
+		e.reset()
+		s.writeRec(&e, sid, i)
+		add()
 	}
 	return out
 }
@@ -422,6 +440,11 @@ func (s *Server) retentionStart() int64 { return s.now().UnixMicro() - 30*usPerD
 // Count is the number of live records (event_log: those retention keeps).
 func (s *Server) Count(stream string) int {
 	sid := streamID(stream)
+	if sub, ok := subName[stream]; ok {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return len(s.subs(sub))
+	}
 	if sid < 0 {
 		return 0
 	}
@@ -466,6 +489,11 @@ func (s *Server) MergeLeads(n int, at time.Time) []string {
 }
 
 func (s *Server) mutatePublic(stream, op string, n int, at time.Time) []string {
+	if sub, ok := subName[stream]; ok && n > 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.mutateSubs(sub, op, n, at.UnixMicro())
+	}
 	sid := streamID(stream)
 	if sid < 0 || sid == sEvents || n <= 0 {
 		return nil

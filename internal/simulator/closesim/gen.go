@@ -175,8 +175,12 @@ func (s *Server) leadOf(sid int, gen uint32) int64 {
 		return int64(s.h(hLeadOf+uint64(sid)<<8, uint64(gen)) % uint64(s.n0[sLeads]))
 	case sEvents:
 		ref := &s.evRefs[gen]
-		if int(ref.tstream) == sLeads || int(ref.tstream) == sActivities || int(ref.tstream) == sTasks {
+		switch int(ref.tstream) {
+		case sLeads, sActivities, sTasks:
 			return s.leadOf(int(ref.tstream), ref.tgen)
+		case sContacts, sOpps:
+			l, _ := splitSub(ref.tgen)
+			return l
 		}
 	}
 	return -1
@@ -477,6 +481,8 @@ func (s *Server) writeObj(e *enc, sid int, gen uint32, ver uint16, kind uint8, c
 		s.writeCF(e, gen, ver, kind, created, updated)
 	case sEvents:
 		s.writeEvent(e, gen)
+	case sContacts, sOpps:
+		s.writeSub(e, sid, gen, ver, created, updated)
 	}
 }
 
@@ -585,7 +591,9 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	if e.want("contacts") {
 		e.arr()
 		for j := 0; j < s.nContacts(l); j++ {
-			s.writeContact(e, l, j, key, created, updated)
+			if !s.subGone(sContacts, subGen(l, j)) {
+				s.writeContact(e, l, j, key, ver, created, updated)
+			}
 		}
 		e.endArr()
 	} else {
@@ -594,14 +602,11 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 
 	e.f("opportunities")
 	if e.want("opportunities") {
-		or := s.rngFor(hOpps, uint64(gen))
-		n := 0
-		if v := or.Intn(10); v >= 6 {
-			n = 1 + v/9
-		}
 		e.arr()
-		for j := 0; j < n; j++ {
-			s.writeOpportunity(e, &or, l, j, key, created, updated)
+		for j := 0; j < s.nOpps(l); j++ {
+			if !s.subGone(sOpps, subGen(l, j)) {
+				s.writeOpportunity(e, l, j, key, ver, created, updated)
+			}
 		}
 		e.endArr()
 	} else {
@@ -660,10 +665,10 @@ func subTimes(r *rng, created, updated int64) (c, u int64) {
 	return
 }
 
-func (s *Server) writeContact(e *enc, l int64, j int, leadKey uint64, created, updated int64) {
-	r := s.rngFor(hContactName+1, uint64(l)*4+uint64(j))
+func (s *Server) writeContact(e *enc, l int64, j int, leadKey uint64, ver uint16, created, updated int64) {
+	r := s.subRng(sContacts, l, j)
 	fn, ln := s.contactNames(l, j)
-	c, u := subTimes(&r, created, updated)
+	c, u := subTimesOf(&r, ver, created, updated)
 	e.obj()
 	e.key("id")
 	e.id("cont_", s.contactKey(l, j), 43)
@@ -750,8 +755,10 @@ func (s *Server) userIDOrNull(e *enc, u int64) {
 	}
 }
 
-func (s *Server) writeOpportunity(e *enc, r *rng, l int64, j int, leadKey uint64, created, updated int64) {
-	c, u := subTimes(r, created, updated)
+func (s *Server) writeOpportunity(e *enc, l int64, j int, leadKey uint64, ver uint16, created, updated int64) {
+	rg := s.subRng(sOpps, l, j)
+	r := &rg
+	c, u := subTimesOf(r, ver, created, updated)
 	st := r.Intn(len(oppStatuses))
 	pl := r.Intn(len(pipelines))
 	value := int64(r.Intn(200)+1) * 10000

@@ -18,6 +18,10 @@ func (s *Server) objectType(sid int, kind uint8) string {
 		return "membership"
 	case sCustomFields:
 		return cfGroups[kind].objType
+	case sContacts:
+		return "contact"
+	case sOpps:
+		return "opportunity"
 	}
 	return ""
 }
@@ -34,16 +38,22 @@ func (s *Server) apiPath(sid int, kind uint8) string {
 		return "/api/v1/user/"
 	case sCustomFields:
 		return "/api/v1/custom_field/" + cfGroups[kind].path + "/"
+	case sContacts:
+		return "/api/v1/contact/"
+	case sOpps:
+		return "/api/v1/opportunity/"
 	}
 	return "/api/v1/"
 }
 
-var changedFields = [numStreams][]string{
+var changedFields = [numStreams + 2][]string{
 	sLeads:        {"date_updated", "description", "status_id", "status_label", "updated_by"},
 	sActivities:   {"date_updated", "updated_by"},
 	sTasks:        {"date_updated", "is_complete", "updated_by", "view"},
 	sUsers:        {"date_updated", "last_used_timezone"},
 	sCustomFields: {"date_updated", "description", "updated_by"},
+	sContacts:     {"date_updated"},
+	sOpps:         {"date_updated"},
 }
 
 // targetCreated is the date_created of an event's object.
@@ -54,6 +64,13 @@ func (s *Server) targetCreated(ref *evRef) int64 {
 		}
 		return ref.tprev - int64(s.h(hGhost, uint64(ref.tgen))%uint64(30*usPerDay/1000))*1000
 	}
+	if int(ref.tstream) >= numStreams { // a contact or opportunity: placed by its lead
+		l, _ := splitSub(ref.tgen)
+		r := &s.st[sLeads].recs[l]
+		sr := s.subRng(int(ref.tstream), l, int(ref.tgen%4))
+		c, _ := subTimesOf(&sr, r.ver, r.created, r.updated)
+		return c
+	}
 	return s.st[ref.tstream].recs[ref.tgen].created
 }
 
@@ -62,8 +79,13 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	ref := &s.evRefs[gen]
 	r := s.rngFor(hEvent, uint64(gen))
 	ts := int(ref.tstream)
-	tkey := simfault.Mix64(uint64(ref.tgen) + s.st[ts].salt)
 	prefix := s.idPrefix(ts, ref.tkind)
+	var tkey uint64
+	if ts >= numStreams {
+		prefix, tkey = s.subKey(ts, ref.tgen)
+	} else {
+		tkey = simfault.Mix64(uint64(ref.tgen) + s.st[ts].salt)
+	}
 	path := s.apiPath(ts, ref.tkind)
 	e.obj()
 	e.f("id")

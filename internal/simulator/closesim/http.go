@@ -48,6 +48,10 @@ func (s *Server) route(path string) *route {
 		return oneOrList(seg, "/user/", sUsers, (*Server).hUsers)
 	case "event":
 		return oneOrList(seg, "/event/", sEvents, (*Server).hEvents)
+	case "contact":
+		return oneOrList(seg, "/contact/", -1, (*Server).hContacts)
+	case "opportunity":
+		return oneOrList(seg, "/opportunity/", -1, (*Server).hOpportunities)
 	case "activity":
 		if len(seg) == 1 {
 			return &route{"/activity/", sActivities, true, (*Server).hActivities}
@@ -86,7 +90,7 @@ func (s *Server) route(path string) *route {
 // "GET /lead/{id}/", "GET /activity/email/", "GET /custom_field/lead/".
 func GroupKeys() []string {
 	pats := []string{"/me/"}
-	for _, p := range []string{"/lead/", "/task/", "/user/", "/event/", "/activity/"} {
+	for _, p := range []string{"/lead/", "/task/", "/user/", "/event/", "/activity/", "/contact/", "/opportunity/"} {
 		pats = append(pats, p, p+"{id}/")
 	}
 	for _, at := range actTypes {

@@ -340,6 +340,10 @@ func (s *Server) idPrefix(sid int, kind uint8) string {
 		return "cf_"
 	case sEvents:
 		return "ev_"
+	case sContacts:
+		return "cont_"
+	case sOpps:
+		return "oppo_"
 	}
 	return ""
 }
@@ -417,8 +421,10 @@ func (s *Server) mutate(sid int, op string, n int, at int64) []string {
 	case "delete":
 		touched = s.pickLive(st, n)
 		if sid == sLeads {
-			// Deleting a lead deletes its activities and tasks, each with its own event.
+			// Deleting a lead deletes its activities, tasks, contacts and opportunities, each
+			// with its own event.
 			s.deleteChildren(touched, at)
+			s.deleteSubsOf(touched, at)
 		}
 		for _, i := range touched {
 			s.deleteRec(sid, i, at)
@@ -508,6 +514,8 @@ func (s *Server) merge(n int, at int64) []string {
 		s.emit(sLeads, uint32(dst), d, actUpdated, at, prev)
 		s.emit(sLeads, uint32(dst), d, actMerged, at, prev)
 		s.evRefs[len(s.evRefs)-1].msrc = uint32(src)
+		// The source lead's contacts and opportunities leave the listings with it.
+		s.deleteSubsOf([]int32{src}, at)
 		sr := &st.recs[src]
 		sr.flags |= flagDeleted
 		st.live--

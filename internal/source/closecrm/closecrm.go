@@ -1,4 +1,4 @@
-// Package closecrm is the Close source: six tables read from the Close REST API
+// Package closecrm is the Close source: the spec's six tables, and contacts and opportunities, read from the Close REST API
 // (https://api.close.com/api/v1). See the stream declarations in streams.go and the endpoint
 // notes in ../../../../shared/reference/close-api.md.
 package closecrm
@@ -34,6 +34,8 @@ const (
 	activityPageSize = 100
 	bigPageSize      = 1000 // tasks, users, custom fields
 	eventPageSize    = 50
+	contactPageSize  = 100
+	oppPageSize      = 250
 )
 
 // DefaultRequestsPerSecond paces an endpoint group whose answers do not announce its limit.
@@ -121,11 +123,16 @@ func (s *Source) list(ctx context.Context, path string, q url.Values) (page, err
 func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000+00:00") }
 
 // readAll pages through an endpoint without date filters and keeps the records updated at or
-// after the window start (users, custom fields: the API offers no server-side filter).
+// after the window start (users, custom fields, contacts: the API offers no server-side filter).
 func (s *Source) readAll(ctx context.Context, path string, extra map[string]any, w source.Window, out source.Emitter) error {
+	return s.readAllPaged(ctx, path, bigPageSize, extra, w, out)
+}
+
+// readAllPaged is readAll with the endpoint's page size.
+func (s *Source) readAllPaged(ctx context.Context, path string, limit int, extra map[string]any, w source.Window, out source.Emitter) error {
 	guard := paging.New("GET " + path)
 	for skip := 0; ; {
-		q := url.Values{"_skip": {fmt.Sprint(skip)}, "_limit": {fmt.Sprint(bigPageSize)}}
+		q := url.Values{"_skip": {fmt.Sprint(skip)}, "_limit": {fmt.Sprint(limit)}}
 		p, err := s.list(ctx, path, q)
 		if err != nil {
 			return err
@@ -276,6 +283,26 @@ func (s *Source) readTasks(ctx context.Context, w source.Window, out source.Emit
 		Endpoint: "GET /task/",
 		Key:      func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
 	}, time.Time{}, out)
+}
+
+func (s *Source) readContacts(ctx context.Context, w source.Window, out source.Emitter) error {
+	return s.readAllPaged(ctx, "/contact/", contactPageSize, nil, w, out)
+}
+
+func (s *Source) readOpportunities(ctx context.Context, w source.Window, out source.Emitter) error {
+	query := func(anchor time.Time) url.Values {
+		q := url.Values{"date_updated__gte": {apiTime(anchor)}, "_order_by": {"date_updated"}}
+		if w.Bounded() {
+			q.Set("date_updated__lt", apiTime(w.To))
+		}
+		return q
+	}
+	return keyset.Read(ctx, keyset.Listing{
+		Fetch:      s.offsetFetch("/opportunity/", oppPageSize, query),
+		Endpoint:   "GET /opportunity/",
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_updated"]) },
+		Checkpoint: true,
+	}, w.From, out)
 }
 
 func minuteKey(v any) (time.Time, error) {

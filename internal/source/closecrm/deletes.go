@@ -16,7 +16,8 @@ import (
 )
 
 // deletes says how each table learns of deletions. The event log announces them for leads,
-// activities, tasks and custom fields. Users leave an organization without a documented
+// activities, tasks, custom fields, contacts and opportunities (a lead's deletion emits one for
+// each of its contacts and opportunities). Users leave an organization without a documented
 // event: they are swept on the reconcile_every cadence (one page, one request). The event
 // log's own rows age out of the API, not out of the replica.
 var deletes = map[string]catalog.Deletes{
@@ -24,6 +25,8 @@ var deletes = map[string]catalog.Deletes{
 	"activities":    catalog.DeletesByEvents,
 	"tasks":         catalog.DeletesByEvents,
 	"custom_fields": catalog.DeletesByEvents,
+	"contacts":      catalog.DeletesByEvents,
+	"opportunities": catalog.DeletesByEvents,
 	"users":         catalog.DeletesBySweep,
 }
 
@@ -40,6 +43,8 @@ var objectTypes = map[string]string{
 	"activities":    "activity.",
 	"tasks":         "task.",
 	"custom_fields": "custom_fields.",
+	"contacts":      "contact",
+	"opportunities": "opportunity",
 }
 
 // change is what a deletion read needs of one event.
@@ -166,6 +171,7 @@ func (s *Source) rereadActivities(ctx context.Context, ids []string, out source.
 var sweepFields = map[string]string{
 	"leads": "id,date_updated", "activities": "id,date_created", "tasks": "id,date_created",
 	"custom_fields": "id,date_updated", "users": "id,date_updated",
+	"contacts": "id,date_updated", "opportunities": "id,date_updated",
 }
 
 // Sweep implements source.Sweeper: the table's listing from its beginning, with only the

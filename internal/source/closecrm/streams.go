@@ -97,6 +97,26 @@ var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersio
 			// opportunity_due
 			"opportunity_value_period:str", "opportunity_note:str")),
 	}},
+	{Read: (*Source).readContacts, Stream: catalog.Stream{
+		Name: "contacts", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
+		Description: "Contacts (people at a lead), from /contact/; an addition to the spec's Close tables. The API has no date filter on contacts: " +
+			"all are read, then filtered on date_updated. Custom fields arrive as `custom.cf_…` columns.",
+		Columns: c("id:str", "lead_id:str", "organization_id:str", "name:str", "display_name:str", "title:str", "emails:json", "phones:json",
+			"urls:json", "integration_links:json", "created_by:str", "updated_by:str", "date_created:ts", "date_updated:ts",
+			// Listed by Close's OpenAPI, not seen in list answers.
+			"timezone:str", "recent_calls:json", "subscriptions:json"),
+	}},
+	{Read: (*Source).readOpportunities, Stream: catalog.Stream{
+		Name: "opportunities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
+		Description: "Opportunities (deals) of every lead, from /opportunity/ filtered and sorted on date_updated; an addition to the spec's Close tables. " +
+			"`value` and the other amounts are in cents. Custom fields arrive as `custom.cf_…` columns.",
+		Columns: c("id:str", "organization_id:str", "lead_id:str", "lead_name:str", "contact_id:str", "contact_name:str", "user_id:str", "user_name:str",
+			"status_id:str", "status_label:str", "status_type:str", "status_display_name:str", "pipeline_id:str", "pipeline_name:str",
+			"confidence:int", "value:int", "value_period:str", "value_currency:str", "value_formatted:str", "annualized_value:int",
+			"expected_value:int", "annualized_expected_value:int", "date_won:date", "date_lost:ts", "note:str", "attachments:json",
+			"integration_links:json", "created_by:str", "created_by_name:str", "updated_by:str", "updated_by_name:str",
+			"date_created:ts", "date_updated:ts"),
+	}},
 	{Read: (*Source).readUsers, Stream: catalog.Stream{
 		Name: "users", PrimaryKey: []string{"id"}, Method: catalog.Incremental, CursorField: "date_updated",
 		Description: "Users of the Close organization. No server-side date filter exists: all are read, then filtered on date_updated.",
