@@ -123,6 +123,77 @@ func TestCloseDeletionsAndLateEdits(t *testing.T) {
 	}
 }
 
+// TestCloseContactsAndOpportunities: contacts and opportunities edited, deleted on their own
+// and deleted with their lead reach the replica with the next sync: the incremental reads take
+// in the edits (a contact's or opportunity's change moves its lead's date_updated, and every
+// object the lead embeds takes it), the event log marks the deleted rows, and an idle sync
+// reads nothing new. Both destinations.
+func TestCloseContactsAndOpportunities(t *testing.T) {
+	for destName, newDest := range e2e.Destinations() {
+		t.Run(destName, func(t *testing.T) {
+			t.Parallel()
+			a := newDeletionAccount(t, closecrm.Descriptor, newDest(t), func(now func() time.Time) (connector.Simulator, error) {
+				return closesim.New(closesim.Config{Seed: 45, APIKey: key, Leads: 400, Activities: 200, Tasks: 100, Users: 6, CustomFields: 9,
+					Events: 50, Now: now})
+			})
+			sim := a.Sim.(*closesim.Server)
+			first := a.sync(t)
+			a.assert(t)
+			tables := []string{"contacts", "opportunities"}
+			for _, table := range tables {
+				if got, want := first.Stream(table).Rows, int64(sim.Count(table)); got != want || want == 0 {
+					t.Errorf("%s: the first sync read %d rows, want the %d the account has", table, got, want)
+				}
+			}
+
+			a.Clock.Advance(time.Minute)
+			at := a.Clock.Now()
+			cases := []struct {
+				table           string
+				edited, deleted []string
+				cascadedAtLeast int
+			}{
+				{table: "contacts", edited: sim.UpdateRecords("contacts", 5, at), deleted: sim.DeleteRecords("contacts", 3, at)},
+				{table: "opportunities", edited: sim.UpdateRecords("opportunities", 4, at), deleted: sim.DeleteRecords("opportunities", 2, at)},
+			}
+			before := map[string]int{}
+			for _, c := range cases {
+				before[c.table] = sim.Count(c.table)
+			}
+			gone := sim.DeleteRecords("leads", 5, at)
+			rep := a.sync(t)
+			a.assert(t)
+			for _, c := range cases {
+				s := rep.Stream(c.table)
+				if len(c.edited) == 0 || len(c.deleted) == 0 {
+					t.Fatalf("%s: the simulator changed nothing (edited %d, deleted %d)", c.table, len(c.edited), len(c.deleted))
+				}
+				if s.Rows < int64(len(c.edited)) {
+					t.Errorf("%s: the incremental sync read %d rows, fewer than the %d edited", c.table, s.Rows, len(c.edited))
+				}
+				// The deleted leads took their contacts and opportunities with them.
+				want := int64(len(c.deleted) + before[c.table] - sim.Count(c.table))
+				if s.Deletes.How != "event log" || s.Deletes.Marked != want {
+					t.Errorf("%s: deletes %+v, want %d marked from the event log (%d deleted, the rest with %d leads)", c.table, s.Deletes, want, len(c.deleted), len(gone))
+				}
+				live, marked := a.rows(t, c.table)
+				if live != sim.Count(c.table) || int64(marked) != want {
+					t.Errorf("%s: %d live and %d marked rows, want %d and %d", c.table, live, marked, sim.Count(c.table), want)
+				}
+			}
+
+			a.Clock.Advance(10 * time.Minute)
+			a.sync(t)
+			quiet := a.sync(t)
+			for _, table := range tables {
+				if s := quiet.Stream(table); s.Rows != 0 || s.Deletes.Marked != 0 {
+					t.Errorf("%s: nothing changed, yet %d rows read and deletes %+v", table, s.Rows, s.Deletes)
+				}
+			}
+		})
+	}
+}
+
 // TestCloseEventLogLapsed: a replica not synced for more than the event log's 30 days (or
 // written before deletions were tracked) finds its deleted rows with an id sweep, and says so.
 func TestCloseEventLogLapsed(t *testing.T) {

@@ -370,6 +370,13 @@ func TestCaps(t *testing.T) {
 		{"/api/v1/activity/?_skip=251", 400, skipMsg},
 		{"/api/v1/task/?_skip=100000", 400, skipMsg},
 		{"/api/v1/user/?_skip=100000", 200, ""}, // no cap on small lists
+		{"/api/v1/contact/?_limit=100", 200, ""},
+		{"/api/v1/contact/?_limit=101", 400, "less than or equal to 100"},
+		{"/api/v1/contact/?_skip=251", 400, skipMsg},
+		{"/api/v1/opportunity/?_limit=250", 200, ""},
+		{"/api/v1/opportunity/?_limit=251", 400, "less than or equal to 250"},
+		{"/api/v1/opportunity/?_skip=251", 400, skipMsg},
+		{"/api/v1/opportunity/?_order_by=name", 400, "_order_by"},
 	}
 	for _, c := range cases {
 		r := m.get(c.path)
