@@ -77,7 +77,7 @@ func TestDiscover(t *testing.T) {
 		source  string
 		version int
 		streams int
-	}{{"close", 1, 6}, {"copper", 2, 17}}
+	}{{"close", 1, 8}, {"copper", 2, 17}} // Close: the spec's six and the additions contacts and opportunities
 	for _, tt := range tests {
 		t.Run(tt.source, func(t *testing.T) {
 			code, out, errOut := runCLI(t, nil, "discover", "--source", tt.source)
