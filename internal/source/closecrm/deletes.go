@@ -171,7 +171,8 @@ func (s *Source) rereadActivities(ctx context.Context, ids []string, out source.
 var sweepFields = map[string]string{
 	"leads": "id,date_updated", "activities": "id,date_created", "tasks": "id,date_created",
 	"custom_fields": "id,date_updated", "users": "id,date_updated",
-	"contacts": "id,date_updated", "opportunities": "id,date_updated",
+	// Contacts are read from the leads that embed them (readContacts), in every read.
+	"contacts": "id,date_updated,contacts", "opportunities": "id,date_updated",
 }
 
 // Sweep implements source.Sweeper: the table's listing from its beginning, with only the
