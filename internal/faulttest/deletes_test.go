@@ -207,10 +207,12 @@ func TestCloseEventLogLapsed(t *testing.T) {
 			a.sync(t)
 			sim.DeleteRecords("leads", 4, a.Clock.Now())
 			sim.DeleteRecords("tasks", 3, a.Clock.Now())
+			sim.DeleteRecords("contacts", 2, a.Clock.Now())
+			sim.DeleteRecords("opportunities", 2, a.Clock.Now())
 			a.Clock.Advance(31 * 24 * time.Hour)
 			rep := a.sync(t)
-			a.assert(t, "leads", "tasks", "activities", "custom_fields", "users")
-			for _, name := range []string{"leads", "tasks", "activities"} {
+			a.assert(t, "leads", "tasks", "activities", "custom_fields", "users", "contacts", "opportunities")
+			for _, name := range []string{"leads", "tasks", "activities", "contacts", "opportunities"} {
 				s := rep.Stream(name)
 				if s.Deletes.How != "id sweep" || !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "no longer reaches back") }) {
 					t.Errorf("%s: deletes %+v, notes %q: want an id sweep the report explains", name, s.Deletes, s.Notes)
