@@ -59,6 +59,17 @@
 //     /custom_field/{lead,contact,opportunity,activity,custom_object_type,
 //     shared}/ (plus the old plural /custom_fields/...), each returning only
 //     its own fields, without an object_type field.
+//   - /contact/ and /opportunity/ serve the contacts and opportunities the
+//     leads embed (always the same objects, field for field). /contact/:
+//     _limit max 100, only lead_id filters (no date filter). /opportunity/:
+//     _limit max 250, total_results, date_created__* and date_updated__*
+//     filters, lead_id, _order_by=[-]date_updated|date_created. Both capped
+//     at MaxSkip. UpdateRecords/DeleteRecords on "contacts" and
+//     "opportunities" move the lead's date_updated (no lead event; every
+//     object it embeds takes that date_updated) and emit the object's own
+//     event; deleting or merging away a lead deletes its contacts and
+//     opportunities, each with a "deleted" event. AddRecords is not modelled
+//     for them (returns nil).
 //   - /event/: newest first by date_updated, always; _limit default and max
 //     50; paging only by the opaque _cursor (keyset: events added during a
 //     walk never shift it; the cursor keeps the walk's date_updated window);

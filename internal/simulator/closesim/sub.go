@@ -95,7 +95,7 @@ type subEntry struct {
 // order, then their place in the lead). Cached per data version. Caller holds s.mu.
 func (s *Server) subs(sid int) []subEntry {
 	st := s.st[sLeads]
-	ver := st.version<<16 | uint64(len(s.gone))
+	ver := [2]uint64{st.version, uint64(len(s.gone))}
 	s.cacheMu.Lock()
 	c := s.subCache[sid-sContacts]
 	s.cacheMu.Unlock()
@@ -123,7 +123,7 @@ func (s *Server) subs(sid int) []subEntry {
 
 type subList struct {
 	ok   bool
-	ver  uint64
+	ver  [2]uint64 // the leads' version and the number of deleted sub-objects
 	list []subEntry
 }
 
