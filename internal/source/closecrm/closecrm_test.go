@@ -73,8 +73,9 @@ func TestFullAndIncrementalSync(t *testing.T) {
 func TestDeepPagingBeyondSkipCap(t *testing.T) {
 	// With a cap of 150 on _skip, 2,000 records cannot be reached by offset paging alone.
 	h := newHarness(t, closesim.Config{Leads: 2000, Activities: 2000, Tasks: 2500, Users: 3, CustomFields: 3, Events: 10, MaxSkip: 150})
-	h.Sync("leads", "activities", "tasks")
-	h.Assert("leads", "activities", "tasks")
+	// About 800 opportunities: past the cap too.
+	h.Sync("leads", "activities", "tasks", "contacts", "opportunities")
+	h.Assert("leads", "activities", "tasks", "contacts", "opportunities")
 }
 
 func TestManyRecordsShareOneTimestamp(t *testing.T) {
@@ -117,13 +118,13 @@ func TestFaultsStillConverge(t *testing.T) {
 func TestMutationsBetweenPagesAreCaughtUp(t *testing.T) {
 	h := newHarness(t, closesim.Config{Leads: 1200, Activities: 1200, Tasks: 1200, Users: 5, CustomFields: 5, Events: 100})
 	h.sim.SetFaults(closesim.Faults{Seed: 5, MutateBetweenPages: 0.5})
-	h.Sync("leads", "tasks", "users")
+	h.Sync("leads", "tasks", "users", "contacts")
 	h.sim.SetFaults(closesim.Faults{})
 	// What one sync misses because the data moved under it, the next one picks up,
 	// deletions included (the event log, or the users' sweep).
 	h.Settle()
-	h.Sync("leads", "tasks", "users")
-	h.Assert("leads", "tasks", "users")
+	h.Sync("leads", "tasks", "users", "contacts")
+	h.Assert("leads", "tasks", "users", "contacts")
 }
 
 func TestWrongKeyFailsClearlyWithoutLeakingIt(t *testing.T) {
