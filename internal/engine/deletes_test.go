@@ -175,6 +175,11 @@ func TestDeletes(t *testing.T) {
 			{time.Hour, func(s *deletingSource) { s.delete("b") }, []string{"a", "b@60", "c"}, "id sweep", 1},
 			{2 * time.Hour, nil, []string{"a", "b@60", "c"}, "id sweep", 0},
 		}, 2},
+		{"a zero cadence sweeps even when the last check reads later than this sync's start", catalog.DeletesBySweep, "", 0, []step{
+			{0, nil, []string{"a", "b", "c"}, "first sync", 0},
+			{time.Hour, func(s *deletingSource) { s.delete("b") }, []string{"a", "b@60", "c"}, "id sweep", 1},
+			{time.Hour - time.Second, func(s *deletingSource) { s.delete("c") }, []string{"a", "b@60", "c@59"}, "id sweep", 1},
+		}, 2},
 		{"an interrupted sweep marks nothing, the next one all", catalog.DeletesBySweep, "", 0, []step{
 			{0, nil, []string{"a", "b", "c"}, "first sync", 0},
 			{time.Hour, func(s *deletingSource) { s.delete("b", "c"); s.sweepFails = true }, []string{"a", "b", "c"}, "id sweep", 0},
