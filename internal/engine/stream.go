@@ -373,13 +373,14 @@ func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
 
 // Record implements source.Emitter. It is safe for the slices of a split read.
 func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
+	size := rec.Size() // outside the lock the parallel slices of a read share
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.deletes) > 0 {
 		r.forgetDeleted(rec)
 	}
 	r.pending = append(r.pending, rec)
-	r.pendingBytes += rec.Size()
+	r.pendingBytes += size
 	if len(r.pending)+len(r.deletes) >= r.opts.BatchSize || r.pendingBytes >= r.opts.BatchBytes {
 		return r.flushLocked(ctx)
 	}

@@ -94,15 +94,26 @@ func execPlan(ctx context.Context, tx *sql.Tx, plan []execution) error {
 			st.Close()
 		}
 	}()
+	return runPlan(ctx, plan, func(q string) (*sql.Stmt, error) {
+		if st, ok := stmts[q]; ok {
+			return st, nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		if err == nil {
+			stmts[q] = st
+		}
+		return st, err
+	})
+}
+
+// runPlan runs each execution of a plan with the statement stmt gives for its query,
+// building the arguments into one reused buffer.
+func runPlan(ctx context.Context, plan []execution, stmt func(query string) (*sql.Stmt, error)) error {
 	var args []any
 	for _, e := range plan {
-		st, ok := stmts[e.query]
-		if !ok {
-			var err error
-			if st, err = tx.PrepareContext(ctx, e.query); err != nil {
-				return err
-			}
-			stmts[e.query] = st
+		st, err := stmt(e.query)
+		if err != nil {
+			return err
 		}
 		args = e.args(args)
 		if _, err := st.ExecContext(ctx, args...); err != nil {
@@ -151,17 +162,8 @@ func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []executi
 
 // exec runs a plan whose statements prepare has prepared, inside tx.
 func (c *statementCache) exec(ctx context.Context, tx *sql.Tx, plan []execution) error {
-	var args []any
-	for _, e := range plan {
-		st := tx.StmtContext(ctx, c.stmts[e.query])
-		args = e.args(args)
-		_, err := st.ExecContext(ctx, args...)
-		st.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	// The transaction's copies of the statements close with it.
+	return runPlan(ctx, plan, func(q string) (*sql.Stmt, error) { return tx.StmtContext(ctx, c.stmts[q]), nil })
 }
 
 // reset closes every statement (before the tables they name change, and on Close).

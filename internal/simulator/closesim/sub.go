@@ -104,16 +104,7 @@ func (s *Server) subs(sid int) []subEntry {
 	}
 	var list []subEntry
 	for _, i := range st.idx[0].ids {
-		r := &st.recs[i]
-		for j := range s.nSubs(sid, int64(i)) {
-			g := subGen(int64(i), j)
-			if s.subGone(sid, g) {
-				continue
-			}
-			sr := s.subRng(sid, int64(i), j)
-			c, u := subTimesOf(&sr, r.ver, r.created, r.updated)
-			list = append(list, subEntry{g, c, u})
-		}
+		s.liveSubs(sid, i, func(g uint32, created, updated int64) { list = append(list, subEntry{g, created, updated}) })
 	}
 	s.cacheMu.Lock()
 	s.subCache[sid-sContacts] = subList{ok: true, ver: ver, list: list}
@@ -297,6 +288,21 @@ func (s *Server) markGone(sid int, gen uint32) {
 	s.gone[uint64(sid)<<32|uint64(gen)] = true
 }
 
+// liveSubs calls fn with each live object of kind sid that lead i embeds: its generator
+// index and its creation and update times. Caller holds s.mu.
+func (s *Server) liveSubs(sid int, i int32, fn func(g uint32, created, updated int64)) {
+	r := &s.st[sLeads].recs[i]
+	for j := range s.nSubs(sid, int64(i)) {
+		g := subGen(int64(i), j)
+		if s.subGone(sid, g) {
+			continue
+		}
+		sr := s.subRng(sid, int64(i), j)
+		c, u := subTimesOf(&sr, r.ver, r.created, r.updated)
+		fn(g, c, u)
+	}
+}
+
 // deleteSubsOf deletes the contacts and opportunities of leads being deleted (or merged
 // away), each with its own event. Caller holds s.mu.
 func (s *Server) deleteSubsOf(leads []int32, at int64) {
@@ -304,16 +310,10 @@ func (s *Server) deleteSubsOf(leads []int32, at int64) {
 	for _, sid := range []int{sContacts, sOpps} {
 		for _, l := range leads {
 			r := &st.recs[l]
-			for j := range s.nSubs(sid, int64(l)) {
-				g := subGen(int64(l), j)
-				if s.subGone(sid, g) {
-					continue
-				}
-				sr := s.subRng(sid, int64(l), j)
-				_, u := subTimesOf(&sr, r.ver, r.created, r.updated)
+			s.liveSubs(sid, l, func(g uint32, _, updated int64) {
 				s.markGone(sid, g)
-				s.emit(sid, g, r, actDeleted, at, u)
-			}
+				s.emit(sid, g, r, actDeleted, at, updated)
+			})
 		}
 	}
 }

@@ -248,17 +248,24 @@ func (s *Source) readLeadListing(ctx context.Context, w source.Window, out sourc
 const queryMinute = "2006-01-02T15:04"
 
 func (s *Source) readActivities(ctx context.Context, w source.Window, out source.Emitter) error {
+	return s.readAscending(ctx, "/activity/", "date_created", activityPageSize, w, out)
+}
+
+// readAscending reads a listing that filters and sorts on the date field, ascending, from the
+// window's start, re-anchoring as it goes (see package keyset); moving past a date justifies a
+// bookmark at it.
+func (s *Source) readAscending(ctx context.Context, path, field string, pageSize int, w source.Window, out source.Emitter) error {
 	query := func(anchor time.Time) url.Values {
-		q := url.Values{"date_created__gte": {apiTime(anchor)}, "_order_by": {"date_created"}}
+		q := url.Values{field + "__gte": {apiTime(anchor)}, "_order_by": {field}}
 		if w.Bounded() {
-			q.Set("date_created__lt", apiTime(w.To))
+			q.Set(field+"__lt", apiTime(w.To))
 		}
 		return q
 	}
 	return keyset.Read(ctx, keyset.Listing{
-		Fetch:      s.offsetFetch("/activity/", activityPageSize, query),
-		Endpoint:   "GET /activity/",
-		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_created"]) },
+		Fetch:      s.offsetFetch(path, pageSize, query),
+		Endpoint:   "GET " + path,
+		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r[field]) },
 		Checkpoint: true,
 	}, w.From, out)
 }
@@ -326,19 +333,7 @@ func (e embedded) Record(ctx context.Context, lead record.Record) error {
 func (e embedded) Checkpoint(context.Context, time.Time) error { return nil }
 
 func (s *Source) readOpportunities(ctx context.Context, w source.Window, out source.Emitter) error {
-	query := func(anchor time.Time) url.Values {
-		q := url.Values{"date_updated__gte": {apiTime(anchor)}, "_order_by": {"date_updated"}}
-		if w.Bounded() {
-			q.Set("date_updated__lt", apiTime(w.To))
-		}
-		return q
-	}
-	return keyset.Read(ctx, keyset.Listing{
-		Fetch:      s.offsetFetch("/opportunity/", oppPageSize, query),
-		Endpoint:   "GET /opportunity/",
-		Key:        func(r record.Record) (time.Time, error) { return record.ParseTime(r["date_updated"]) },
-		Checkpoint: true,
-	}, w.From, out)
+	return s.readAscending(ctx, "/opportunity/", "date_updated", oppPageSize, w, out)
 }
 
 func minuteKey(v any) (time.Time, error) {
