@@ -90,6 +90,13 @@ func (s *Server) Count(table string) int {
 			return len(rows)
 		}
 		return len(tagNames)
+	case table == "custom_field_definitions":
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if rows, ok := s.small[table]; ok {
+			return len(rows)
+		}
+		return s.cf.live()
 	case slices.Contains(fullTables, table):
 		s.mu.RLock()
 		defer s.mu.RUnlock()
@@ -104,6 +111,10 @@ func (s *Server) Count(table string) int {
 // (keys in encoding/json order); other lists are not derived from them, e.g.
 // replacing pipelines leaves pipeline_stages as is. For account only rows[0]
 // is used. Records keep referring to the original ids and tag names.
+// custom_field_definitions: the override replaces only what is served, and
+// stays in effect; the server's own definitions (what records carry, what the
+// CustomFieldEditor methods edit) are not changed by it, and edits do not
+// show in the served list while it is overridden.
 // Unknown or search tables panic.
 func (s *Server) SetSmallList(table string, rows []map[string]any) {
 	if !slices.Contains(fullTables, table) {

@@ -45,6 +45,21 @@ type Config struct {
 	// {"id":…, "is_deleted":true}, where it was (the docs leave open whether search returns
 	// stubs; by default it does not).
 	DeletedActivitiesInSearch bool
+
+	// UnfitCustomValues (0..1): that fraction of the non-null values of Float, Percentage,
+	// Currency, Date, Checkbox and Dropdown custom fields is of the wrong type, as a careless
+	// import or an API change could leave: "n/a"/"TBD" for numbers, "31/31/2024"/"soon" for
+	// a Date, "yes" for a Checkbox, option id 999999 (listed by no definition) for a Dropdown.
+	// Drawn per record version and field, apart from the values, so the rest is unchanged.
+	UnfitCustomValues float64
+	// ConnectValues: Connect custom fields carry an array of one or two company ids (people
+	// when there are no companies) on ~55% of record versions instead of always null. The
+	// docs make Connect a read-only link whose targets live in /related_links and leave its
+	// record value open.
+	ConnectValues bool
+	// CustomDatesAsText: custom Date values are "M/D/YYYY" text (the best-practices page)
+	// instead of Unix seconds (every example); same day either way.
+	CustomDatesAsText bool
 }
 
 // Faults and Stats are the simulators' shared ones (see simfault). Copper cannot show three
@@ -65,6 +80,9 @@ func (c *Config) normalize() error {
 		if n < 0 {
 			return errors.New("coppersim: negative size")
 		}
+	}
+	if !(c.UnfitCustomValues >= 0 && c.UnfitCustomValues <= 1) { // also refuses NaN
+		return errors.New("coppersim: UnfitCustomValues outside 0..1")
 	}
 	if c.Latency < 0 || c.Span < 0 {
 		return errors.New("coppersim: negative latency or span")

@@ -102,7 +102,7 @@ func TestTimestampsAndCounts(t *testing.T) {
 func TestCustomFieldsAndText(t *testing.T) {
 	s, _ := New(smallConfig())
 	types := map[int64]string{}
-	for _, d := range customFieldDefs {
+	for _, d := range s.cf.defs {
 		types[d.ID] = d.DataType
 	}
 	nonASCII := 0
@@ -120,7 +120,7 @@ func TestCustomFieldsAndText(t *testing.T) {
 				continue
 			}
 			cfs := r["custom_fields"].([]any)
-			defs := defsByEntity[e]
+			defs := s.cf.byEntity[e]
 			if len(cfs) != len(defs) {
 				t.Fatalf("%s: %d custom fields, want %d", table, len(cfs), len(defs))
 			}

@@ -2,7 +2,6 @@ package coppersim
 
 import (
 	"encoding/json"
-	"slices"
 	"sort"
 )
 
@@ -145,9 +144,9 @@ type customFieldDef struct {
 
 func strp(s string) *string { return &s }
 
-// customFieldDefs covers every data_type. Records list every definition
-// available on their entity, in this order, with null when unset.
-var customFieldDefs = []customFieldDef{
+// defaultCustomFields covers every data_type. It is only a template: each server works on
+// its own copy (customFields), which tests may edit.
+var defaultCustomFields = []customFieldDef{
 	{710001, "Account Tier", strp("account_tier"), "Dropdown", []string{"company", "opportunity", "person"}, true, "",
 		[]cfOption{{902001, "Gold", 0}, {902002, "Silver", 1}, {902003, "Bronze", 2}}},
 	{710002, "Renewal Date", nil, "Date", []string{"company", "opportunity", "project", "person"}, true, "", nil},
@@ -175,18 +174,6 @@ var tagNames = func() []string {
 	return t
 }()
 
-// defsFor returns the custom field definitions available on an entity kind
-// ("person", "company", ...).
-func defsFor(kind string) []*customFieldDef {
-	var out []*customFieldDef
-	for i := range customFieldDefs {
-		if slices.Contains(customFieldDefs[i].AvailableOn, kind) {
-			out = append(out, &customFieldDefs[i])
-		}
-	}
-	return out
-}
-
 func stageByID(id int64) (pipeline, stage, bool) {
 	for _, p := range pipelines {
 		for _, st := range p.Stages {
@@ -211,7 +198,8 @@ func rawRows[T any](rows []T) []json.RawMessage {
 	return out
 }
 
-// defaultSmallLists builds the served rows of every fixed list table.
+// defaultSmallLists builds the served rows of the fixed list tables. custom_field_definitions
+// is not one: it is rendered from the server's definitions unless SetSmallList overrides it.
 func defaultSmallLists() map[string][]json.RawMessage {
 	var stages []pipelineStage
 	for _, p := range pipelines {
@@ -220,12 +208,11 @@ func defaultSmallLists() map[string][]json.RawMessage {
 		}
 	}
 	return map[string][]json.RawMessage{
-		"contact_types":            rawRows(contactTypes),
-		"customer_sources":         rawRows(customerSources),
-		"loss_reasons":             rawRows(lossReasons),
-		"lead_statuses":            rawRows(leadStatuses),
-		"pipelines":                rawRows(pipelines),
-		"pipeline_stages":          rawRows(stages),
-		"custom_field_definitions": rawRows(customFieldDefs),
+		"contact_types":    rawRows(contactTypes),
+		"customer_sources": rawRows(customerSources),
+		"loss_reasons":     rawRows(lossReasons),
+		"lead_statuses":    rawRows(leadStatuses),
+		"pipelines":        rawRows(pipelines),
+		"pipeline_stages":  rawRows(stages),
 	}
 }

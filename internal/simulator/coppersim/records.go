@@ -218,74 +218,6 @@ func details(r *rng, pool []string, pNull float64, version uint32) nstr {
 	return v
 }
 
-var defsByEntity = func() [numEntities][]*customFieldDef {
-	var out [numEntities][]*customFieldDef
-	for e := entity(0); e < numEntities; e++ {
-		out[e] = defsFor(entities[e].kind)
-	}
-	return out
-}()
-
-// appendCustomFields lists every definition available on the entity, typed
-// by data_type, null (MultiSelect: []) when unset. Connect fields are always
-// null: their links live in /related_links.
-func (s *Server) appendCustomFields(b []byte, e entity, slot int32, version uint32, created int64) []byte {
-	r := s.rngFor(e, slot, stCustom, version)
-	b = append(b, `"custom_fields":[`...)
-	for i, d := range defsByEntity[e] {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"custom_field_definition_id":`...)
-		b = jsonenc.AppendInt(b, d.ID)
-		b = append(b, `,"value":`...)
-		if d.DataType == "Connect" || r.Chance(0.45) {
-			if d.DataType == "MultiSelect" {
-				b = append(b, "[]}"...)
-			} else {
-				b = append(b, "null}"...)
-			}
-			continue
-		}
-		switch d.DataType {
-		case "String":
-			b = jsonenc.AppendString(b, pick(&r, titles)+" @ "+pick(&r, companyHeads).text)
-		case "Text":
-			b = jsonenc.AppendString(b, pick(&r, detailsPool))
-		case "URL":
-			b = jsonenc.AppendString(b, "https://portal.example/"+entities[e].kind+"/"+itoa(slot))
-		case "Dropdown":
-			b = jsonenc.AppendInt(b, pick(&r, d.Options).ID)
-		case "MultiSelect":
-			b = append(b, '[')
-			n := 1 + r.intn(len(d.Options))
-			start := r.intn(len(d.Options))
-			for j := 0; j < n; j++ {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = jsonenc.AppendInt(b, d.Options[(start+j)%len(d.Options)].ID)
-			}
-			b = append(b, ']')
-		case "Date": // Unix seconds at midnight UTC, around the record's creation
-			ts := created + r.int63n(365*day)
-			b = jsonenc.AppendInt(b, ts-ts%day)
-		case "Checkbox":
-			b = jsonenc.AppendBool(b, r.Chance(0.5))
-		case "Float":
-			b = jsonenc.AppendFloat(b, float64(r.intn(4000))/4)
-		case "Percentage":
-			b = jsonenc.AppendInt(b, int64(r.intn(101)))
-		case "Currency":
-			b = jsonenc.AppendInt(b, int64(1000*(1+r.intn(500))))
-		default:
-			b = append(b, "null"...)
-		}
-		b = append(b, '}')
-	}
-	return append(b, ']')
-}
-
 // ---------------------------------------------------------------- people
 
 type personCore struct {
@@ -432,7 +364,7 @@ func (s *Server) appendPerson(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = appendLabeled(b, "websites", "url", p.websites)
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entPeople, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entPeople, slot, rc)
 	b = append(b, `,"date_created":`...)
 	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
@@ -519,7 +451,7 @@ func (s *Server) appendCompany(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = appendLabeled(b, "websites", "url", c.websites)
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entCompanies, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entCompanies, slot, rc)
 	b = append(b, `,"interaction_count":`...)
 	b = jsonenc.AppendInt(b, c.interactions)
 	b = append(b, `,"date_created":`...)
@@ -696,7 +628,7 @@ func (s *Server) appendLead(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = appendLabeled(b, "phone_numbers", "number", l.phones)
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entLeads, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entLeads, slot, rc)
 	b = append(b, `,"date_created":`...)
 	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
@@ -868,7 +800,7 @@ func (s *Server) appendOpportunity(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, `,"date_modified":`...)
 	b = jsonenc.AppendInt(b, rc.modified)
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entOpportunities, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entOpportunities, slot, rc)
 	b = append(b, `,"pipeline_type":`...)
 	b = jsonenc.AppendString(b, o.pipeline.Type)
 	b = append(b, `,"pipeline_is_revenue":`...)
@@ -948,7 +880,7 @@ func (s *Server) appendProject(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = appendTags(b, s.tagMask(entProjects, slot, rc.version))
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entProjects, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entProjects, slot, rc)
 	b = append(b, `,"date_created":`...)
 	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)
@@ -1018,7 +950,7 @@ func (s *Server) appendTask(b []byte, slot int32, rc *rec) []byte {
 	b = append(b, ',')
 	b = appendTags(b, s.tagMask(entTasks, slot, rc.version))
 	b = append(b, ',')
-	b = s.appendCustomFields(b, entTasks, slot, rc.version, rc.created)
+	b = s.appendCustomFields(b, entTasks, slot, rc)
 	b = append(b, `,"date_created":`...)
 	b = jsonenc.AppendInt(b, rc.created)
 	b = append(b, `,"date_modified":`...)

@@ -22,9 +22,10 @@ type Server struct {
 	cfg        Config
 	start, end int64 // generated timestamps lie in [start, end): Epoch-Span, Epoch
 
-	mu    sync.RWMutex // guards tabs and small
+	mu    sync.RWMutex // guards tabs, small and cf
 	tabs  [numEntities]*table
 	small map[string][]json.RawMessage // full-table lists, including overrides
+	cf    customFields                 // this server's custom field definitions
 
 	stats   simfault.Counter
 	faults  *simfault.Injector
@@ -51,6 +52,7 @@ func New(cfg Config) (*Server, error) {
 	s.end = cfg.Epoch.Unix()
 	s.start = s.end - int64(cfg.Span/time.Second)
 	s.small = defaultSmallLists()
+	s.cf = newCustomFields()
 	s.build()
 	return s, nil
 }
@@ -441,8 +443,11 @@ func (s *Server) smallListJSON(name string) ([]byte, error) {
 	if rows, ok := s.small[name]; ok {
 		return joinRaw(rows), nil
 	}
-	if name == "tags" {
+	switch name {
+	case "tags":
 		return s.tagsJSON(), nil
+	case "custom_field_definitions": // unless SetSmallList overrode it
+		return s.cf.listJSON()
 	}
 	return nil, fmt.Errorf("no list %q", name)
 }
