@@ -94,7 +94,9 @@ func TestCustomFieldEditor(t *testing.T) {
 	}{
 		{
 			name: "rename",
-			edit: func(s *Server) (string, error) { return "710011", s.RenameCustomField("710011", "Sales Region 🌍", at) },
+			edit: func(s *Server) (string, error) {
+				return "710011", s.RenameCustomField("710011", "Sales Region 🌍", at)
+			},
 			defs: func(t *testing.T, before, after []map[string]any, id int64) {
 				want := defByID(before, id)
 				want["name"] = "Sales Region 🌍"

@@ -5,9 +5,10 @@
 //
 // # Data
 //
-// The dataset is deterministic: the same Seed, Epoch, Span and sizes give
-// byte-identical responses in every process. Every field of a record is a pure
-// function of (Seed, entity, slot, version); the server stores only 24 bytes
+// The dataset is deterministic: the same Seed, Epoch, Span, sizes and calls
+// give byte-identical responses in every process. Every field of a record is a
+// pure function of (Seed, entity, slot, version) and, for custom_fields, the
+// server's definitions (see Custom fields); the server stores only 24 bytes
 // of metadata per record (date_created, date_modified or activity_date,
 // version, flags) plus 4-byte sorted indexes, and renders JSON when a record
 // is served. date_created, date_modified and activity_date lie in
@@ -16,7 +17,50 @@
 // ids exceed 2^31. Text includes accents, CJK, emoji, quotes, backslashes and
 // newlines; many fields are null; custom_fields list every definition
 // available on the entity (value typed by data_type, null when unset, [] for
-// an empty MultiSelect; Connect values are always null).
+// an empty MultiSelect; Connect values are null unless Config.ConnectValues).
+//
+// # Custom fields
+//
+// Each Server has its own copy of the default definitions (every data_type),
+// served by GET /custom_field_definitions in id order and walked by every
+// record, so a test editing one server never affects another. *Server
+// implements simfault.CustomFieldEditor, with decimal ids; none of the edits
+// moves a record's date_modified:
+//
+//   - AddCustomField(f, at): the next id above every definition made so far
+//     (ids are never reused), data_type f.Type, available_on f.On (person,
+//     company, lead, opportunity, project, task), options from f.Choices (new
+//     ids, rank in order; required and distinct for Dropdown/MultiSelect,
+//     refused for other types), canonical_name a slug of the name, currency
+//     USD for a Currency field; f.Multi is refused. Every record of those kinds
+//     lists it from then on, last; only versions whose date_modified is at or
+//     after `at` carry values (~55%), older ones null ([] for MultiSelect), so
+//     an incremental sync sees values on records updated or created since.
+//   - RenameCustomField: name changes, canonical_name and records do not.
+//   - RenameCustomFieldOption(id, from, to): the option labelled `from`
+//     (exact match) is renamed; records keep its id. A label another option of
+//     the field has, or a field without options, is an error.
+//   - DeleteCustomField: the definition leaves the list and every record's
+//     custom_fields; the other fields' values do not change.
+//
+// Unknown or deleted ids are errors. Values are drawn per record version:
+// the default definitions from one shared stream, in order, as they always
+// were (a deleted default is still drawn, not written), added definitions and
+// Connect values from their own streams, so edits never move other values.
+// SetSmallList("custom_field_definitions", …) replaces only the served list,
+// for good: records and edits keep using the server's definitions, and edits
+// no longer show in the served list.
+//
+// Options for what the docs leave open or real accounts get wrong:
+// Config.UnfitCustomValues spoils that fraction of the non-null Float,
+// Percentage, Currency, Date, Checkbox and Dropdown values with a value of the
+// wrong type ("n/a"/"TBD", "31/31/2024"/"soon", "yes", option id 999999 that
+// no definition lists); Config.ConnectValues gives Connect fields an array of
+// one or two company ids on ~55% of versions (the reference leaves the record
+// value open; links live in /related_links); Config.CustomDatesAsText writes
+// Date values as "M/D/YYYY" text of the same UTC day instead of Unix seconds
+// (open question: the best-practices page says mm/dd/yyyy, every example
+// shows seconds).
 //
 // # Reproduced real-API behaviour
 //
