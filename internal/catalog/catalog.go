@@ -109,6 +109,9 @@ type Stream struct {
 	ServerFiltered bool
 	// Deletes is how records deleted in the source reach the table (see Deletes).
 	Deletes Deletes
+	// CustomFields says the stream's records carry the account's custom fields: each becomes
+	// a column of its own, custom_<name> (package customfield).
+	CustomFields bool
 	// Columns are the documented fields. Fields the API sends beyond these are schema drift:
 	// they become extra columns with an inferred type.
 	Columns     []Column
@@ -148,6 +151,16 @@ type Catalog struct {
 	Source        string
 	SchemaVersion int
 	Streams       []Stream
+	// CustomFieldKinds are the types of the CRM's custom fields and the column type each is
+	// stored as (see Stream.CustomFields).
+	CustomFieldKinds []CustomFieldKind
+}
+
+// CustomFieldKind is one of a CRM's custom field types and how its values are stored.
+type CustomFieldKind struct {
+	Kind string // the CRM's name of the type
+	Type Type
+	Note string
 }
 
 // Stream returns the named stream.

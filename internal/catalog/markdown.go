@@ -11,7 +11,7 @@ func Markdown(cats ...Catalog) string {
 	var b strings.Builder
 	b.WriteString("# Tables\n\n")
 	b.WriteString("Generated from the stream declarations by `go run ./cmd/crmsync docs > docs/TABLES.md`; a test fails when this file is stale.\n\n")
-	b.WriteString("Every table also has `_crmsync_extracted_at` (when the sync that wrote the row started, UTC) and `_crmsync_deleted_at` (NULL while the row is live) and `_crmsync_unparsed` (the raw values of fields that did not parse as timestamps or dates, which hold NULL, as a JSON object; NULL when every value parsed).\n")
+	b.WriteString("Every table also has `_crmsync_extracted_at` (when the sync that wrote the row started, UTC) and `_crmsync_deleted_at` (NULL while the row is live) and `_crmsync_unparsed` (the raw values of fields that did not fit their column — timestamps and dates that did not parse, custom-field values of another type — which hold NULL, as a JSON object; NULL when every value fitted).\n")
 	b.WriteString("Fields the API sends beyond the columns listed here are kept too: they become extra columns (schema drift).\n\n")
 	b.WriteString(TypeRules)
 	for _, c := range cats {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/state"
 )
 
@@ -27,7 +28,7 @@ const (
 var MetadataColumns = []catalog.Column{
 	{Name: ExtractedAtColumn, Type: catalog.Timestamp, Description: "when the sync that wrote this row started (UTC)"},
 	{Name: DeletedAtColumn, Type: catalog.Timestamp, Description: "when the row was seen deleted in the source; NULL while live"},
-	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not parse as timestamps or dates (stored NULL), as {"field": value}; NULL when every value parsed`},
+	{Name: UnparsedColumn, Type: catalog.JSON, Description: `the raw values of fields that did not fit their column (timestamps and dates that did not parse, custom-field values of another type; stored NULL), as {"field": value}; NULL when every value fitted`},
 }
 
 // ReservedPrefix starts the names of crmsync's own columns and tables.
@@ -111,6 +112,18 @@ type BulkLoader interface {
 	// in one transaction. A load a crash interrupted is finished by the next Claim of its
 	// source, before any stream is read.
 	FinishLoad(ctx context.Context, t Table) error
+}
+
+// CustomFieldStore is implemented by destinations that keep the custom-field columns of a
+// source's tables apart from one sync to the next, in customfield.MappingTable: which column
+// holds which field of the CRM, so a renamed field's column is renamed and a deleted field's
+// column kept.
+type CustomFieldStore interface {
+	// CustomFields returns the mappings stored for the source's tables.
+	CustomFields(ctx context.Context, source string) ([]customfield.Mapping, error)
+	// SaveCustomFields renames the columns of renamed fields (in the tables that exist) and
+	// stores ms (replacing the mappings of the same stream and field), in one transaction.
+	SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, renames []customfield.Rename) error
 }
 
 // KeyLister is implemented by destinations that can list what they store: an id sweep

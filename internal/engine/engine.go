@@ -89,7 +89,8 @@ type StreamReport struct {
 	RateLimitWait time.Duration
 	// Deletes says how deletions in the source were captured.
 	Deletes DeletesReport
-	// Unparsed counts the values of stored rows that did not parse in their timestamp column:
+	// Unparsed counts the values of stored rows that did not fit their timestamp, date or
+	// custom-field column (record.Unfit, or text that does not parse):
 	// the column kept its type, the row holds NULL there and the raw value in
 	// destination.UnparsedColumn. Skipped counts the records that were not stored because
 	// they lack a primary key value. Each comes with a note naming a sample.
@@ -186,6 +187,14 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 	started := opts.Now().UTC()
 	apiNow := started.Add(apiOffset)
 	rep := Report{Source: cat.Source, StartedAt: started, Streams: make([]StreamReport, len(streams))}
+	bookmarked := map[string]bool{}
+	for name, st := range saved {
+		bookmarked[name] = !st.Bookmark.IsZero()
+	}
+	custom, err := planCustomFields(ctx, src, dst, cat.Source, streams, bookmarked, started)
+	if err != nil {
+		return rep, err
+	}
 
 	// A failed stream is reported, not returned: the group must not cancel the other streams,
 	// whose tables commit on their own.
@@ -203,7 +212,8 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 			if opts.Started != nil {
 				opts.Started(s.Name)
 			}
-			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started, apiNow: apiNow}
+			r := streamRun{src: src, dst: dst, opts: opts, cat: cat, stream: s, prev: saved[s.Name], started: started, apiNow: apiNow,
+				custom: custom.tables[s.Name], refill: custom.refill[s.Name], customStore: custom.store}
 			rep.Streams[i] = r.run(ctx)
 			if opts.Finished != nil {
 				opts.Finished(rep.Streams[i])

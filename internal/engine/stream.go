@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/source"
@@ -37,9 +38,17 @@ type streamRun struct {
 	// meter gathers the read's rate-limit waits and the record count the API announces.
 	meter source.Meter
 
-	table   destination.Table
-	cols    []catalog.Column
-	colIdx  map[string]int
+	table  destination.Table
+	cols   []catalog.Column
+	colIdx map[string]int
+	// custom is the stream's custom-field columns; fixed marks them in cols (setColumns): a
+	// value that does not fit one is set aside, as in a timestamp column, not widening it.
+	custom *customfield.Table
+	fixed  []bool
+	// refill holds the custom-field mappings of a table that gets them for the first time:
+	// it is read again from its start date, and they are stored once that read succeeds.
+	refill      []customfield.Mapping
+	customStore destination.CustomFieldStore
 	raw     []rawColumn // columns that keep a field as sent (setColumns)
 	pending []record.Record
 	// pendingBytes is what the pending records hold (record.Size).
@@ -97,6 +106,10 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		log.Error("stream refused", "err", err)
 		return rep
 	}
+	if len(r.refill) > 0 && !r.prev.Bookmark.IsZero() {
+		r.prev.Bookmark = time.Time{}
+		rep.Notes = append(rep.Notes, "custom-field columns are new to this table: reading it again from the start date to fill them")
+	}
 	var w source.Window
 	if s.Method != catalog.FullTable {
 		var clipped bool
@@ -115,12 +128,14 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		rep.Notes = append(rep.Notes, "skipped: "+unavailable.Error())
 		log.Warn("stream skipped", "reason", unavailable.Reason)
 		err = nil
+	} else if err == nil && len(r.refill) > 0 {
+		err = r.customStore.SaveCustomFields(ctx, r.cat.Source, r.refill, nil)
 	}
 	rep.Rows = r.rows
 	rep.Unparsed, rep.Skipped = r.issues.unparsed, r.issues.skipped
 	if n := r.issues.unparsed; n > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("values that did not parse as timestamps or dates: %d, stored as NULL with the raw values in %s (e.g. %s)", n, destination.UnparsedColumn, r.issues.unparsedSample))
-		log.Warn("values did not parse as timestamps or dates", "values", n, "column", destination.UnparsedColumn, "sample", r.issues.unparsedSample)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("values that did not fit their column (timestamps, dates, custom fields): %d, stored as NULL with the raw values in %s (e.g. %s)", n, destination.UnparsedColumn, r.issues.unparsedSample))
+		log.Warn("values did not fit their column", "values", n, "column", destination.UnparsedColumn, "sample", r.issues.unparsedSample)
 	}
 	if n := r.issues.skipped; n > 0 {
 		key := strings.Join(s.PrimaryKey, ", ")
@@ -142,7 +157,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 
 func (r *streamRun) read(ctx context.Context, w source.Window, rep *StreamReport) error {
 	s := r.stream
-	declared := append(append([]catalog.Column{}, s.Columns...), destination.MetadataColumns...)
+	declared := append(append(append([]catalog.Column{}, s.Columns...), r.custom.Columns()...), destination.MetadataColumns...)
 	cols, err := r.dst.Prepare(ctx, r.table, declared)
 	if err != nil {
 		return err
@@ -444,6 +459,9 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 
 // write converts and stores one batch; it runs on the writer goroutine only.
 func (r *streamRun) write(ctx context.Context, j job) error {
+	for _, rec := range j.records {
+		r.custom.Apply(rec)
+	}
 	b, issues, err := r.batch(ctx, j.records)
 	if err != nil {
 		return err
@@ -474,6 +492,12 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 	r.colIdx = make(map[string]int, len(cols))
 	for i, c := range cols {
 		r.colIdx[c.Name] = i
+	}
+	r.fixed = make([]bool, len(cols))
+	for _, c := range r.custom.Columns() {
+		if j, ok := r.colIdx[c.Name]; ok {
+			r.fixed[j] = true
+		}
 	}
 	r.raw = r.raw[:0]
 	for _, c := range r.stream.Columns {
@@ -561,7 +585,10 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 			switch {
 			case ok:
 				row[j] = cv
-			case r.cols[j].Type.Temporal():
+			case r.cols[j].Type.Temporal() || r.fixed[j]:
+				if unfit, ok := v.(record.Unfit); ok {
+					v = unfit.Value
+				}
 				if unparsed == nil {
 					unparsed = map[string]any{}
 				}
@@ -705,8 +732,8 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 				continue
 			}
 			i, ok := r.colIdx[k]
-			if ok && (r.cols[i].Type.Temporal() || record.Fits(v, r.cols[i].Type)) {
-				continue // a timestamp or date column is never widened: convert sets such values aside
+			if ok && (r.cols[i].Type.Temporal() || r.fixed[i] || record.Fits(v, r.cols[i].Type)) {
+				continue // a timestamp, date or custom-field column is never widened: convert sets such values aside
 			}
 			c := catalog.Column{Name: k, Type: record.Infer(v)}
 			if ok {

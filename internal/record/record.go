@@ -36,11 +36,17 @@ func (r Record) Size() int {
 	return n
 }
 
+// Unfit is a value known not to fit the column it is meant for, though it might look as if it
+// did (an option id a custom field's definition lacks is a number, not the label its text
+// column holds). It never fits: the engine sets Value aside as it does a timestamp that does
+// not parse.
+type Unfit struct{ Value any }
+
 // Infer returns the logical type of a decoded JSON value, or "" for null (unknown yet).
 func Infer(v any) catalog.Type {
 	switch x := v.(type) {
-	case nil:
-		return ""
+	case nil, Unfit:
+		return "" // an unfit value says nothing of its column's type
 	case bool:
 		return catalog.Boolean
 	case json.Number:
@@ -71,6 +77,9 @@ func Infer(v any) catalog.Type {
 func Fits(v any, t catalog.Type) bool {
 	if v == nil {
 		return true
+	}
+	if _, unfit := v.(Unfit); unfit {
+		return false
 	}
 	switch t {
 	case catalog.String, catalog.JSON:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/record"
 )
 
@@ -143,4 +144,14 @@ func WithMeter(ctx context.Context, m *Meter) context.Context {
 func MeterFrom(ctx context.Context) *Meter {
 	m, _ := ctx.Value(meterKey{}).(*Meter)
 	return m
+}
+
+// CustomFields is implemented by sources whose accounts define fields of their own. The
+// engine reads the definitions once per sync and stores each field in a named, typed column
+// (see package customfield).
+type CustomFields interface {
+	// CustomFields returns the account's field definitions. A source reads them once and
+	// serves its definitions tables from the same answers.
+	CustomFields(ctx context.Context) ([]customfield.Field, error)
+	customfield.Values
 }

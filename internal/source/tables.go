@@ -26,6 +26,8 @@ type Tables[S any] struct {
 	// Deletes says, by stream name, how deletions reach an incremental stream; FullTable
 	// streams are replaced (catalog.DeletesReplaced).
 	Deletes map[string]catalog.Deletes
+	// CustomFieldKinds document how the CRM's custom field types are stored.
+	CustomFieldKinds []catalog.CustomFieldKind
 }
 
 // Catalog returns the declared streams.
@@ -39,7 +41,7 @@ func (ts Tables[S]) Catalog() catalog.Catalog {
 			streams[i].Deletes = catalog.DeletesReplaced
 		}
 	}
-	return catalog.Catalog{Source: ts.Source, SchemaVersion: ts.SchemaVersion, Streams: streams}
+	return catalog.Catalog{Source: ts.Source, SchemaVersion: ts.SchemaVersion, Streams: streams, CustomFieldKinds: ts.CustomFieldKinds}
 }
 
 // Read dispatches to the stream's reader.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/record"
 	"github.com/crmsync/crmsync/internal/state"
@@ -58,6 +59,7 @@ type Destination struct {
 	locks   map[string]bool
 	tables  map[string]*table // by stream name: two sources cannot share one
 	states  map[stateKey][]byte
+	custom  map[string][]customfield.Mapping // by source
 	batches int // batch writes attempted, for the fault options
 
 	hanging  chan struct{}

@@ -104,6 +104,7 @@ func (d *Destination) init(ctx context.Context) error {
 			`CREATE TABLE IF NOT EXISTS ` + d.meta("_crmsync_tables") + ` (table_name text PRIMARY KEY, source text NOT NULL, stream text NOT NULL)`,
 			`CREATE TABLE IF NOT EXISTS ` + d.meta("_crmsync_columns") + ` (table_name text NOT NULL, column_name text NOT NULL,
 				logical_name text NOT NULL, PRIMARY KEY (table_name, column_name))`,
+			d.customFieldsSQL(),
 		}
 		if !exists {
 			stmts = append([]string{`CREATE SCHEMA ` + quote(d.schema)}, stmts...)

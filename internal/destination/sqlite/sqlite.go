@@ -161,6 +161,7 @@ func (d *Destination) init(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS _crmsync_tables (table_name TEXT PRIMARY KEY, source TEXT NOT NULL, stream TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS _crmsync_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, logical_name TEXT NOT NULL, PRIMARY KEY (table_name, column_name))`,
 		loadingTable,
+		customFieldsTable,
 	}
 	for _, s := range stmts {
 		if _, err := d.db.ExecContext(ctx, s); err != nil {

@@ -48,6 +48,7 @@ type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
 	scans scans // event-log walks shared by the tables' deletion reads
+	defs  definitions
 }
 
 // New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling over all endpoint
@@ -124,6 +125,25 @@ func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 // readAll pages through an endpoint without date filters and keeps the records updated at or
 // after the window start (users, custom fields: the API offers no server-side filter).
 func (s *Source) readAll(ctx context.Context, path string, extra map[string]any, w source.Window, out source.Emitter) error {
+	return s.eachRecord(ctx, path, func(rec record.Record) error {
+		return emitSince(ctx, rec, extra, w, out)
+	})
+}
+
+// emitSince hands over rec, with the fields of extra, when it was updated at or after the
+// window start.
+func emitSince(ctx context.Context, rec record.Record, extra map[string]any, w source.Window, out source.Emitter) error {
+	if t, err := record.ParseTime(rec["date_updated"]); err == nil && t.Before(w.From) {
+		return nil
+	}
+	for k, v := range extra {
+		rec[k] = v
+	}
+	return out.Record(ctx, rec)
+}
+
+// eachRecord pages through an endpoint by _skip and calls fn with every record once.
+func (s *Source) eachRecord(ctx context.Context, path string, fn func(record.Record) error) error {
 	guard := paging.New("GET " + path)
 	for skip := 0; ; {
 		q := url.Values{"_skip": {fmt.Sprint(skip)}, "_limit": {fmt.Sprint(bigPageSize)}}
@@ -133,13 +153,7 @@ func (s *Source) readAll(ctx context.Context, path string, extra map[string]any,
 		}
 		fresh, stuck := guard.Fresh(p.Data)
 		for _, rec := range fresh {
-			if t, err := record.ParseTime(rec["date_updated"]); err == nil && t.Before(w.From) {
-				continue
-			}
-			for k, v := range extra {
-				rec[k] = v
-			}
-			if err := out.Record(ctx, rec); err != nil {
+			if err := fn(rec); err != nil {
 				return err
 			}
 		}
@@ -151,18 +165,6 @@ func (s *Source) readAll(ctx context.Context, path string, extra map[string]any,
 		}
 		skip += len(p.Data)
 	}
-}
-
-// customFieldTypes are the endpoints custom field definitions are split over.
-var customFieldTypes = []string{"lead", "contact", "opportunity", "activity", "custom_object_type", "shared"}
-
-func (s *Source) readCustomFields(ctx context.Context, w source.Window, out source.Emitter) error {
-	for _, t := range customFieldTypes {
-		if err := s.readAll(ctx, "/custom_field/"+t+"/", map[string]any{"object_type": t}, w, out); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // readEvents follows the event log's cursor. Events come newest first, so no bookmark can be

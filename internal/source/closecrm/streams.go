@@ -13,12 +13,13 @@ const SchemaVersion = 1
 
 var c = catalog.Cols
 
-// tables are the Close tables, each with its reader of the spec. Fields the API sends beyond these (for example the
-// account's own `custom.cf_…` fields, or activity fields of rarer types) arrive as schema drift
-// and become extra columns.
-var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersion, Deletes: deletes, List: []source.Table[*Source]{
+// tables are the Close tables, each with its reader of the spec. The account's custom fields
+// (`custom.cf_…` on leads, contacts, opportunities and custom activities) become named,
+// typed columns (customfields.go); other fields the API sends beyond these (activity fields of
+// rarer types) arrive as schema drift and become extra columns.
+var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersion, Deletes: deletes, CustomFieldKinds: customFieldKinds, List: []source.Table[*Source]{
 	{Read: (*Source).readActivities, Stream: catalog.Stream{
-		Name: "activities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.AppendOnly,
+		Name: "activities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.AppendOnly, CustomFields: true,
 		CursorField: "date_created", VersionField: "date_updated", Lookback: 24 * time.Hour,
 		Description: "Every type of activity on a lead or contact (calls, emails, notes, SMS, meetings, status changes, …) in one table, with `_type`. " +
 			"Close cannot filter activities by update time, so each sync re-reads the 24 hours before the bookmark; each new version (id, date_updated) is appended once.",
@@ -72,8 +73,8 @@ var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersio
 			"request_id:str", "date_created:ts", "date_updated:ts", "changed_fields:json", "meta:json", "data:json", "previous_data:json"),
 	}},
 	{Read: (*Source).readLeads, Stream: catalog.Stream{
-		Name: "leads", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
-		Description: "Leads (companies/organizations) with their contacts, addresses, opportunities and tasks as JSON; custom fields arrive as `custom.cf_…` columns.",
+		Name: "leads", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated", CustomFields: true,
+		Description: "Leads (companies/organizations) with their contacts, addresses, opportunities and tasks as JSON; the deprecated `custom` object keeps the custom field values by field name.",
 		Columns: c("id:str", "name:str", "display_name:str", "description:str", "url:str", "html_url:str", "status_id:str", "status_label:str",
 			"organization_id:str", "created_by:str", "created_by_name:str", "updated_by:str", "updated_by_name:str", "date_created:ts", "date_updated:ts",
 			"addresses:json", "contacts:json", "opportunities:json", "tasks:json", "integration_links:json", "custom:json",
@@ -98,19 +99,19 @@ var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersio
 			"opportunity_value_period:str", "opportunity_note:str")),
 	}},
 	{Read: (*Source).readContacts, Stream: catalog.Stream{
-		Name: "contacts", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
+		Name: "contacts", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated", CustomFields: true,
 		Description: "Contacts (people at a lead); an addition to the spec's Close tables. /contact/ has no date filter, so they are read from the leads " +
 			"that embed them, through the lead listing filtered on date_updated (a contact's change moves its lead's date_updated): an idle sync costs one request, " +
-			"not a walk of every contact. Custom fields arrive as `custom.cf_…` columns.",
+			"not a walk of every contact.",
 		Columns: c("id:str", "lead_id:str", "organization_id:str", "name:str", "display_name:str", "title:str", "emails:json", "phones:json",
 			"urls:json", "integration_links:json", "created_by:str", "updated_by:str", "date_created:ts", "date_updated:ts",
 			// Listed by Close's OpenAPI, not seen in list answers.
 			"timezone:str", "recent_calls:json", "subscriptions:json"),
 	}},
 	{Read: (*Source).readOpportunities, Stream: catalog.Stream{
-		Name: "opportunities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated",
+		Name: "opportunities", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated", CustomFields: true,
 		Description: "Opportunities (deals) of every lead, from /opportunity/ filtered and sorted on date_updated; an addition to the spec's Close tables. " +
-			"`value` and the other amounts are in cents. Custom fields arrive as `custom.cf_…` columns.",
+			"`value` and the other amounts are in cents.",
 		Columns: c("id:str", "organization_id:str", "lead_id:str", "lead_name:str", "contact_id:str", "contact_name:str", "user_id:str", "user_name:str",
 			"status_id:str", "status_label:str", "status_type:str", "status_display_name:str", "pipeline_id:str", "pipeline_name:str",
 			"confidence:int", "value:int", "value_period:str", "value_currency:str", "value_formatted:str", "annualized_value:int",

@@ -52,8 +52,8 @@ func cdc(name, desc string, columns []catalog.Column) table {
 }
 
 // tables are the 17 Copper tables, each with its reader of the spec. Custom field values stay in `custom_fields` as
-// JSON arrays of {custom_field_definition_id, value}; `custom_field_definitions` decodes them.
-var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersion, Deletes: deletes, List: []table{
+// JSON arrays of {custom_field_definition_id, value}, and each field also gets a named, typed column (customfields.go).
+var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersion, Deletes: deletes, CustomFieldKinds: customFieldKinds, List: withCustomFields([]table{
 	full("account", (*Source).readAccount, "The Copper account itself (one row).", c("id:int", "name:str", "primary_timezone:str", "settings:json", "logo_mini_url:str")),
 	func() table {
 		s := cdc("activities_search", "Activities (notes, calls, meetings, emails, custom types, system changes). Copper cannot filter activities by "+
@@ -65,7 +65,7 @@ var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersi
 	}(),
 	cdc("companies", "Companies.", cols(c0("id:int", "name:str"), contactish, c0("contact_type_id:int", "email_domain:str", "primary_contact_id:int", "interaction_count:int"), modified)),
 	full("contact_types", list("/contact_types"), "Contact types.", c("id:int", "name:str")),
-	full("custom_field_definitions", list("/custom_field_definitions"), "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
+	full("custom_field_definitions", (*Source).readDefinitions, "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
 		c("id:int", "name:str", "canonical_name:str", "data_type:str", "available_on:json", "is_filterable:bool", "currency:str", "options:json")),
 	full("customer_sources", list("/customer_sources"), "Customer sources.", c("id:int", "name:str")),
 	full("lead_statuses", list("/lead_statuses"), "Lead statuses. Skipped (kept as they were) when Leads are disabled on the account, which Copper answers with 403.",
@@ -94,7 +94,19 @@ var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersi
 	cdc("tasks", "Tasks.", c("id:int", "name:str", "related_resource:json", "assignee_id:int", "due_date:ts", "reminder_date:ts", "completed_date:ts",
 		"priority:str", "status:str", "details:str", "tags:json", "custom_fields:json", "custom_activity_type_id:int", "date_created:ts", "date_modified:ts")),
 	full("users", (*Source).readUsers, "Users of the account.", c("id:int", "name:str", "email:str", "groups:json")),
-}}
+})}
+
+// withCustomFields marks the tables whose records carry custom fields (an available_on kind).
+func withCustomFields(ts []table) []table {
+	for i := range ts {
+		for _, name := range customFieldStreams {
+			if ts[i].Name == name {
+				ts[i].CustomFields = true
+			}
+		}
+	}
+	return ts
+}
 
 // activityColumns are the activities' columns. old_value and new_value are a stage object in
 // stage changes and a plain string ("Open") in status changes: JSON documents either way.

@@ -1,0 +1,165 @@
+package closecrm
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
+	"github.com/crmsync/crmsync/internal/record"
+	"github.com/crmsync/crmsync/internal/source"
+)
+
+// customFieldKinds are Close's field types and the column type each is stored as; a field
+// that accepts multiple values is a JSON array of them whatever its type.
+var customFieldKinds = []catalog.CustomFieldKind{
+	{Kind: "text", Type: catalog.String},
+	{Kind: "textarea", Type: catalog.String},
+	{Kind: "hidden", Type: catalog.String},
+	{Kind: "number", Type: catalog.Number},
+	{Kind: "date", Type: catalog.Date},
+	{Kind: "datetime", Type: catalog.Timestamp},
+	{Kind: "choices", Type: catalog.String, Note: "the chosen label"},
+	{Kind: "user", Type: catalog.String, Note: "the user's id"},
+	{Kind: "contact", Type: catalog.String, Note: "the contact's id"},
+	{Kind: "custom_object", Type: catalog.String, Note: "the custom object's id"},
+	{Kind: "(multiple values)", Type: catalog.JSON, Note: "a field with accepts_multiple_values: a JSON array of its values (labels, ids, …)"},
+	{Kind: "(any other)", Type: catalog.JSON, Note: "a type crmsync does not know yet: the value as a JSON document"},
+}
+
+// customFieldTypes are the endpoints custom field definitions are split over.
+var customFieldTypes = []string{"lead", "contact", "opportunity", "activity", "custom_object_type", "shared"}
+
+// customFieldStreams maps the object type a field belongs to (its endpoint, or for a shared
+// field an association's object_type) to the table whose records carry it. Custom objects
+// have no table.
+var customFieldStreams = map[string]string{"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
+	"activity": "activities", "custom_activity_type": "activities"}
+
+// definitions holds the answers of the custom field endpoints, read once per source (one
+// sync): the custom field columns and the custom_fields table come from the same answers.
+type definitions struct {
+	mu     sync.Mutex
+	byType map[string][]record.Record
+}
+
+func (s *Source) definitions(ctx context.Context, objectType string) ([]record.Record, error) {
+	s.defs.mu.Lock()
+	defer s.defs.mu.Unlock()
+	recs, ok := s.defs.byType[objectType]
+	if !ok {
+		err := s.eachRecord(ctx, "/custom_field/"+objectType+"/", func(rec record.Record) error {
+			recs = append(recs, rec)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if s.defs.byType == nil {
+			s.defs.byType = map[string][]record.Record{}
+		}
+		s.defs.byType[objectType] = recs
+	}
+	out := make([]record.Record, len(recs))
+	for i, r := range recs {
+		out[i] = maps.Clone(r) // the engine may change what it is handed
+	}
+	return out, nil
+}
+
+func (s *Source) readCustomFields(ctx context.Context, w source.Window, out source.Emitter) error {
+	for _, t := range customFieldTypes {
+		recs, err := s.definitions(ctx, t)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if err := emitSince(ctx, rec, map[string]any{"object_type": t}, w, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CustomFields implements source.CustomFields. A field listed by several endpoints (a shared
+// field, if the type lists include the shared fields associated with them) is one field.
+func (s *Source) CustomFields(ctx context.Context) ([]customfield.Field, error) {
+	var out []customfield.Field
+	at := map[string]int{}
+	for _, t := range customFieldTypes {
+		if t == "custom_object_type" {
+			continue // custom objects have no table
+		}
+		recs, err := s.definitions(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range recs {
+			f, err := customField(rec, t)
+			if err != nil {
+				return nil, err
+			}
+			if i, ok := at[f.ID]; ok {
+				for _, st := range f.Streams {
+					if !slices.Contains(out[i].Streams, st) {
+						out[i].Streams = append(out[i].Streams, st)
+					}
+				}
+				continue
+			}
+			at[f.ID] = len(out)
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func customField(rec record.Record, objectType string) (customfield.Field, error) {
+	id, ok := rec["id"].(string)
+	if !ok || id == "" {
+		return customfield.Field{}, fmt.Errorf("a custom field definition without an id: %v", rec["id"])
+	}
+	f := customfield.Field{ID: id, Type: catalog.JSON}
+	f.Name, _ = rec["name"].(string)
+	f.Kind, _ = rec["type"].(string)
+	for _, k := range customFieldKinds {
+		if k.Kind == f.Kind {
+			f.Type = k.Type
+		}
+	}
+	if multi, _ := rec["accepts_multiple_values"].(bool); multi {
+		f.Multi, f.Type = true, catalog.JSON
+	}
+	types := []string{objectType}
+	if objectType == "shared" {
+		types = nil
+		assoc, _ := rec["associations"].([]any)
+		for _, a := range assoc {
+			if a, ok := a.(map[string]any); ok {
+				types = append(types, fmt.Sprint(a["object_type"]))
+			}
+		}
+	}
+	for _, t := range types {
+		if st, ok := customFieldStreams[t]; ok && !slices.Contains(f.Streams, st) {
+			f.Streams = append(f.Streams, st)
+		}
+	}
+	return f, nil
+}
+
+// EachCustomValue implements customfield.Values: Close records carry each value under a flat
+// key "custom.cf_<id>", which the named column replaces. (Leads also carry the deprecated
+// `custom` object, keyed by field name, which stays.)
+func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
+	for k, v := range rec {
+		if id, ok := strings.CutPrefix(k, "custom."); ok {
+			fn(id, v, k)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package copper
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"sync"
+
+	"github.com/crmsync/crmsync/internal/apiclient"
+	"github.com/crmsync/crmsync/internal/catalog"
+	"github.com/crmsync/crmsync/internal/customfield"
+	"github.com/crmsync/crmsync/internal/record"
+	"github.com/crmsync/crmsync/internal/source"
+)
+
+// customFieldKinds are Copper's data_types and the column type each is stored as.
+var customFieldKinds = []catalog.CustomFieldKind{
+	{Kind: "String", Type: catalog.String, Note: ""},
+	{Kind: "Text", Type: catalog.String, Note: ""},
+	{Kind: "URL", Type: catalog.String, Note: ""},
+	{Kind: "Dropdown", Type: catalog.String, Note: "the chosen option's label (records carry its id)"},
+	{Kind: "MultiSelect", Type: catalog.JSON, Note: "a JSON array of the chosen options' labels; NULL when none is chosen"},
+	{Kind: "Date", Type: catalog.Date, Note: "Unix seconds (midnight UTC) or M/D/YYYY text in the API"},
+	{Kind: "Checkbox", Type: catalog.Boolean, Note: ""},
+	{Kind: "Float", Type: catalog.Number, Note: ""},
+	{Kind: "Percentage", Type: catalog.Number, Note: ""},
+	{Kind: "Currency", Type: catalog.Number, Note: "an amount in the definition's currency"},
+	{Kind: "Connect", Type: catalog.JSON, Note: "the linked records' ids as Copper sends them (links also live in /related_links)"},
+	{Kind: "(any other)", Type: catalog.JSON, Note: "a type crmsync does not know yet: the value as a JSON document"},
+}
+
+// customFieldStreams maps an available_on kind to the table whose records carry the field.
+var customFieldStreams = map[string]string{"person": "people", "company": "companies", "lead": "leads",
+	"opportunity": "opportunities", "project": "projects", "task": "tasks"}
+
+// definitions reads GET /custom_field_definitions once per source (one sync): the custom field
+// columns and the custom_field_definitions table come from the same answer.
+type definitions struct {
+	mu   sync.Mutex
+	recs []record.Record
+	read bool
+}
+
+func (s *Source) definitions(ctx context.Context) ([]record.Record, error) {
+	s.defs.mu.Lock()
+	defer s.defs.mu.Unlock()
+	if !s.defs.read {
+		err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/custom_field_definitions"}, func(r apiclient.Response) (err error) {
+			s.defs.recs, err = records(r.Body)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.defs.read = true
+	}
+	out := make([]record.Record, len(s.defs.recs))
+	for i, r := range s.defs.recs {
+		out[i] = maps.Clone(r) // the engine may change what it is handed
+	}
+	return out, nil
+}
+
+func (s *Source) readDefinitions(ctx context.Context, _ source.Window, out source.Emitter) error {
+	recs, err := s.definitions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := out.Record(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CustomFields implements source.CustomFields.
+func (s *Source) CustomFields(ctx context.Context) ([]customfield.Field, error) {
+	recs, err := s.definitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []customfield.Field
+	for _, rec := range recs {
+		f, err := customField(rec)
+		if err != nil {
+			return nil, err
+		}
+		if len(f.Streams) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func customField(rec record.Record) (customfield.Field, error) {
+	id, ok := rec["id"].(json.Number)
+	if !ok {
+		return customfield.Field{}, fmt.Errorf("a custom field definition without an id: %v", rec["id"])
+	}
+	f := customfield.Field{ID: string(id), Type: catalog.JSON}
+	f.Name, _ = rec["name"].(string)
+	f.Kind, _ = rec["data_type"].(string)
+	for _, k := range customFieldKinds {
+		if k.Kind == f.Kind {
+			f.Type = k.Type
+		}
+	}
+	f.Multi = f.Kind == "MultiSelect" || f.Kind == "Connect"
+	if opts, ok := rec["options"].([]any); ok && (f.Kind == "Dropdown" || f.Kind == "MultiSelect") {
+		f.Options = map[string]string{}
+		for _, o := range opts {
+			if o, ok := o.(map[string]any); ok {
+				oid, _ := o["id"].(json.Number)
+				label, _ := o["name"].(string)
+				f.Options[string(oid)] = label
+			}
+		}
+	}
+	on, _ := rec["available_on"].([]any)
+	for _, k := range on {
+		if name, ok := customFieldStreams[fmt.Sprint(k)]; ok {
+			f.Streams = append(f.Streams, name)
+		}
+	}
+	return f, nil
+}
+
+// EachCustomValue implements customfield.Values: Copper records carry their values in
+// custom_fields, [{custom_field_definition_id, value}], which stays as it is.
+func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
+	entries, _ := rec["custom_fields"].([]any)
+	for _, e := range entries {
+		e, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		if id, ok := e["custom_field_definition_id"].(json.Number); ok {
+			fn(string(id), e["value"], "")
+		}
+	}
+}
