@@ -117,9 +117,9 @@ type Server struct {
 	// new lead's generator index.
 	moved map[uint64]int64
 	// gone holds the deleted contacts and opportunities (virtual stream<<32 | gen).
-	gone      map[uint64]bool
-	subCache  [2]subList
-	mrng      rng
+	gone     map[uint64]bool
+	subCache [2]subList
+	mrng     rng
 	// Value tables: the custom field definitions whose values leads, contacts and
 	// opportunities (cfByGroup) and custom activities of each type (cfByAct) carry.
 	cfByGroup [3][]cfDef
