@@ -136,7 +136,9 @@ func TestRenameCustomField(t *testing.T) {
 		{"lead", func(s *Server) []cfDef { return s.cfByGroup[gLead] }, true},
 		{"contact", func(s *Server) []cfDef { return s.cfByGroup[gContact] }, false},
 		{"opportunity", func(s *Server) []cfDef { return s.cfByGroup[gOpportunity] }, false},
-		{"shared", func(s *Server) []cfDef { return []cfDef{s.cfByGroup[gContact][len(s.cfByGroup[gContact])-1], s.cfByGroup[gLead][0]} }, true},
+		{"shared", func(s *Server) []cfDef {
+			return []cfDef{s.cfByGroup[gContact][len(s.cfByGroup[gContact])-1], s.cfByGroup[gLead][0]}
+		}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.group, func(t *testing.T) {
