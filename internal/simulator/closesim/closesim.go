@@ -68,6 +68,16 @@ type Config struct {
 	// means exactly HH:MM:00.000000 and is compared with the record's full
 	// precision timestamp (default: both truncated to the minute).
 	QueryExactMinute bool
+	// SharedFieldsInTypeLists makes /custom_field/lead/, /custom_field/contact/ (and the
+	// other object types' endpoints) also list the shared fields associated with that object
+	// type, as the same records with the same ids they have under /custom_field/shared/. The
+	// docs leave open whether they do (reference open question 9); default: only /shared/.
+	SharedFieldsInTypeLists bool
+	// UnfitCustomValues is the fraction (0..1) of the values of number, date and datetime
+	// custom fields that are text no parser of the type accepts ("n/a", "TBD", "sometime in
+	// Q3", "31/31/2024"), as a careless import into Close leaves them. Which values are
+	// unfit depends only on the seed and the record.
+	UnfitCustomValues float64
 	// Latency is added to every response.
 	Latency time.Duration
 	Faults  Faults
@@ -107,10 +117,16 @@ type Server struct {
 	// new lead's generator index.
 	moved map[uint64]int64
 	// gone holds the deleted contacts and opportunities (virtual stream<<32 | gen).
-	gone      map[uint64]bool
-	subCache  [2]subList
-	mrng      rng
-	cfByGroup [3][]cfDef // custom field values written on leads, contacts, opportunities
+	gone     map[uint64]bool
+	subCache [2]subList
+	mrng     rng
+	// Value tables: the custom field definitions whose values leads, contacts and
+	// opportunities (cfByGroup) and custom activities of each type (cfByAct) carry.
+	cfByGroup [3][]cfDef
+	cfByAct   [numCustomActTypes][]cfDef
+	// cfEdited holds the definitions that differ from the generated ones (renamed, options
+	// renamed, added), by generator index.
+	cfEdited map[uint32]cfDef
 
 	urefs        []userRef
 	statusIDs    [6]string
@@ -140,6 +156,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Span < 0 || cfg.MaxSkip < 0 {
 		return nil, errors.New("closesim: negative Span or MaxSkip")
+	}
+	if !(cfg.UnfitCustomValues >= 0 && cfg.UnfitCustomValues <= 1) { // also refuses NaN
+		return nil, fmt.Errorf("closesim: UnfitCustomValues %v outside [0, 1]", cfg.UnfitCustomValues)
 	}
 	mode := simfault.TokenBucket
 	if cfg.RateWindow != 0 {
@@ -285,21 +304,6 @@ func (s *Server) genStream(sid int) {
 		}
 		st.recs[g] = rec{created: created, updated: updated, kind: s.kindFor(sid, uint32(g))}
 	}
-}
-
-func (s *Server) buildCFTables() {
-	st := s.st[sCustomFields]
-	var shared []cfDef
-	for g := range st.recs {
-		k := st.recs[g].kind
-		switch {
-		case k <= gOpportunity && len(s.cfByGroup[k]) < []int{12, 5, 4}[k]:
-			s.cfByGroup[k] = append(s.cfByGroup[k], s.cfDefFor(uint32(g), k))
-		case k == gShared && len(shared) < 4:
-			shared = append(shared, s.cfDefFor(uint32(g), k))
-		}
-	}
-	s.cfByGroup[gLead] = append(s.cfByGroup[gLead], shared...)
 }
 
 // genEvents creates the seeded event log: mostly created/updated events of

@@ -58,7 +58,9 @@
 //   - /user/ (optional _order_by=last_name,first_name), and
 //     /custom_field/{lead,contact,opportunity,activity,custom_object_type,
 //     shared}/ (plus the old plural /custom_fields/...), each returning only
-//     its own fields, without an object_type field.
+//     its own fields, without an object_type field (but see
+//     Config.SharedFieldsInTypeLists). Custom fields are described under
+//     "Custom fields" below.
 //   - /contact/ and /opportunity/ serve the contacts and opportunities the
 //     leads embed (always the same objects, field for field). /contact/:
 //     _limit max 100, only lead_id filters (no date filter). /opportunity/:
@@ -92,6 +94,68 @@
 //     reset=S for that group (unlimited groups: limit=1000, remaining=1000,
 //     reset=0); over the limit → 429 with RateLimit, Retry-After and the
 //     legacy body {"error": {"rate_reset": 1.2, "message": "..."}}.
+//
+// # Custom fields
+//
+// Definitions are served per object type; values sit on the records as flat
+// "custom.cf_<id>" keys (leads: top-level, honouring _fields; embedded and
+// listed contacts and opportunities; custom activities) and, on leads only,
+// also in the deprecated "custom" object keyed by field name. A record has
+// a value for a field with probability 0.6; the value depends only on the
+// seed, the record and the field, so editing one definition never changes
+// another's values.
+//
+//   - Leads carry up to 12 lead fields, contacts 5 contact fields,
+//     opportunities 4 opportunity fields (the first generated of each), and
+//     the first 4 shared fields are on both leads and contacts (their
+//     associations: lead, contact). Every account with CustomFields ≥ 1 has
+//     the single-choice lead field "Industry" (Logistics, Manufacturing,
+//     Retail, Software) first, whatever the seed: generator index 0. With
+//     CustomFields 0 there are no definitions at all.
+//   - Custom activities: one activity in 50 has _type "Custom" (path
+//     /activity/custom/, event object_type activity.custom_activity), a
+//     custom_activity_type_id (one of three types), a status (published,
+//     sometimes draft) and the values of the activity fields of its type
+//     (the first 6 activity fields; field gen belongs to type gen%3).
+//   - Types written: text, textarea, number (integers, some decimals), date,
+//     datetime, choices (labels; multi-valued: arrays), user (a user id),
+//     contact (a contact id of the record's lead, or null) and hidden (text).
+//     Config.UnfitCustomValues turns that fraction of number, date and
+//     datetime values into text no parser of the type accepts ("n/a",
+//     "TBD", "sometime in Q3", "31/31/2024"); which ones depends only on the
+//     seed, the record and the field, and the other values stay as they are.
+//   - Config.SharedFieldsInTypeLists: /custom_field/<object type>/ also lists
+//     the shared fields associated with that object type, as the same
+//     record /custom_field/shared/ serves (reference open question 9).
+//     Snapshot("custom_fields") still holds each definition once.
+//
+// Server implements simfault.CustomFieldEditor; every edit is under the
+// server's lock, deterministic, emits an event of object_type
+// custom_fields.<group> and moves no record's date_updated (as in Close,
+// editing a definition does not touch the records carrying its values):
+//
+//   - AddCustomField: a new definition of the endpoint its On names (lead,
+//     contact, opportunity, activity; several → a shared field with an
+//     association per object, activity associated as custom_activity_type),
+//     date_created = date_updated = at, "created" event. Values only on
+//     record versions whose date_updated (activities: date_created) is at
+//     or after at, so a sync reading records changed since sees them on
+//     exactly those. Types as above (no custom_object); a name another field
+//     of the same object has, no name, no object, or choices on a
+//     non-choice field → error.
+//   - RenameCustomField: same id, new name, date_updated = at, "updated"
+//     event (changed_fields date_updated, name, updated_by); the leads'
+//     "custom" object uses the new name.
+//   - RenameCustomFieldOption: the choice label changes in the definition
+//     (date_updated = at, "updated" event with changed_fields choices, …) and
+//     on every record, old or new, since Close stores labels.
+//   - DeleteCustomField: the definition leaves its listings ("deleted"
+//     event) and its values vanish from every record.
+//
+// Unknown or deleted ids are an error. DeleteRecords("custom_fields", …)
+// still deletes definitions only (records keep the values), as before.
+// Events render their objects with today's definitions: a rename also shows
+// in the data of earlier events.
 //
 // # Choices for what the documentation leaves open
 //

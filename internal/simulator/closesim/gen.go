@@ -43,6 +43,7 @@ const (
 	hEvent
 	hGhost
 	hCF
+	hCustomAct
 )
 
 func (s *Server) h(salt, x uint64) uint64 {
@@ -74,7 +75,10 @@ var actTypes = []actType{
 	{"OpportunityStatusChange", "status_change/opportunity", "activity.opportunity_status_change"},
 	{"TaskCompleted", "task_completed", "activity.task_completed"},
 	{"Created", "created", "activity.created"},
+	{"Custom", "custom", "activity.custom_activity"},
 }
+
+// actWeights weighs the built-in types; custom activities are drawn apart (kindFor).
 var actWeights = []int{20, 28, 16, 8, 7, 8, 5, 5, 3}
 
 const (
@@ -87,6 +91,7 @@ const (
 	aOppStatus
 	aTaskCompleted
 	aCreated
+	aCustom
 )
 
 type taskType struct{ name, prefix string }
@@ -146,7 +151,13 @@ func (s *Server) kindFor(sid int, gen uint32) uint8 {
 	r := s.rngFor(hKind+uint64(sid)<<8, uint64(gen))
 	switch sid {
 	case sActivities:
-		return uint8(weighted(&r, actWeights))
+		k := uint8(weighted(&r, actWeights))
+		// One in 50 is a custom activity: a second draw, so every other activity keeps the
+		// type it had before custom activities existed.
+		if r.Intn(50) == 0 {
+			k = aCustom
+		}
+		return k
 	case sTasks:
 		return uint8(weighted(&r, taskWeights))
 	case sCustomFields:
@@ -248,92 +259,6 @@ func (s *Server) taskDate(gen uint32, created int64) (us int64, dateOnly bool) {
 func (s *Server) taskComplete(gen uint32, ver uint16) bool {
 	base := s.h(hTaskComplete, uint64(gen))%10 < 3
 	return base != (ver%2 == 1)
-}
-
-// ---- custom field definitions ----
-
-type cfDef struct {
-	gen     uint32
-	group   uint8
-	id      string
-	flatKey string // "custom.cf_..."
-	name    string
-	typ     string
-	multi   bool
-	choices []string
-}
-
-func (s *Server) cfDefFor(gen uint32, group uint8) cfDef {
-	d := cfDef{gen: gen, group: group, id: makeID("cf_", s.idkey(sCustomFields, gen), 43)}
-	d.flatKey = "custom." + d.id
-	// Names must be unique: the deprecated "custom" object is keyed by name.
-	t := cfTemplates[int(gen)%len(cfTemplates)]
-	d.name = t.name
-	if int(gen) >= len(cfTemplates) {
-		d.name += " " + strconv.Itoa(int(gen)/len(cfTemplates)+1)
-	}
-	d.typ, d.multi = t.typ, t.multi
-	if t.choices >= 0 {
-		d.choices = choiceSets[t.choices]
-	}
-	return d
-}
-
-// writeCFValue writes one custom field value; r is passed by value so the
-// flat key and the deprecated "custom" object get the same value.
-func (s *Server) writeCFValue(e *enc, d *cfDef, r rng, created int64) {
-	switch d.typ {
-	case "text":
-		hd, _ := s.leadNameParts(int64(r.Next() % 1000))
-		e.str(hd.n)
-	case "textarea":
-		e.str(pick(&r, notes))
-	case "number":
-		if r.Chance(0.2) {
-			e.raw(strconv.FormatFloat(float64(r.Intn(1000))/4, 'f', -1, 64))
-		} else {
-			e.int(int64(r.Intn(5000)))
-		}
-	case "choices":
-		if d.multi {
-			e.arr()
-			n, base := 1+r.Intn(2), r.Intn(len(d.choices))
-			for k := 0; k < n; k++ {
-				e.str(d.choices[(base+k)%len(d.choices)])
-			}
-			e.endArr()
-		} else {
-			e.str(pick(&r, d.choices))
-		}
-	case "date":
-		e.date(created - r.Int63n(40*365)*usPerDay)
-	case "datetime":
-		e.ts(created - r.Int63n(365*usPerDay/1000)*1000)
-	case "user":
-		s.userIDOrNull(e, s.userOf(hCustom, r.Next()))
-	}
-}
-
-// writeCustom writes the flat "custom.cf_<id>" keys (top level) or, with
-// byName, the deprecated "custom" object keyed by field name.
-func (s *Server) writeCustom(e *enc, defs []cfDef, seedX uint64, created int64, top, byName bool) {
-	r := s.rngFor(hCustom, seedX)
-	for k := range defs {
-		d := &defs[k]
-		v := simfault.NewRand(r.Next())
-		if r.Chance(0.4) {
-			continue
-		}
-		switch {
-		case byName:
-			e.keyQ(d.name)
-		case top:
-			e.f(d.flatKey)
-		default:
-			e.key(d.flatKey)
-		}
-		s.writeCFValue(e, d, v, created)
-	}
 }
 
 // ---- shared writers ----
@@ -643,12 +568,12 @@ func (s *Server) writeLead(e *enc, gen uint32, ver uint16, created, updated int6
 	e.f("custom")
 	if e.want("custom") {
 		e.obj()
-		s.writeCustom(e, defs, uint64(gen), created, false, true)
+		s.writeCustom(e, defs, uint64(gen), l, created, updated, cfByName)
 		e.end()
 	} else {
 		e.null()
 	}
-	s.writeCustom(e, defs, uint64(gen), created, true, false)
+	s.writeCustom(e, defs, uint64(gen), l, created, updated, cfTop)
 	e.endRec()
 }
 
@@ -740,7 +665,7 @@ func (s *Server) writeContact(e *enc, l int64, j int, leadKey uint64, ver uint16
 	e.ts(c)
 	e.key("date_updated")
 	e.ts(u)
-	s.writeCustom(e, s.cfByGroup[gContact], uint64(l)*4+uint64(j)+1<<40, c, false, false)
+	s.writeCustom(e, s.cfByGroup[gContact], uint64(l)*4+uint64(j)+1<<40, l, c, u, cfNested)
 	e.end()
 }
 
@@ -857,7 +782,7 @@ func (s *Server) writeOpportunity(e *enc, l int64, j int, leadKey uint64, ver ui
 	e.ts(c)
 	e.key("date_updated")
 	e.ts(u)
-	s.writeCustom(e, s.cfByGroup[gOpportunity], uint64(l)*4+uint64(j)+2<<40, c, false, false)
+	s.writeCustom(e, s.cfByGroup[gOpportunity], uint64(l)*4+uint64(j)+2<<40, l, c, u, cfNested)
 	e.end()
 }
 
@@ -994,7 +919,7 @@ func (s *Server) writeUser(e *enc, gen uint32, ver uint16, created, updated int6
 // ---- custom fields ----
 
 func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, updated int64) {
-	d := s.cfDefFor(gen, group)
+	d := s.cfDefOf(gen, group)
 	r := s.recRng(sCustomFields, gen)
 	creator := s.userOf(6, uint64(gen))
 	e.obj()
@@ -1003,7 +928,7 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	e.f("name")
 	e.str(d.name)
 	e.f("description")
-	if r.Chance(0.3) && ver == 0 {
+	if (r.Chance(0.3) || d.added) && ver == 0 {
 		e.null()
 	} else {
 		e.edited(pick(&r, []string{"Primary industry of the account", "1-10, filled in after the discovery call", "Wer entscheidet?", "内部メモ"}), ver)
@@ -1023,7 +948,7 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	e.f("accepts_multiple_values")
 	e.boolean(d.multi)
 	e.f("is_shared")
-	e.boolean(group == gShared)
+	e.boolean(d.group == gShared)
 	e.f("editable_with_roles")
 	if r.Chance(0.2) {
 		e.arr()
@@ -1044,10 +969,10 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 		e.f("enrichment_options")
 		e.null()
 	}
-	switch group {
+	switch d.group {
 	case gActivity:
 		e.f("custom_activity_type_id")
-		e.id("actitype_", s.h(hMisc, uint64(gen)%3), 22)
+		s.customActTypeID(e, gen%numCustomActTypes)
 		e.f("required")
 		e.boolean(r.Chance(0.3))
 	case gCustomObject:
@@ -1058,10 +983,17 @@ func (s *Server) writeCF(e *enc, gen uint32, ver uint16, group uint8, created, u
 	case gShared:
 		e.f("associations")
 		e.arr()
-		for _, ot := range []string{"lead", "contact"} {
+		for _, o := range cfObjects {
+			if d.assoc&o.bit == 0 {
+				continue
+			}
 			e.obj()
 			e.key("object_type")
-			e.str(ot)
+			e.str(o.assocType)
+			if o.bit == oActivity {
+				e.key("custom_activity_type_id")
+				s.customActTypeID(e, gen%numCustomActTypes)
+			}
 			e.key("editable_with_roles")
 			e.emptyArr()
 			e.key("required")

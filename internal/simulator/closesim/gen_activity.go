@@ -190,6 +190,19 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 		e.f("task_text")
 		e.str(pick(&r, taskTexts))
 		s.userField(e, "task_assigned_to", "task_assigned_to_name", user)
+	case aCustom:
+		t := uint32(s.h(hCustomAct, uint64(gen)) % numCustomActTypes)
+		e.f("custom_activity_type_id")
+		s.customActTypeID(e, t)
+		e.f("status")
+		if r.Intn(10) == 0 {
+			e.str("draft")
+		} else {
+			e.str("published")
+		}
+		// Activities are read by date_created only, so an activity field added later shows
+		// on the activities created since.
+		s.writeCustom(e, s.cfByAct[t], uint64(gen)+3<<40, l, created, created, cfTop)
 	case aCreated:
 		e.f("source")
 		src := pick(&r, []string{"ui", "api", "import"})
@@ -205,6 +218,9 @@ func (s *Server) writeActivity(e *enc, gen uint32, ver uint16, kind uint8, creat
 }
 
 func (s *Server) actType(kind uint8) actType { return actTypes[kind] }
+
+// customActTypeID writes the id of custom activity type t.
+func (s *Server) customActTypeID(e *enc, t uint32) { e.id("actitype_", s.h(hMisc, uint64(t)), 22) }
 
 func (s *Server) nullSequence(e *enc) {
 	for _, k := range []string{"sequence_id", "sequence_name", "sequence_subscription_id"} {

@@ -116,8 +116,12 @@ func (s *Server) writeEvent(e *enc, gen uint32) {
 	e.tsNaive(ev.updated)
 	e.f("changed_fields")
 	if ref.action == actUpdated {
+		fields := changedFields[ts]
+		if ref.changed != chDefault {
+			fields = cfChangedFields[ref.changed]
+		}
 		e.arr()
-		for _, f := range changedFields[ts] {
+		for _, f := range fields {
 			e.str(f)
 		}
 		e.endArr()

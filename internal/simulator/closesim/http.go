@@ -638,14 +638,19 @@ func (s *Server) hCustomFields(c *call) error {
 		return err
 	}
 	qr := newQuery(sCustomFields)
+	group := uint8(0)
 	for k, g := range cfGroups {
 		if g.path == c.seg[1] {
-			qr.kinds = 1 << k
+			qr.kinds, group = 1<<k, uint8(k)
 		}
 	}
 	qr.cacheable = true
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.cfg.SharedFieldsInTypeLists && group <= gActivity {
+		s.writePage(c, sCustomFields, result{ids: s.cfListing(group)}, skip, limit, false)
+		return nil
+	}
 	s.writePage(c, sCustomFields, s.run(qr), skip, limit, false)
 	return nil
 }

@@ -78,6 +78,7 @@ type evRef struct {
 	tstream     uint8
 	action      uint8
 	tkind       uint8
+	changed     uint8 // "updated" events of custom fields: which changed_fields (ch*)
 }
 
 type index struct {
