@@ -110,7 +110,7 @@ func TestPlan(t *testing.T) {
 			want:   map[string]string{"people/1": "custom_region (deleted)", "people/9": "custom_region_9"},
 		},
 		{
-			name: "two fields swapping names: the first to move takes a suffix",
+			name:   "two fields swapping names: the first to move takes a suffix",
 			fields: []Field{field("1", "B", "people"), field("2", "A", "people")},
 			stored: []Mapping{
 				{Stream: "people", FieldID: "1", FieldName: "A", Column: "custom_a", ColumnType: catalog.String},

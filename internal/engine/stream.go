@@ -49,8 +49,8 @@ type streamRun struct {
 	// it is read again from its start date, and they are stored once that read succeeds.
 	refill      []customfield.Mapping
 	customStore destination.CustomFieldStore
-	raw     []rawColumn // columns that keep a field as sent (setColumns)
-	pending []record.Record
+	raw         []rawColumn // columns that keep a field as sent (setColumns)
+	pending     []record.Record
 	// pendingBytes is what the pending records hold (record.Size).
 	pendingBytes int
 	// checkpoint is the newest bookmark the source has justified; it is committed with the

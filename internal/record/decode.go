@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -478,4 +479,20 @@ func DecodePage(data []byte, listKey string) (fields Record, list []Record, err 
 		return nil, nil, fmt.Errorf("the answer has no %q list", listKey)
 	}
 	return fields, s.list, nil
+}
+
+// Nested is v with a nested value (json.RawMessage, as the decoders leave objects and arrays)
+// decoded into maps and slices, numbers as json.Number; other values are returned as they are.
+func Nested(v any) (any, error) {
+	raw, ok := v.(json.RawMessage)
+	if !ok {
+		return v, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var out any
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", preview(v), err)
+	}
+	return out, nil
 }

@@ -60,7 +60,7 @@ type Destination struct {
 	tables  map[string]*table // by stream name: two sources cannot share one
 	states  map[stateKey][]byte
 	custom  map[string][]customfield.Mapping // by source
-	batches int // batch writes attempted, for the fault options
+	batches int                              // batch writes attempted, for the fault options
 
 	hanging  chan struct{}
 	hangOnce sync.Once

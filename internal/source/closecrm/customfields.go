@@ -138,7 +138,8 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 	types := []string{objectType}
 	if objectType == "shared" {
 		types = nil
-		assoc, _ := rec["associations"].([]any)
+		v, _ := record.Nested(rec["associations"])
+		assoc, _ := v.([]any)
 		for _, a := range assoc {
 			if a, ok := a.(map[string]any); ok {
 				types = append(types, fmt.Sprint(a["object_type"]))
@@ -159,6 +160,9 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
 	for k, v := range rec {
 		if id, ok := strings.CutPrefix(k, "custom."); ok {
+			if nv, err := record.Nested(v); err == nil { // a multi-valued field's array
+				v = nv
+			}
 			fn(id, v, k)
 		}
 	}

@@ -109,7 +109,12 @@ func customField(rec record.Record) (customfield.Field, error) {
 		}
 	}
 	f.Multi = f.Kind == "MultiSelect" || f.Kind == "Connect"
-	if opts, ok := rec["options"].([]any); ok && (f.Kind == "Dropdown" || f.Kind == "MultiSelect") {
+	nested := func(key string) []any {
+		v, _ := record.Nested(rec[key])
+		arr, _ := v.([]any)
+		return arr
+	}
+	if opts := nested("options"); opts != nil && (f.Kind == "Dropdown" || f.Kind == "MultiSelect") {
 		f.Options = map[string]string{}
 		for _, o := range opts {
 			if o, ok := o.(map[string]any); ok {
@@ -119,8 +124,7 @@ func customField(rec record.Record) (customfield.Field, error) {
 			}
 		}
 	}
-	on, _ := rec["available_on"].([]any)
-	for _, k := range on {
+	for _, k := range nested("available_on") {
 		if name, ok := customFieldStreams[fmt.Sprint(k)]; ok {
 			f.Streams = append(f.Streams, name)
 		}
@@ -131,7 +135,8 @@ func customField(rec record.Record) (customfield.Field, error) {
 // EachCustomValue implements customfield.Values: Copper records carry their values in
 // custom_fields, [{custom_field_definition_id, value}], which stays as it is.
 func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
-	entries, _ := rec["custom_fields"].([]any)
+	v, _ := record.Nested(rec["custom_fields"]) // not JSON: the column's own check says so
+	entries, _ := v.([]any)
 	for _, e := range entries {
 		e, ok := e.(map[string]any)
 		if !ok {
