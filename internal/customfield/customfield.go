@@ -7,7 +7,6 @@ package customfield
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,9 +24,10 @@ type Field struct {
 	// Type is the column's type; Multi says values are arrays (a json column).
 	Type  catalog.Type
 	Multi bool
-	// Options maps option ids to labels where records carry option ids (Copper Dropdown and
-	// MultiSelect); nil where records carry the values themselves.
-	Options map[string]string
+	// Options are a choice field's options in the CRM's order. Where they have ids (Copper
+	// Dropdown and MultiSelect), records carry option ids and the column holds labels; Close's
+	// choices are labels, which records carry as they are.
+	Options []Option
 	// Streams are the tables whose records carry the field.
 	Streams []string
 }
@@ -41,9 +41,31 @@ type Mapping struct {
 	FieldName  string
 	FieldType  string // the CRM's type
 	ColumnType catalog.Type
-	Options    []string  // the option labels, in the CRM's order (choice fields)
+	Options    []Option  // a choice field's options, in the CRM's order
 	DeletedAt  time.Time // when a sync found the field gone; zero while it exists
 	UpdatedAt  time.Time // the sync that last changed this mapping
+}
+
+// Option is one choice of a choice field.
+type Option struct {
+	ID    string `json:"id,omitempty"` // where records carry option ids (Copper)
+	Label string `json:"label"`
+}
+
+// Changes are what a plan does to tables that exist: columns renamed with their fields, and
+// labels rewritten where options were renamed.
+type Changes struct {
+	Renames  []Rename
+	Relabels []Relabel
+}
+
+// Relabel rewrites, in a column of option labels, the labels of renamed options (by option
+// id, so exact): rows written before the rename then read as rows written after it do. Multi
+// says the column holds JSON arrays of labels.
+type Relabel struct {
+	Stream, Column string
+	Multi          bool
+	Labels         map[string]string // old label → new label
 }
 
 // Rename is a column to rename because its field was renamed in the CRM.
@@ -122,7 +144,7 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // when another field or a column of the table (reserved, by stream) holds that name; a field
 // gone from the account keeps its column and data, and its mapping is marked deleted. Only
 // the given streams are planned; mappings of other streams are returned as they were.
-func Plan(fields []Field, stored []Mapping, streams []string, reserved map[string][]string, now time.Time) (ms []Mapping, renames []Rename) {
+func Plan(fields []Field, stored []Mapping, streams []string, reserved map[string][]string, now time.Time) (ms []Mapping, ch Changes) {
 	planned := map[string]bool{}
 	for _, s := range streams {
 		planned[s] = true
@@ -147,14 +169,15 @@ func Plan(fields []Field, stored []Mapping, streams []string, reserved map[strin
 		if len(here) == 0 && len(byStream[s]) == 0 {
 			continue
 		}
-		got, rn := planStream(s, here, byStream[s], reserved[s], now)
+		got, c := planStream(s, here, byStream[s], reserved[s], now)
 		ms = append(ms, got...)
-		renames = append(renames, rn...)
+		ch.Renames = append(ch.Renames, c.Renames...)
+		ch.Relabels = append(ch.Relabels, c.Relabels...)
 	}
-	return ms, renames
+	return ms, ch
 }
 
-func planStream(stream string, fields []Field, stored []Mapping, reserved []string, now time.Time) ([]Mapping, []Rename) {
+func planStream(stream string, fields []Field, stored []Mapping, reserved []string, now time.Time) ([]Mapping, Changes) {
 	taken := map[string]string{} // column (lower case) → field id holding it
 	for _, c := range reserved {
 		taken[strings.ToLower(c)] = ""
@@ -175,12 +198,12 @@ func planStream(stream string, fields []Field, stored []Mapping, reserved []stri
 		return suffixed(f.Name, f.ID)
 	}
 	var out []Mapping
-	var renames []Rename
+	var ch Changes
 	seen := map[string]bool{}
 	for _, f := range fields {
 		seen[f.ID] = true
 		m, had := old[f.ID]
-		next := Mapping{Stream: stream, FieldID: f.ID, FieldName: f.Name, FieldType: f.Kind, ColumnType: f.Type, Options: labels(f), UpdatedAt: now}
+		next := Mapping{Stream: stream, FieldID: f.ID, FieldName: f.Name, FieldType: f.Kind, ColumnType: f.Type, Options: f.Options, UpdatedAt: now}
 		switch {
 		case !had:
 			next.Column = choose(f)
@@ -196,8 +219,11 @@ func planStream(stream string, fields []Field, stored []Mapping, reserved []stri
 			// A field whose type changed in the CRM keeps one column: its type widens to hold both.
 			next.ColumnType = catalog.Widen(m.ColumnType, f.Type)
 			if next.Column != m.Column {
-				renames = append(renames, Rename{Stream: stream, From: m.Column, To: next.Column})
+				ch.Renames = append(ch.Renames, Rename{Stream: stream, From: m.Column, To: next.Column})
 				delete(taken, strings.ToLower(m.Column))
+			}
+			if labels := renamedOptions(m.Options, f.Options); len(labels) > 0 && m.DeletedAt.IsZero() {
+				ch.Relabels = append(ch.Relabels, Relabel{Stream: stream, Column: next.Column, Multi: f.Multi, Labels: labels})
 			}
 			if m.sameAs(next) {
 				next.UpdatedAt = m.UpdatedAt
@@ -215,26 +241,25 @@ func planStream(stream string, fields []Field, stored []Mapping, reserved []stri
 		}
 		out = append(out, m)
 	}
-	return out, renames
+	return out, ch
+}
+
+// renamedOptions maps the old label of each option (by id) whose label changed to its new one.
+func renamedOptions(old, cur []Option) map[string]string {
+	out := map[string]string{}
+	for _, o := range old {
+		for _, c := range cur {
+			if o.ID != "" && o.ID == c.ID && o.Label != c.Label {
+				out[o.Label] = c.Label
+			}
+		}
+	}
+	return out
 }
 
 func (m Mapping) sameAs(o Mapping) bool {
 	return m.Column == o.Column && m.FieldName == o.FieldName && m.FieldType == o.FieldType && m.ColumnType == o.ColumnType &&
 		slices.Equal(m.Options, o.Options) && m.DeletedAt.IsZero() && o.DeletedAt.IsZero()
-}
-
-// labels are a choice field's option labels in option order (ids sorted as numbers).
-func labels(f Field) []string {
-	if len(f.Options) == 0 {
-		return nil
-	}
-	ids := slices.Collect(maps.Keys(f.Options))
-	slices.SortFunc(ids, compareIDs)
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = f.Options[id]
-	}
-	return out
 }
 
 // compareIDs orders ids as numbers where both are (Copper), else as text.
@@ -272,6 +297,8 @@ type Table struct {
 type column struct {
 	name  string
 	field Field
+	// labels maps option ids to labels where records carry ids; nil otherwise.
+	labels map[string]string
 }
 
 // NewTable is the columns of stream's live fields, as planned (ms), and how values reach them.
@@ -286,7 +313,16 @@ func NewTable(stream string, fields []Field, ms []Mapping, values Values) *Table
 		if m.Stream != stream || !ok || !m.DeletedAt.IsZero() {
 			continue
 		}
-		t.byID[m.FieldID] = column{name: m.Column, field: f}
+		c := column{name: m.Column, field: f}
+		for _, o := range f.Options {
+			if o.ID != "" {
+				if c.labels == nil {
+					c.labels = map[string]string{}
+				}
+				c.labels[o.ID] = o.Label
+			}
+		}
+		t.byID[m.FieldID] = c
 		t.cols = append(t.cols, catalog.Column{Name: m.Column, Type: m.ColumnType,
 			Description: fmt.Sprintf("custom field %q (%s, id %s)", f.Name, f.Kind, f.ID)})
 	}
@@ -319,7 +355,7 @@ func (t *Table) Apply(rec record.Record) {
 	var moves []move
 	t.values.EachCustomValue(t.stream, rec, func(id string, v any, field string) {
 		if c, ok := t.byID[id]; ok {
-			moves = append(moves, move{c.name, field, c.field.value(v)})
+			moves = append(moves, move{c.name, field, c.value(v)})
 		}
 	})
 	for _, m := range moves {
@@ -331,17 +367,17 @@ func (t *Table) Apply(rec record.Record) {
 }
 
 // value is v as the field's column wants it.
-func (f Field) value(v any) any {
+func (c column) value(v any) any {
 	if arr, ok := v.([]any); ok && len(arr) == 0 {
 		return nil
 	}
-	if f.Options == nil || v == nil {
+	if c.labels == nil || v == nil {
 		return v
 	}
 	if arr, ok := v.([]any); ok {
 		out := make([]any, len(arr))
 		for i, x := range arr {
-			l, ok := f.Options[idText(x)]
+			l, ok := c.labels[idText(x)]
 			if !ok {
 				return record.Unfit{Value: v}
 			}
@@ -349,7 +385,7 @@ func (f Field) value(v any) any {
 		}
 		return out
 	}
-	if l, ok := f.Options[idText(v)]; ok {
+	if l, ok := c.labels[idText(v)]; ok {
 		return l
 	}
 	return record.Unfit{Value: v}

@@ -3,6 +3,7 @@ package customfield
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,8 @@ func TestPlan(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ms, renames := Plan(c.fields, c.stored, []string{"people", "leads"}, reserved, t0)
+			ms, ch := Plan(c.fields, c.stored, []string{"people", "leads"}, reserved, t0)
+			renames := ch.Renames
 			if got := columns(ms); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("columns = %v, want %v", got, c.want)
 			}
@@ -137,13 +139,47 @@ func TestPlan(t *testing.T) {
 			}
 			// Planning again against its own result changes nothing: names are stable.
 			again, rn := Plan(c.fields, ms, []string{"people", "leads"}, reserved, t0.Add(time.Hour))
-			if !reflect.DeepEqual(columns(again), columns(ms)) || len(rn) != 0 {
+			if !reflect.DeepEqual(columns(again), columns(ms)) || len(rn.Renames)+len(rn.Relabels) != 0 {
 				t.Errorf("a second plan moved columns: %v, renames %v", columns(again), rn)
 			}
 			for i := range again {
 				if !again[i].UpdatedAt.Equal(ms[i].UpdatedAt) {
 					t.Errorf("%s: updated_at moved on an unchanged mapping", again[i].Column)
 				}
+			}
+		})
+	}
+}
+
+func TestPlanRelabelsRenamedOptions(t *testing.T) {
+	tier := func(labels ...string) Field {
+		f := Field{ID: "7", Name: "Tier", Kind: "Dropdown", Type: catalog.String, Streams: []string{"people"}}
+		for i, l := range labels {
+			f.Options = append(f.Options, Option{ID: strconv.Itoa(i + 1), Label: l})
+		}
+		return f
+	}
+	closeChoices := Field{ID: "cf_x", Name: "Tier", Kind: "choices", Type: catalog.String, Streams: []string{"people"}, Options: []Option{{Label: "Gold"}}}
+	cases := []struct {
+		name   string
+		before Field
+		after  Field
+		want   []Relabel
+	}{
+		{"one option renamed", tier("Gold", "Silver"), tier("Platinum", "Silver"),
+			[]Relabel{{Stream: "people", Column: "custom_tier", Labels: map[string]string{"Gold": "Platinum"}}}},
+		{"two options swap labels", tier("Gold", "Silver"), tier("Silver", "Gold"),
+			[]Relabel{{Stream: "people", Column: "custom_tier", Labels: map[string]string{"Gold": "Silver", "Silver": "Gold"}}}},
+		{"an option added", tier("Gold"), tier("Gold", "Silver"), nil},
+		{"labels without ids (Close) are values: nothing to rewrite", closeChoices,
+			Field{ID: "cf_x", Name: "Tier", Kind: "choices", Type: catalog.String, Streams: []string{"people"}, Options: []Option{{Label: "Platinum"}}}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ms, _ := Plan([]Field{c.before}, nil, []string{"people"}, nil, t0)
+			_, ch := Plan([]Field{c.after}, ms, []string{"people"}, nil, t0)
+			if !reflect.DeepEqual(ch.Relabels, c.want) {
+				t.Errorf("relabels = %+v, want %+v", ch.Relabels, c.want)
 			}
 		})
 	}
@@ -180,8 +216,8 @@ func (closeValues) EachCustomValue(_ string, rec record.Record, fn func(id strin
 }
 
 func TestApply(t *testing.T) {
-	region := Field{ID: "11", Name: "Region", Kind: "Dropdown", Type: catalog.String, Options: map[string]string{"1": "EMEA", "2": "AMER"}, Streams: []string{"people"}}
-	interests := Field{ID: "12", Name: "Interests", Kind: "MultiSelect", Type: catalog.JSON, Multi: true, Options: map[string]string{"5": "Hiking", "6": "Ski"}, Streams: []string{"people"}}
+	region := Field{ID: "11", Name: "Region", Kind: "Dropdown", Type: catalog.String, Options: []Option{{"1", "EMEA"}, {"2", "AMER"}}, Streams: []string{"people"}}
+	interests := Field{ID: "12", Name: "Interests", Kind: "MultiSelect", Type: catalog.JSON, Multi: true, Options: []Option{{"5", "Hiking"}, {"6", "Ski"}}, Streams: []string{"people"}}
 	seats := Field{ID: "13", Name: "Seats", Kind: "Float", Type: catalog.Number, Streams: []string{"people"}}
 	fields := []Field{region, interests, seats}
 	ms, _ := Plan(fields, nil, []string{"people"}, nil, t0)

@@ -121,9 +121,10 @@ type BulkLoader interface {
 type CustomFieldStore interface {
 	// CustomFields returns the mappings stored for the source's tables.
 	CustomFields(ctx context.Context, source string) ([]customfield.Mapping, error)
-	// SaveCustomFields renames the columns of renamed fields (in the tables that exist) and
-	// stores ms (replacing the mappings of the same stream and field), in one transaction.
-	SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, renames []customfield.Rename) error
+	// SaveCustomFields applies ch to the tables that exist — renames the columns of renamed
+	// fields, then rewrites the labels of renamed options (customfield.Relabel) — and stores ms
+	// (replacing the mappings of the same stream and field), in one transaction.
+	SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, ch customfield.Changes) error
 }
 
 // KeyLister is implemented by destinations that can list what they store: an id sweep

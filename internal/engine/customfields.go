@@ -55,7 +55,7 @@ func planCustomFields(ctx context.Context, src source.Source, dst destination.De
 			}
 		}
 	}
-	ms, renames := customfield.Plan(fields, stored, names, reserved, now)
+	ms, changes := customfield.Plan(fields, stored, names, reserved, now)
 	had := map[string]bool{}
 	for _, m := range stored {
 		had[m.Stream] = true
@@ -72,8 +72,8 @@ func planCustomFields(ctx context.Context, src source.Source, dst destination.De
 		}
 		save = append(save, m)
 	}
-	if store != nil && (len(save) > 0 || len(renames) > 0) {
-		if err := store.SaveCustomFields(ctx, srcName, save, renames); err != nil {
+	if store != nil && (len(save) > 0 || len(changes.Renames)+len(changes.Relabels) > 0) {
+		if err := store.SaveCustomFields(ctx, srcName, save, changes); err != nil {
 			return customPlan{}, err
 		}
 	}

@@ -129,7 +129,7 @@ func (r *streamRun) run(ctx context.Context) StreamReport {
 		log.Warn("stream skipped", "reason", unavailable.Reason)
 		err = nil
 	} else if err == nil && len(r.refill) > 0 {
-		err = r.customStore.SaveCustomFields(ctx, r.cat.Source, r.refill, nil)
+		err = r.customStore.SaveCustomFields(ctx, r.cat.Source, r.refill, customfield.Changes{})
 	}
 	rep.Rows = r.rows
 	rep.Unparsed, rep.Skipped = r.issues.unparsed, r.issues.skipped

@@ -52,7 +52,12 @@ type cfAccount struct {
 	table                   string
 	rename, relabel, remove string // field names
 	relabelFrom, relabelTo  string
-	add                     simfault.CustomField
+	// relabelsAll: records carry option ids, so every stored row shows a renamed option's new
+	// label (Copper); where records carry labels (Close), rows read after the rename do.
+	relabelsAll bool
+	// multi is a multiple-choice field and an option of it to rename too (Copper).
+	multi, multiFrom, multiTo string
+	add                       simfault.CustomField
 }
 
 func copperAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
@@ -100,6 +105,7 @@ func copperAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
 				"Date": "date", "Checkbox": "bool", "Float": "number", "Percentage": "number", "Currency": "number", "Connect": "json"}[d.kind]
 		},
 		table: "people", rename: "Region", relabel: "Account Tier", relabelFrom: "Gold", relabelTo: "Platinum", remove: "LinkedIn Headline",
+		relabelsAll: true, multi: "Interests", multiFrom: "Hiking", multiTo: "Hill walking",
 		add: simfault.CustomField{Name: "Churn Risk", Type: "Dropdown", On: []string{"person"}, Choices: []string{"Low", "High"}},
 	}
 }
@@ -222,6 +228,11 @@ func TestCustomFieldColumns(t *testing.T) {
 				if err := a.sim.RenameCustomFieldOption(id(a.relabel), a.relabelFrom, a.relabelTo, at); err != nil {
 					t.Fatal(err)
 				}
+				if a.multi != "" {
+					if err := a.sim.RenameCustomFieldOption(id(a.multi), a.multiFrom, a.multiTo, at); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if err := a.sim.DeleteCustomField(removedID, at); err != nil {
 					t.Fatal(err)
 				}
@@ -270,7 +281,18 @@ func TestCustomFieldColumns(t *testing.T) {
 				if !slices.Contains(labels, a.relabelTo) {
 					t.Errorf("no row read after the option rename shows %q: %v", a.relabelTo, labels)
 				}
-				checkCustomValues(t, r, a, a.table, "_crmsync_extracted_at = "+last)
+				if a.relabelsAll {
+					// Rows read before the rename were relabelled in place: every row matches.
+					for _, table := range a.streams {
+						checkCustomValues(t, r, a, table, "")
+					}
+					col := columnOf(t, r, a.table, a.relabel)
+					if n := queryStrings(t, r, fmt.Sprintf(`SELECT CAST(count(*) AS TEXT) FROM %s WHERE %s = '%s'`, r.Ref(a.table), col, a.relabelFrom)); n[0] != "0" {
+						t.Errorf("%s rows still hold the old label %q", n[0], a.relabelFrom)
+					}
+				} else {
+					checkCustomValues(t, r, a, a.table, "_crmsync_extracted_at = "+last)
+				}
 			})
 		}
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
+	"github.com/crmsync/crmsync/internal/destination"
 )
 
 // customFieldsSQL creates customfield.MappingTable: which column holds which custom field,
@@ -50,10 +52,15 @@ func (d *Destination) CustomFields(ctx context.Context, source string) ([]custom
 
 // SaveCustomFields implements destination.CustomFieldStore: renames and mappings in one
 // transaction, so a crash leaves either the old names and mappings or the new ones.
-func (d *Destination) SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, renames []customfield.Rename) error {
+func (d *Destination) SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, ch customfield.Changes) error {
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		for _, rn := range renames {
+		for _, rn := range ch.Renames {
 			if err := d.renameColumn(ctx, tx, rn); err != nil {
+				return err
+			}
+		}
+		for _, rl := range ch.Relabels {
+			if err := d.relabel(ctx, tx, rl); err != nil {
 				return err
 			}
 		}
@@ -109,5 +116,41 @@ func (d *Destination) renameColumn(ctx context.Context, tx pgx.Tx, rn customfiel
 	if err != nil {
 		return fmt.Errorf("rename %s.%s to %s: %w", table, rn.From, rn.To, err)
 	}
+	// Values set aside are kept by column name: they follow the column.
+	u := qident(destination.UnparsedColumn)
+	_, err = tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = (%s - $1::text) || jsonb_build_object($2::text, %s -> $1::text) WHERE %s ? $1::text`, d.Table(rn.Stream), u, u, u, u), rn.From, rn.To)
+	if err != nil {
+		return fmt.Errorf("rename %s.%s to %s in %s: %w", table, rn.From, rn.To, destination.UnparsedColumn, err)
+	}
 	return nil
 }
+
+// relabel rewrites the labels of renamed options in one statement, so labels that swap
+// places swap correctly.
+func (d *Destination) relabel(ctx context.Context, tx pgx.Tx, rl customfield.Relabel) error {
+	cols, err := d.columns(ctx, tx, Ident(rl.Stream))
+	if err != nil || !slices.ContainsFunc(cols, func(c catalog.Column) bool { return c.Name == rl.Column }) {
+		return err // no table or no column yet: nothing to rewrite
+	}
+	var from, to []string
+	for f, t := range rl.Labels {
+		from, to = append(from, f), append(to, t)
+	}
+	col := qident(rl.Column)
+	// $1 and $2 are the old and new labels, paired by position.
+	var q string
+	if rl.Multi {
+		q = fmt.Sprintf(`UPDATE %[1]s SET %[2]s = (SELECT jsonb_agg(COALESCE(to_jsonb(m.new), e) ORDER BY i)
+			FROM jsonb_array_elements(%[2]s) WITH ORDINALITY AS x(e, i)
+			LEFT JOIN unnest($1::text[], $2::text[]) AS m(old, new) ON jsonb_typeof(e) = 'string' AND e #>> '{}' = m.old)
+			WHERE jsonb_typeof(%[2]s) = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(%[2]s) e WHERE e #>> '{}' = ANY($1::text[]))`, d.Table(rl.Stream), col)
+	} else {
+		q = fmt.Sprintf(`UPDATE %[1]s SET %[2]s = m.new FROM unnest($1::text[], $2::text[]) AS m(old, new) WHERE %[2]s = m.old`, d.Table(rl.Stream), col)
+	}
+	if _, err := tx.Exec(ctx, q, from, to); err != nil {
+		return fmt.Errorf("rewrite the renamed options of %s.%s: %w", rl.Stream, rl.Column, err)
+	}
+	return nil
+}
+
+var _ destination.CustomFieldStore = (*Destination)(nil)

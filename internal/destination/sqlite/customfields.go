@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
+	"github.com/crmsync/crmsync/internal/destination"
 )
 
 // customFieldsTable keeps which column holds which custom field (customfield.MappingTable),
@@ -61,7 +64,7 @@ func (d *Destination) CustomFields(ctx context.Context, source string) ([]custom
 
 // SaveCustomFields implements destination.CustomFieldStore: renames and mappings in one
 // transaction, so a crash leaves either the old names and mappings or the new ones.
-func (d *Destination) SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, renames []customfield.Rename) error {
+func (d *Destination) SaveCustomFields(ctx context.Context, source string, ms []customfield.Mapping, ch customfield.Changes) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stmts.reset() // statements name the columns being renamed
@@ -71,12 +74,17 @@ func (d *Destination) SaveCustomFields(ctx context.Context, source string, ms []
 	}
 	defer tx.Rollback()
 	renamed := map[string]bool{}
-	for _, rn := range renames {
+	for _, rn := range ch.Renames {
 		name := d.TableName(rn.Stream)
 		if err := renameColumn(ctx, tx, name, rn.From, rn.To); err != nil {
 			return err
 		}
 		renamed[name] = true
+	}
+	for _, rl := range ch.Relabels {
+		if err := relabel(ctx, tx, d.TableName(rl.Stream), rl); err != nil {
+			return err
+		}
 	}
 	for _, m := range ms {
 		var options, deletedAt any
@@ -135,6 +143,41 @@ func renameColumn(ctx context.Context, tx *sql.Tx, table, from, to string) error
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", quote(table), quote(physical), quote(to))); err != nil {
 		return fmt.Errorf("rename %s.%s to %s: %w", table, from, to, err)
 	}
+	// Values set aside are kept by column name: they follow the column.
+	u, old, cur := quote(destination.UnparsedColumn), `$."`+from+`"`, `$."`+to+`"`
+	q := fmt.Sprintf(`UPDATE %s SET %s = json_set(json_remove(%s, ?), ?, json(%s -> ?)) WHERE json_valid(%s) AND %s -> ? IS NOT NULL`, quote(table), u, u, u, u, u)
+	if _, err := tx.ExecContext(ctx, q, old, cur, old, old); err != nil {
+		return fmt.Errorf("rename %s.%s to %s in %s: %w", table, from, to, destination.UnparsedColumn, err)
+	}
 	_, err = tx.ExecContext(ctx, `DELETE FROM _crmsync_columns WHERE table_name = ? AND logical_name = ?`, table, from)
 	return err
 }
+
+// relabel rewrites the labels of renamed options in one statement, so labels that swap
+// places swap correctly.
+func relabel(ctx context.Context, tx *sql.Tx, table string, rl customfield.Relabel) error {
+	if cols, err := tableColumns(ctx, tx, table); err != nil || !slices.ContainsFunc(cols, func(c catalog.Column) bool { return c.Name == rl.Column }) {
+		return err // no table or no column yet: nothing to rewrite
+	}
+	var cases strings.Builder
+	var caseArgs, inArgs []any
+	for from, to := range rl.Labels {
+		cases.WriteString(" WHEN ? THEN ?")
+		caseArgs = append(caseArgs, from, to)
+		inArgs = append(inArgs, from)
+	}
+	col, in := quote(rl.Column), placeholders(len(inArgs))
+	var q string
+	if rl.Multi {
+		q = fmt.Sprintf(`UPDATE %[1]s SET %[2]s = (SELECT json_group_array(CASE value%[3]s ELSE value END ORDER BY key) FROM json_each(%[1]s.%[2]s))
+			WHERE json_valid(%[2]s) AND json_type(%[2]s) = 'array' AND EXISTS (SELECT 1 FROM json_each(%[1]s.%[2]s) WHERE value IN (%[4]s))`, quote(table), col, cases.String(), in)
+	} else {
+		q = fmt.Sprintf(`UPDATE %s SET %s = CASE %s%s END WHERE %s IN (%s)`, quote(table), col, col, cases.String(), col, in)
+	}
+	if _, err := tx.ExecContext(ctx, q, append(caseArgs, inArgs...)...); err != nil {
+		return fmt.Errorf("rewrite the renamed options of %s.%s: %w", table, rl.Column, err)
+	}
+	return nil
+}
+
+var _ destination.CustomFieldStore = (*Destination)(nil)

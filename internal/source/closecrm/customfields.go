@@ -132,6 +132,12 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 			f.Type = k.Type
 		}
 	}
+	if v, _ := record.Nested(rec["choices"]); v != nil {
+		choices, _ := v.([]any)
+		for _, c := range choices {
+			f.Options = append(f.Options, customfield.Option{Label: fmt.Sprint(c)})
+		}
+	}
 	if multi, _ := rec["accepts_multiple_values"].(bool); multi {
 		f.Multi, f.Type = true, catalog.JSON
 	}

@@ -114,13 +114,12 @@ func customField(rec record.Record) (customfield.Field, error) {
 		arr, _ := v.([]any)
 		return arr
 	}
-	if opts := nested("options"); opts != nil && (f.Kind == "Dropdown" || f.Kind == "MultiSelect") {
-		f.Options = map[string]string{}
-		for _, o := range opts {
+	if f.Kind == "Dropdown" || f.Kind == "MultiSelect" {
+		for _, o := range nested("options") {
 			if o, ok := o.(map[string]any); ok {
 				oid, _ := o["id"].(json.Number)
 				label, _ := o["name"].(string)
-				f.Options[string(oid)] = label
+				f.Options = append(f.Options, customfield.Option{ID: string(oid), Label: label})
 			}
 		}
 	}
