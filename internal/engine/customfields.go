@@ -32,7 +32,11 @@ func planCustomFields(ctx context.Context, src source.Source, dst destination.De
 	if !ok || !slices.ContainsFunc(streams, func(s catalog.Stream) bool { return s.CustomFields }) {
 		return customPlan{}, nil
 	}
-	fields, err := cf.CustomFields(ctx)
+	names := make([]string, len(streams))
+	for i, s := range streams {
+		names[i] = s.Name
+	}
+	fields, err := cf.CustomFields(ctx, names)
 	if err != nil {
 		return customPlan{}, fmt.Errorf("read the custom field definitions: %w", err)
 	}
@@ -43,11 +47,10 @@ func planCustomFields(ctx context.Context, src source.Source, dst destination.De
 			return customPlan{}, err
 		}
 	}
-	names := make([]string, len(streams))
 	reserved := map[string][]string{}
 	method := map[string]catalog.Method{}
-	for i, s := range streams {
-		names[i], method[s.Name] = s.Name, s.Method
+	for _, s := range streams {
+		method[s.Name] = s.Method
 		for _, c := range append(append([]catalog.Column{}, s.Columns...), destination.MetadataColumns...) {
 			reserved[s.Name] = append(reserved[s.Name], c.Name)
 			if c.Raw != "" {

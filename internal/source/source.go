@@ -150,8 +150,9 @@ func MeterFrom(ctx context.Context) *Meter {
 // engine reads the definitions once per sync and stores each field in a named, typed column
 // (see package customfield).
 type CustomFields interface {
-	// CustomFields returns the account's field definitions. A source reads them once and
-	// serves its definitions tables from the same answers.
-	CustomFields(ctx context.Context) ([]customfield.Field, error)
+	// CustomFields returns the account's definitions of the fields that apply to the given
+	// streams (others may come too). A source reads each definition list once and serves its
+	// definitions tables from the same answers.
+	CustomFields(ctx context.Context, streams []string) ([]customfield.Field, error)
 	customfield.Values
 }

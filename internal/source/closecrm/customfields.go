@@ -86,14 +86,15 @@ func (s *Source) readCustomFields(ctx context.Context, w source.Window, out sour
 	return nil
 }
 
-// CustomFields implements source.CustomFields. A field listed by several endpoints (a shared
-// field, if the type lists include the shared fields associated with them) is one field.
-func (s *Source) CustomFields(ctx context.Context) ([]customfield.Field, error) {
+// CustomFields implements source.CustomFields: it reads the endpoints of the object types the
+// streams carry, and the shared fields. A field listed by several endpoints (a shared field,
+// if the type lists include the shared fields associated with them) is one field.
+func (s *Source) CustomFields(ctx context.Context, streams []string) ([]customfield.Field, error) {
 	var out []customfield.Field
 	at := map[string]int{}
 	for _, t := range customFieldTypes {
-		if t == "custom_object_type" {
-			continue // custom objects have no table
+		if t != "shared" && !slices.Contains(streams, customFieldStreams[t]) {
+			continue // no selected table carries them (custom objects have no table at all)
 		}
 		recs, err := s.definitions(ctx, t)
 		if err != nil {

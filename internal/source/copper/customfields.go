@@ -77,7 +77,8 @@ func (s *Source) readDefinitions(ctx context.Context, _ source.Window, out sourc
 }
 
 // CustomFields implements source.CustomFields.
-func (s *Source) CustomFields(ctx context.Context) ([]customfield.Field, error) {
+// Copper lists every definition in one answer, whatever the streams.
+func (s *Source) CustomFields(ctx context.Context, _ []string) ([]customfield.Field, error) {
 	recs, err := s.definitions(ctx)
 	if err != nil {
 		return nil, err
