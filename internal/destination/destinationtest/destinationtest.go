@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) destination.Destination) {
 		{"ForeignTables", testForeignTables},
 		{"ConcurrentStreams", testConcurrentStreams},
 		{"Deletes", testDeletes},
+		{"CustomFields", testCustomFields},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
