@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,12 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/memory"
 	"github.com/crmsync/crmsync/internal/e2e"
+	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/simulator/closesim"
 	"github.com/crmsync/crmsync/internal/simulator/coppersim"
 	"github.com/crmsync/crmsync/internal/simulator/simfault"
+	"github.com/crmsync/crmsync/internal/source"
 	"github.com/crmsync/crmsync/internal/source/closecrm"
 	"github.com/crmsync/crmsync/internal/source/copper"
 )
@@ -582,4 +588,82 @@ func closeList(t *testing.T, url string) []map[string]any {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return page.Data
+}
+
+// withoutCustomFields is a source as the release before custom-field columns saw it.
+type withoutCustomFields struct{ source.Source }
+
+// TestCustomFieldColumnsFillAnOlderReplica: a table synced before custom-field columns
+// existed is read again from its start date to fill them; a sync that fails on the way stores
+// no mapping, so the next one reads again, and once filled, syncs are incremental again.
+func TestCustomFieldColumnsFillAnOlderReplica(t *testing.T) {
+	clock := fakeclock.New(time.Now().UTC())
+	sim, err := closesim.New(closesim.Config{Seed: 5, APIKey: "k", Leads: 150, Activities: 10, Tasks: 10, Users: 3, CustomFields: 12, Events: 10, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := e2e.NewAccount(t, closecrm.Descriptor, e2e.Options{Sim: sim, Clock: clock})
+	acct.Credentials = map[string]string{"api_key": "k"}
+	dst := memory.New(memory.Options{})
+	leads := destination.Table{Source: "close", Stream: mustStream(t, closecrm.Catalog(), "leads")}
+	sync := func() (engine.Report, error) {
+		acct.Settle()
+		return engine.Run(context.Background(), acct.Source(t), dst, acct.Options("leads"))
+	}
+
+	if _, err := engine.Run(context.Background(), withoutCustomFields{acct.Source(t)}, dst, acct.Options("leads")); err != nil {
+		t.Fatal(err)
+	}
+	dst.SetOptions(memory.Options{FailAt: 1})
+	if _, err := sync(); err == nil {
+		t.Fatal("the sync into a failing destination succeeded")
+	}
+	if ms, _ := dst.CustomFields(context.Background(), "close"); len(ms) != 0 {
+		t.Fatalf("a failed refill stored %d mappings: the next sync would not read the table again", len(ms))
+	}
+	dst.SetOptions(memory.Options{})
+	rep, err := sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.Stream("leads").Rows; n != 150 || !slices.ContainsFunc(rep.Stream("leads").Notes, func(s string) bool { return strings.Contains(s, "reading it again") }) {
+		t.Errorf("the refill read %d rows, notes %q", n, rep.Stream("leads").Notes)
+	}
+	var industry string
+	for _, d := range closeList(t, acct.URL+"/api/v1/custom_field/lead/") {
+		if d["name"] == "Industry" {
+			industry = "custom." + d["id"].(string)
+		}
+	}
+	want := map[string]any{}
+	for _, rec := range sim.Snapshot("leads") {
+		want[rec["id"].(string)] = rec[industry]
+	}
+	rows, err := dst.Rows(context.Background(), leads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := 0
+	for _, row := range rows {
+		if got := row["custom_industry"]; got != want[row["id"].(string)] {
+			t.Errorf("lead %v: custom_industry %v, want %v", row["id"], got, want[row["id"].(string)])
+		} else if got != nil {
+			filled++
+		}
+	}
+	if filled == 0 {
+		t.Error("no lead has an industry")
+	}
+	if rep, err = sync(); err != nil || rep.Stream("leads").Rows != 0 {
+		t.Errorf("the sync after the refill read %d rows (%v): want an incremental sync", rep.Stream("leads").Rows, err)
+	}
+}
+
+func mustStream(t *testing.T, c catalog.Catalog, name string) catalog.Stream {
+	t.Helper()
+	s, ok := c.Stream(name)
+	if !ok {
+		t.Fatalf("no stream %s", name)
+	}
+	return s
 }
