@@ -126,6 +126,7 @@ func (a *app) runDemo(cmd *cobra.Command, dest string, flags *simFlags) error {
 		return errors.Join(failed...)
 	}
 	fmt.Fprintf(a.stdout, "demo: done. Look inside with: %s   (run the demo again for an incremental sync)\n", lookInside(dest))
+	fmt.Fprintf(a.stdout, "      custom fields are columns: %s\n", customFieldQuery(dest))
 	return nil
 }
 
@@ -136,6 +137,15 @@ func lookInside(dest string) string {
 	}
 	// The demo writes each source into the schema named after it.
 	return fmt.Sprintf("psql '%s' -c '\\dt (%s).*'", postgres.Redact(dest), strings.Join(sources.Names(), "|"))
+}
+
+// customFieldQuery shows the demo's Close leads with a custom field of the demo account.
+func customFieldQuery(dest string) string {
+	const q = "SELECT name, custom_industry FROM %s LIMIT 5"
+	if path, ok := dsn.SQLitePath(dest); ok {
+		return fmt.Sprintf("sqlite3 %s '"+q+"'", path, "close_leads")
+	}
+	return fmt.Sprintf("psql '%s' -c '"+q+"'", postgres.Redact(dest), "close.leads")
 }
 
 func (a *app) sandboxCommand() *cobra.Command {
