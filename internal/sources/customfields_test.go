@@ -122,6 +122,17 @@ func closeAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The generated account has text, textarea, number, date, datetime, single and multiple
+	// choices and user fields; add the other types, set on every record from the start.
+	for _, f := range []simfault.CustomField{
+		{Name: "Referred by", Type: "contact", On: []string{"lead"}},
+		{Name: "External ref", Type: "hidden", On: []string{"lead", "contact"}},
+		{Name: "Co-owners", Type: "user", Multi: true, On: []string{"opportunity"}},
+	} {
+		if _, err := sim.AddCustomField(f, clock.Now().AddDate(-20, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	types := map[string]string{"lead": "leads", "contact": "contacts", "opportunity": "opportunities", "activity": "activities", "custom_activity_type": "activities"}
 	return cfAccount{
 		desc: closecrm.Descriptor, sim: sim,
