@@ -496,3 +496,68 @@ func Nested(v any) (any, error) {
 	}
 	return out, nil
 }
+
+// Objects walks a JSON array of objects without building a map per object (Copper's
+// custom_fields array, on every record of six tables): member gets each member's key (valid
+// during the call only) and value as the decoders give values (nested objects and arrays as
+// json.RawMessage), end is called after each object.
+func Objects(data []byte, member func(key []byte, v any), end func()) error {
+	s := &scanner{b: data}
+	s.ws()
+	if !s.eat('[') {
+		return s.fail(errors.New("not an array"))
+	}
+	s.ws()
+	if s.eat(']') {
+		return s.end()
+	}
+	for {
+		s.ws()
+		if !s.eat('{') {
+			return s.fail(errors.New("an array element is not an object"))
+		}
+		s.ws()
+		if !s.eat('}') {
+			for {
+				s.ws()
+				if s.i >= len(s.b) || s.b[s.i] != '"' {
+					return s.fail(s.unexpected())
+				}
+				start := s.i
+				escaped, err := s.skipString()
+				if err != nil {
+					return s.fail(err)
+				}
+				key := s.b[start+1 : s.i-1]
+				if escaped {
+					key = []byte(unquote(key))
+				}
+				s.ws()
+				if !s.eat(':') {
+					return s.fail(s.unexpected())
+				}
+				s.ws()
+				v, err := s.value()
+				if err != nil {
+					return s.fail(err)
+				}
+				member(key, v)
+				s.ws()
+				if s.eat('}') {
+					break
+				}
+				if !s.eat(',') {
+					return s.fail(s.unexpected())
+				}
+			}
+		}
+		end()
+		s.ws()
+		if s.eat(']') {
+			return s.end()
+		}
+		if !s.eat(',') {
+			return s.fail(s.unexpected())
+		}
+	}
+}

@@ -90,3 +90,38 @@ func BenchmarkDecodeArray(b *testing.B) {
 		}
 	}
 }
+
+func TestObjects(t *testing.T) {
+	cases := []struct {
+		name, in string
+		want     []map[string]any // nil: an error
+	}{
+		{"entries", `[{"custom_field_definition_id": 7, "value": "x"}, {"value": [1,2], "custom_field_definition_id": 8}]`,
+			[]map[string]any{{"custom_field_definition_id": json.Number("7"), "value": "x"}, {"custom_field_definition_id": json.Number("8"), "value": json.RawMessage(`[1,2]`)}}},
+		{"empty", ` [ ] `, []map[string]any{}},
+		{"an empty object and an escaped key", `[{}, {"v\u0061lue": null}]`, []map[string]any{{}, {"value": nil}}},
+		{"not an array", `{"a": 1}`, nil},
+		{"an element that is not an object", `[1]`, nil},
+		{"truncated", `[{"a": 1}`, nil},
+		{"trailing text", `[] x`, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := []map[string]any{}
+			cur := map[string]any{}
+			err := Objects([]byte(c.in), func(k []byte, v any) { cur[string(k)] = v }, func() {
+				got = append(got, cur)
+				cur = map[string]any{}
+			})
+			if c.want == nil {
+				if err == nil {
+					t.Errorf("no error for %s", c.in)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Errorf("Objects(%s) = %v, %v; want %v", c.in, got, err, c.want)
+			}
+		})
+	}
+}

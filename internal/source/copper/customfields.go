@@ -135,15 +135,28 @@ func customField(rec record.Record) (customfield.Field, error) {
 // EachCustomValue implements customfield.Values: Copper records carry their values in
 // custom_fields, [{custom_field_definition_id, value}], which stays as it is.
 func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
-	v, _ := record.Nested(rec["custom_fields"]) // not JSON: the column's own check says so
-	entries, _ := v.([]any)
-	for _, e := range entries {
-		e, ok := e.(map[string]any)
-		if !ok {
-			continue
-		}
-		if id, ok := e["custom_field_definition_id"].(json.Number); ok {
-			fn(string(id), e["value"], "")
-		}
+	raw, ok := rec["custom_fields"].(json.RawMessage)
+	if !ok {
+		return
 	}
+	// Walked without a map per entry: this runs for every record of six tables.
+	var (
+		id    json.Number
+		value any
+	)
+	record.Objects(raw, func(key []byte, v any) {
+		switch string(key) {
+		case "custom_field_definition_id":
+			id, _ = v.(json.Number)
+		case "value":
+			value = v
+		}
+	}, func() {
+		if id != "" {
+			if v, err := record.Nested(value); err == nil { // a MultiSelect's or Connect's array
+				fn(string(id), v, "")
+			}
+		}
+		id, value = "", nil
+	}) // an error leaves the rest: the raw column keeps the array as sent
 }
