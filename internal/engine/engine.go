@@ -149,6 +149,7 @@ func Run(ctx context.Context, src source.Source, dst destination.Destination, op
 	if err != nil {
 		return Report{}, err
 	}
+	ctx = source.WithSyncCache(ctx) // what a source reads once per sync, it reads again next sync
 	release, err := dst.Lock(ctx, cat.Source)
 	if err != nil {
 		return Report{}, fmt.Errorf("lock %s: %w", cat.Source, err)

@@ -5,6 +5,7 @@ package source
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -155,4 +156,39 @@ type CustomFields interface {
 	// definitions tables from the same answers.
 	CustomFields(ctx context.Context, streams []string) ([]customfield.Field, error)
 	customfield.Values
+}
+
+// syncCache holds what a source reads once per sync (custom field definitions, which both the
+// engine's plan and a definitions table need). It lives in the sync's context, so a source
+// reused for another sync reads again.
+type syncCache struct {
+	mu   sync.Mutex
+	vals map[string]any
+}
+
+type syncCacheKey struct{}
+
+// WithSyncCache returns a context whose reads share one OncePerSync cache: the engine gives
+// every sync its own.
+func WithSyncCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, syncCacheKey{}, &syncCache{vals: map[string]any{}})
+}
+
+// OncePerSync returns what load returns, calling it once per sync and key (again after an
+// error); without a sync's cache in ctx it calls load every time.
+func OncePerSync[T any](ctx context.Context, key string, load func() (T, error)) (T, error) {
+	c, _ := ctx.Value(syncCacheKey{}).(*syncCache)
+	if c == nil {
+		return load()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.vals[key]; ok {
+		return v.(T), nil
+	}
+	v, err := load()
+	if err == nil {
+		c.vals[key] = v
+	}
+	return v, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/connector"
+	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/destination"
 	"github.com/crmsync/crmsync/internal/destination/memory"
 	"github.com/crmsync/crmsync/internal/e2e"
@@ -677,4 +678,37 @@ func mustStream(t *testing.T, c catalog.Catalog, name string) catalog.Stream {
 		t.Fatalf("no stream %s", name)
 	}
 	return s
+}
+
+// TestCustomFieldsReadOncePerSync: a source used for two syncs (the bench does so) reads the
+// definitions again in the second, so a rename between them renames the column.
+func TestCustomFieldsReadOncePerSync(t *testing.T) {
+	clock := fakeclock.New(time.Now().UTC())
+	a := copperAccount(t, clock)
+	acct := e2e.NewAccount(t, a.desc, e2e.Options{Sim: a.sim, Clock: clock})
+	acct.Credentials = map[string]string{"api_key": "k", "user_email": "me@example.com"}
+	src := acct.Source(t)
+	dst := memory.New(memory.Options{})
+	if _, err := engine.Run(context.Background(), src, dst, acct.Options("people", "custom_field_definitions")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sim.RenameCustomField("710011", "Territory", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	acct.Settle()
+	before := src.Stats().Requests
+	if _, err := engine.Run(context.Background(), src, dst, acct.Options("people", "custom_field_definitions")); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := dst.CustomFields(context.Background(), "copper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ms, func(m customfield.Mapping) bool { return m.FieldID == "710011" && m.Column == "custom_territory" }) {
+		t.Errorf("after the rename: %+v", ms)
+	}
+	// Check, definitions (once for both), people's listing, and its deletion sweep if due.
+	if n := src.Stats().Requests - before; n > 4 {
+		t.Errorf("the second sync made %d requests: the definitions were read more than once", n)
+	}
 }

@@ -48,7 +48,6 @@ type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
 	scans scans // event-log walks shared by the tables' deletion reads
-	defs  definitions
 }
 
 // New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling over all endpoint

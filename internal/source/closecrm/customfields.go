@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
@@ -40,29 +39,18 @@ var customFieldTypes = []string{"lead", "contact", "opportunity", "activity", "c
 var customFieldStreams = map[string]string{"lead": "leads", "contact": "contacts", "opportunity": "opportunities",
 	"activity": "activities", "custom_activity_type": "activities"}
 
-// definitions holds the answers of the custom field endpoints, read once per source (one
-// sync): the custom field columns and the custom_fields table come from the same answers.
-type definitions struct {
-	mu     sync.Mutex
-	byType map[string][]record.Record
-}
-
+// definitions reads the custom field definitions of one object type once per sync: the custom
+// field columns and the custom_fields table come from the same answers.
 func (s *Source) definitions(ctx context.Context, objectType string) ([]record.Record, error) {
-	s.defs.mu.Lock()
-	defer s.defs.mu.Unlock()
-	recs, ok := s.defs.byType[objectType]
-	if !ok {
-		err := s.eachRecord(ctx, "/custom_field/"+objectType+"/", func(rec record.Record) error {
+	recs, err := source.OncePerSync(ctx, "close /custom_field/"+objectType+"/", func() (recs []record.Record, err error) {
+		err = s.eachRecord(ctx, "/custom_field/"+objectType+"/", func(rec record.Record) error {
 			recs = append(recs, rec)
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		if s.defs.byType == nil {
-			s.defs.byType = map[string][]record.Record{}
-		}
-		s.defs.byType[objectType] = recs
+		return recs, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]record.Record, len(recs))
 	for i, r := range recs {

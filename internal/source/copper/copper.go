@@ -36,7 +36,6 @@ const DefaultRequestsPerSecond = 2.95
 type Source struct {
 	// The client's Stats and ClockOffset serve source.Source and source.Clock.
 	*apiclient.Client
-	defs definitions
 }
 
 // New builds the source. Settings.Tuning.RequestsPerSecond is a ceiling; the pace is

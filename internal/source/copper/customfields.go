@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"sync"
 
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -35,29 +34,21 @@ var customFieldKinds = []catalog.CustomFieldKind{
 var customFieldStreams = map[string]string{"person": "people", "company": "companies", "lead": "leads",
 	"opportunity": "opportunities", "project": "projects", "task": "tasks"}
 
-// definitions reads GET /custom_field_definitions once per source (one sync): the custom field
-// columns and the custom_field_definitions table come from the same answer.
-type definitions struct {
-	mu   sync.Mutex
-	recs []record.Record
-	read bool
-}
-
+// definitions reads GET /custom_field_definitions once per sync: the custom field columns and
+// the custom_field_definitions table come from the same answer.
 func (s *Source) definitions(ctx context.Context) ([]record.Record, error) {
-	s.defs.mu.Lock()
-	defer s.defs.mu.Unlock()
-	if !s.defs.read {
-		err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/custom_field_definitions"}, func(r apiclient.Response) (err error) {
-			s.defs.recs, err = records(r.Body)
+	recs, err := source.OncePerSync(ctx, "copper /custom_field_definitions", func() (recs []record.Record, err error) {
+		err = s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/custom_field_definitions"}, func(r apiclient.Response) (err error) {
+			recs, err = records(r.Body)
 			return err
 		})
-		if err != nil {
-			return nil, err
-		}
-		s.defs.read = true
+		return recs, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	out := make([]record.Record, len(s.defs.recs))
-	for i, r := range s.defs.recs {
+	out := make([]record.Record, len(recs))
+	for i, r := range recs {
 		out[i] = maps.Clone(r) // the engine may change what it is handed
 	}
 	return out, nil
