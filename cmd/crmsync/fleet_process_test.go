@@ -64,13 +64,19 @@ func (h *fleetHarness) dumpQueue() string {
 
 func (h *fleetHarness) fleetCommand(args ...string) string {
 	h.t.Helper()
-	cmd := exec.Command(binary, append([]string{"fleet"}, append(args, "--fleet", h.path)...)...)
-	cmd.Env = h.env()
-	out, err := cmd.CombinedOutput()
+	out, err := h.fleetTry(args...)
 	if err != nil {
 		h.t.Fatalf("crmsync fleet %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// fleetTry runs `crmsync fleet args…` and returns its output and error.
+func (h *fleetHarness) fleetTry(args ...string) (string, error) {
+	cmd := exec.Command(binary, append([]string{"fleet"}, append(args, "--fleet", h.path)...)...)
+	cmd.Env = h.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 var metricsAddr = regexp.MustCompile(`msg="serving /metrics and /healthz" addr=(\S+)`)

@@ -65,10 +65,15 @@ func TestFleetWrongKeyAndReload(t *testing.T) {
 		t.Errorf("the good account synced %d times meanwhile, want it on its schedule", n)
 	}
 
-	// A manual run tries it anyway.
-	if out := h.fleetCommand("run", bad.name); !strings.Contains(out, "queued a sync of "+bad.name) {
-		t.Fatalf("fleet run: %s", out)
-	}
+	// A manual run tries it anyway. Its scheduled job may be in the queue at that moment (on
+	// its way to being skipped): fleet run refuses to queue a second one, so it is asked again.
+	h.waitFor("fleet run to queue a sync", 30*time.Second, func() bool {
+		out, err := h.fleetTry("run", bad.name)
+		if err != nil && !strings.Contains(out, "already has a sync in the queue") {
+			t.Fatalf("fleet run: %v\n%s", err, out)
+		}
+		return err == nil && strings.Contains(out, "queued a sync of "+bad.name)
+	})
 	h.waitFor("the forced run", 30*time.Second, func() bool { return h.runs(bad.name, "auth") == 2 })
 
 	// The right key in the file: the next scheduled run uses it.

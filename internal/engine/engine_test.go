@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
+	"github.com/crmsync/crmsync/internal/destination/memory"
 	"github.com/crmsync/crmsync/internal/destination/sqlite"
 	"github.com/crmsync/crmsync/internal/fakeclock"
 	"github.com/crmsync/crmsync/internal/record"
@@ -264,5 +266,60 @@ func TestReadsAreUnboundedAbove(t *testing.T) {
 	}
 	if len(src.windows) != 2 {
 		t.Fatalf("a sync whose bookmark is at its own start did not read (%d reads)", len(src.windows))
+	}
+}
+
+// countingWrites counts the rows written, as each Write returns.
+type countingWrites struct {
+	destination.Destination
+	written *atomic.Int64
+}
+
+func (d countingWrites) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
+	err := d.Destination.Write(ctx, b, st)
+	if err == nil {
+		d.written.Add(int64(len(b.Rows)))
+	}
+	return err
+}
+
+// TestMemoryBudgetBoundsEveryStreamTogether: many streams reading at once hold no more record
+// bytes than the budget between them (batches far bigger than it), and none waits forever for
+// memory another holds: every row is written.
+func TestMemoryBudgetBoundsEveryStreamTogether(t *testing.T) {
+	const streams, perStream, pad, budget = 8, 200, 10_000, 100_000
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var emitted, written, mostHeld atomic.Int64
+	var list []catalog.Stream
+	for i := range streams {
+		s := itemsStream(fmt.Sprintf("s%d", i), catalog.Incremental)
+		s.Columns = catalog.Cols("id:str", "updated:ts", "pad:str")
+		list = append(list, s)
+	}
+	src := &scriptedSource{version: 1, streams: list, read: func(ctx context.Context, _ catalog.Stream, _ source.Window, out source.Emitter) error {
+		for i := range perStream {
+			r := item(i, at)
+			r["pad"] = strings.Repeat("x", pad)
+			if err := out.Record(ctx, r); err != nil {
+				return err
+			}
+			held := emitted.Add(1) - written.Load()
+			for m := mostHeld.Load(); held > m && !mostHeld.CompareAndSwap(m, held); m = mostHeld.Load() {
+			}
+		}
+		return nil
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dst := countingWrites{memory.New(memory.Options{}), &written}
+	rep, err := Run(ctx, src, dst, Options{StartDate: at.AddDate(0, -1, 0), Concurrency: streams, BatchBytes: 10 << 20, MemoryBudget: budget})
+	if err != nil {
+		t.Fatalf("%v (a stream waiting for memory forever ends at the timeout)", err)
+	}
+	if rep.Rows() != streams*perStream {
+		t.Errorf("%d rows written, want %d", rep.Rows(), streams*perStream)
+	}
+	if most, limit := mostHeld.Load(), int64(budget/pad); most > limit {
+		t.Errorf("up to %d records of %d bytes held at once: more than the %d-byte budget", most, pad, budget)
 	}
 }

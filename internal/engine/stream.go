@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
@@ -51,8 +52,11 @@ type streamRun struct {
 	customStore destination.CustomFieldStore
 	raw         []rawColumn // columns that keep a field as sent (setColumns)
 	pending     []record.Record
-	// pendingBytes is what the pending records hold (record.Size).
+	// pendingBytes is what the pending records hold (record.Size); pendingHeld is their share
+	// of the sync's memory budget, released when their batch is written.
 	pendingBytes int
+	pendingHeld  int64
+	budget       *semaphore.Weighted
 	// checkpoint is the newest bookmark the source has justified; it is committed with the
 	// next flush, after the records emitted before it.
 	checkpoint time.Time
@@ -84,6 +88,12 @@ type streamRun struct {
 }
 
 func (r *streamRun) run(ctx context.Context) StreamReport {
+	defer func() { // records a failed read never queued give their memory back to the other streams
+		r.mu.Lock()
+		r.release(r.pendingHeld)
+		r.pendingHeld = 0
+		r.mu.Unlock()
+	}()
 	s := r.stream
 	t0 := r.opts.Now()
 	rep := StreamReport{Stream: s.Name, Method: s.Method}
@@ -281,6 +291,7 @@ func (r *streamRun) awaitCommit(ctx context.Context, committed <-chan error, can
 // job is one batch on its way to the destination, with the state it justifies.
 type job struct {
 	records []record.Record
+	held    int64   // of the memory budget, released once the batch is written
 	deleted [][]any // keys of deleted records, marked after the records are stored
 	state   state.Stream
 }
@@ -294,9 +305,12 @@ func (r *streamRun) startWriter(ctx context.Context) {
 		defer close(r.writerDone)
 		for j := range r.jobs {
 			if r.writeErr.Load() != nil {
+				r.release(j.held)
 				continue // drain: after a failure nothing more may be committed
 			}
-			if err := r.write(ctx, j); err != nil {
+			err := r.write(ctx, j)
+			r.release(j.held)
+			if err != nil {
 				r.writeErr.Store(&err)
 			}
 		}
@@ -389,6 +403,10 @@ func (e windowEmitter) Checkpoint(ctx context.Context, c time.Time) error {
 // Record implements source.Emitter. It is safe for the slices of a split read.
 func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
 	size := rec.Size() // outside the lock the parallel slices of a read share
+	held, err := r.hold(ctx, size)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.deletes) > 0 {
@@ -396,12 +414,41 @@ func (r *streamRun) Record(ctx context.Context, rec record.Record) error {
 	}
 	r.pending = append(r.pending, rec)
 	r.pendingBytes += size
+	r.pendingHeld += held
 	if len(r.pending)+len(r.deletes) >= r.opts.BatchSize || r.pendingBytes >= r.opts.BatchBytes {
 		return r.flushLocked(ctx)
 	}
 	// A stream that never checkpoints (newest-first or unsorted listings) still commits its
 	// rows every FlushInterval, with the bookmark it had.
 	return r.flushIfDueLocked(ctx)
+}
+
+// hold takes a record's share of the sync's memory budget (at most all of it, so a record
+// bigger than the budget still passes alone). When the budget is spent, the stream first
+// queues what it holds — so that no stream waits for memory its own pending rows hold — and
+// then waits for the writes of every stream to free some.
+func (r *streamRun) hold(ctx context.Context, size int) (int64, error) {
+	if r.budget == nil {
+		return 0, nil
+	}
+	n := min(int64(size), int64(r.opts.MemoryBudget))
+	if r.budget.TryAcquire(n) {
+		return n, nil
+	}
+	if err := r.flush(ctx); err != nil {
+		return 0, err
+	}
+	if err := r.budget.Acquire(ctx, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// release gives back budget held by records that are written or given up.
+func (r *streamRun) release(n int64) {
+	if r.budget != nil && n > 0 {
+		r.budget.Release(n)
+	}
 }
 
 // Checkpoint implements source.Emitter.
@@ -448,11 +495,11 @@ func (r *streamRun) flushLocked(ctx context.Context) error {
 		deleted = append(deleted, k)
 	}
 	select {
-	case r.jobs <- job{records: r.pending, deleted: deleted, state: st}:
+	case r.jobs <- job{records: r.pending, held: r.pendingHeld, deleted: deleted, state: st}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r.pending, r.pendingBytes = make([]record.Record, 0, r.opts.BatchSize), 0
+	r.pending, r.pendingBytes, r.pendingHeld = make([]record.Record, 0, r.opts.BatchSize), 0, 0
 	clear(r.deletes)
 	return nil
 }
