@@ -145,9 +145,19 @@ func bookmarksHonest(t *testing.T, r e2e.Replica, acc account) int {
 		if err := keys.Close(); err != nil {
 			t.Fatal(err)
 		}
+		cursor := func(rec map[string]any) any { return rec[s.CursorField] }
+		if acc.Desc.Name == "close" && s.Name == "contacts" {
+			// Contacts are read with their leads, through the lead listing filtered on the
+			// lead's date_updated (at or after its contacts'): their bookmark is a lead's.
+			leads := map[string]any{}
+			for _, l := range acc.Sim.Snapshot("leads") {
+				leads[e2e.Key(l["id"])] = l["date_updated"]
+			}
+			cursor = func(rec map[string]any) any { return leads[e2e.Key(rec["lead_id"])] }
+		}
 		for _, rec := range acc.Sim.Snapshot(s.Name) {
 			// A minute of slack: Close's lead search filters at minute precision.
-			c, err := record.ParseTime(rec[s.CursorField])
+			c, err := record.ParseTime(cursor(rec))
 			if err == nil && c.Before(bm.Add(-time.Minute)) && !stored[e2e.Key(rec[key])] {
 				t.Fatalf("%s: bookmark %s is ahead of the data: row %v (cursor %s) is missing", s.Name, bm, rec[key], c)
 			}

@@ -102,7 +102,7 @@ var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersio
 		Name: "contacts", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated", CustomFields: true,
 		Description: "Contacts (people at a lead); an addition to the spec's Close tables. /contact/ has no date filter, so they are read from the leads " +
 			"that embed them, through the lead listing filtered on date_updated (a contact's change moves its lead's date_updated): an idle sync costs one request, " +
-			"not a walk of every contact.",
+			"not a walk of every contact. The bookmark is therefore a lead's date_updated: every contact of a lead updated before it is stored.",
 		Columns: c("id:str", "lead_id:str", "organization_id:str", "name:str", "display_name:str", "title:str", "emails:json", "phones:json",
 			"urls:json", "integration_links:json", "created_by:str", "updated_by:str", "date_created:ts", "date_updated:ts",
 			// Listed by Close's OpenAPI, not seen in list answers.
