@@ -153,9 +153,17 @@ func TestLiveProgressOnATerminal(t *testing.T) {
 		if err := r.DB.QueryRow(fmt.Sprintf("SELECT count(*) FROM %s", r.Ref(s.Name))).Scan(&n); err != nil {
 			t.Fatalf("%s: %v", s.Name, err)
 		}
-		line := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(s.Name) + ` +done +` + regexp.QuoteMeta(groupDigits(n)) + ` rows +\S+ +[0-9.]+s$`)
-		if !line.MatchString(final) {
+		// The frame counts rows written: a first sync's parallel slices overlap by a minute on
+		// Close's lead query, so a record in that minute is written twice (and stored once).
+		line := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(s.Name) + ` +done +([0-9,]+) rows +\S+ +[0-9.]+s$`)
+		m := line.FindStringSubmatch(final)
+		if m == nil {
 			t.Errorf("the final frame has no line %q:\n%s", line, final)
+			continue
+		}
+		shown, err := strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+		if err != nil || shown < n || shown > n+n/100+5 {
+			t.Errorf("%s: the frame shows %s rows, the table holds %s:\n%s", s.Name, m[1], groupDigits(n), final)
 		}
 	}
 	if !regexp.MustCompile(`(?m)^  requests [0-9,]+, retries 0, 429s 0, [0-9.]+s$`).MatchString(final) {
