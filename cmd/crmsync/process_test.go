@@ -146,14 +146,13 @@ func bookmarksHonest(t *testing.T, r e2e.Replica, acc account) int {
 			t.Fatal(err)
 		}
 		cursor := func(rec map[string]any) any { return rec[s.CursorField] }
-		if acc.Desc.Name == "close" && s.Name == "contacts" {
-			// Contacts are read with their leads, through the lead listing filtered on the
-			// lead's date_updated (at or after its contacts'): their bookmark is a lead's.
-			leads := map[string]any{}
-			for _, l := range acc.Sim.Snapshot("leads") {
-				leads[e2e.Key(l["id"])] = l["date_updated"]
+		if p := s.ReadWith; p != nil { // the bookmark is a value of the parent's cursor
+			parent, _ := acc.Desc.Catalog().Stream(p.Stream)
+			parentCursor := map[string]any{}
+			for _, r := range acc.Sim.Snapshot(p.Stream) {
+				parentCursor[e2e.Key(r[parent.PrimaryKey[0]])] = r[parent.CursorField]
 			}
-			cursor = func(rec map[string]any) any { return leads[e2e.Key(rec["lead_id"])] }
+			cursor = func(rec map[string]any) any { return parentCursor[e2e.Key(rec[p.KeyField])] }
 		}
 		for _, rec := range acc.Sim.Snapshot(s.Name) {
 			// A minute of slack: Close's lead search filters at minute precision.

@@ -103,6 +103,11 @@ type Stream struct {
 	// Settle is how late the API may publish a row (Close's event log: up to 5 minutes). The
 	// bookmark stays this far behind the sync's start so a late row is read next time.
 	Settle time.Duration
+	// ReadWith, when set, says the stream is read through another stream's listing, filtered
+	// on that stream's cursor (Close contacts, through the leads that embed them): the bookmark
+	// is then a value of the parent's cursor, and every record whose parent's cursor is before
+	// it is stored — not every record whose own cursor is.
+	ReadWith *Parent
 	// ServerFiltered says the API filters this stream by a cursor range on the server, so
 	// disjoint time windows can be read in parallel (a first sync of a big table at the rate
 	// limit). Streams filtered on the client must not be split: each window would re-read all.
@@ -116,6 +121,12 @@ type Stream struct {
 	// they become extra columns with an inferred type.
 	Columns     []Column
 	Description string
+}
+
+// Parent names the stream a stream is read through, and the field of a record that holds its
+// parent's key.
+type Parent struct {
+	Stream, KeyField string
 }
 
 // Deletes is how a stream learns of records deleted in the source.
@@ -154,6 +165,17 @@ type Catalog struct {
 	// CustomFieldKinds are the types of the CRM's custom fields and the column type each is
 	// stored as (see Stream.CustomFields).
 	CustomFieldKinds []CustomFieldKind
+}
+
+// CustomFieldType is the column type of a field of the given CRM type: JSON, which holds any
+// value, for a type kinds does not list.
+func CustomFieldType(kinds []CustomFieldKind, kind string) Type {
+	for _, k := range kinds {
+		if k.Kind == kind {
+			return k.Type
+		}
+	}
+	return JSON
 }
 
 // CustomFieldKind is one of a CRM's custom field types and how its values are stored.
@@ -340,6 +362,12 @@ func (c Catalog) Validate() error {
 		}
 		if s.Lookback < 0 || s.MaxHistory < 0 || s.Settle < 0 {
 			fail("%s: negative lookback, history or settle", where)
+		}
+		if p := s.ReadWith; p != nil {
+			field("parent key field", p.KeyField)
+			if parent, ok := c.Stream(p.Stream); !ok || parent.CursorField == "" || p.Stream == s.Name {
+				fail("%s: read with %q, which is not another stream with a cursor", where, p.Stream)
+			}
 		}
 	}
 	return errors.Join(errs...)

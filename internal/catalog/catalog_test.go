@@ -39,6 +39,9 @@ func TestValidate(t *testing.T) {
 		{"raw column missing", func(c *Catalog) { c.Streams[2].Columns[1].Raw = "name_raw" }, `raw column "name_raw" is not a string column`},
 		{"raw column not text", func(c *Catalog) { c.Streams[2].Columns[1].Raw = "id" }, `raw column "id" is not a string column`},
 		{"day with its text", func(c *Catalog) { c.Streams[2].Columns = Cols("id:int", "name:str", "due:date+raw") }, ""},
+		{"read with a parent", func(c *Catalog) { c.Streams[1].ReadWith = &Parent{Stream: "items", KeyField: "id"} }, ""},
+		{"read with a parent without a cursor", func(c *Catalog) { c.Streams[1].ReadWith = &Parent{Stream: "kinds", KeyField: "id"} }, `read with "kinds"`},
+		{"parent key not a column", func(c *Catalog) { c.Streams[1].ReadWith = &Parent{Stream: "items", KeyField: "item_id"} }, `parent key field "item_id" is not a column`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,9 @@ func Markdown(cats ...Catalog) string {
 			if s.VersionField != "" {
 				notes = append(notes, "one row per version ("+strings.Join(s.PrimaryKey, ", ")+", "+s.VersionField+")")
 			}
+			if s.ReadWith != nil {
+				notes = append(notes, "read with "+s.ReadWith.Stream+": the bookmark is a "+s.ReadWith.Stream+" cursor")
+			}
 			fmt.Fprintf(&b, "| [%s](#%s-%s) | %s | %s | %s | %s |\n", s.Name, c.Source, s.Name, s.Method,
 				strings.Join(s.PrimaryKey, ", "), dash(s.CursorField), dash(strings.Join(notes, "; ")))
 		}

@@ -5,6 +5,7 @@
 package customfield
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -244,6 +245,24 @@ func planStream(stream string, fields []Field, stored []Mapping, reserved []stri
 	return out, ch
 }
 
+// Changed returns the mappings of ms that stored does not hold as they are: what a
+// destination has to write, so a sync whose account changed nothing writes nothing.
+func Changed(stored, ms []Mapping) []Mapping {
+	type key struct{ stream, id string }
+	had := make(map[key]Mapping, len(stored))
+	for _, m := range stored {
+		had[key{m.Stream, m.FieldID}] = m
+	}
+	var out []Mapping
+	for _, m := range ms {
+		o, ok := had[key{m.Stream, m.FieldID}]
+		if !ok || !o.sameContent(m) || !o.UpdatedAt.Equal(m.UpdatedAt) || !o.DeletedAt.Equal(m.DeletedAt) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // renamedOptions maps the old label of each option (by id) whose label changed to its new one.
 func renamedOptions(old, cur []Option) map[string]string {
 	out := map[string]string{}
@@ -257,9 +276,15 @@ func renamedOptions(old, cur []Option) map[string]string {
 	return out
 }
 
+// sameAs says two mappings of a live field say the same.
 func (m Mapping) sameAs(o Mapping) bool {
+	return m.sameContent(o) && m.DeletedAt.IsZero() && o.DeletedAt.IsZero()
+}
+
+// sameContent compares everything but the times.
+func (m Mapping) sameContent(o Mapping) bool {
 	return m.Column == o.Column && m.FieldName == o.FieldName && m.FieldType == o.FieldType && m.ColumnType == o.ColumnType &&
-		slices.Equal(m.Options, o.Options) && m.DeletedAt.IsZero() && o.DeletedAt.IsZero()
+		slices.Equal(m.Options, o.Options)
 }
 
 // compareIDs orders ids as numbers where both are (Copper), else as text.
@@ -267,13 +292,7 @@ func compareIDs(a, b string) int {
 	x, errA := strconv.ParseInt(a, 10, 64)
 	y, errB := strconv.ParseInt(b, 10, 64)
 	if errA == nil && errB == nil {
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
+		return cmp.Compare(x, y)
 	}
 	return strings.Compare(a, b)
 }

@@ -272,3 +272,31 @@ func TestApplyMovesFlatKeys(t *testing.T) {
 		t.Errorf("columns = %+v", cols)
 	}
 }
+
+func TestChanged(t *testing.T) {
+	live := Mapping{Stream: "people", FieldID: "1", Column: "custom_tier", FieldName: "Tier", ColumnType: catalog.String, UpdatedAt: t0}
+	gone := Mapping{Stream: "people", FieldID: "2", Column: "custom_old", FieldName: "Old", ColumnType: catalog.String, DeletedAt: t0, UpdatedAt: t0}
+	renamed := live
+	renamed.FieldName, renamed.Column, renamed.UpdatedAt = "Level", "custom_level", t0.Add(time.Hour)
+	added := Mapping{Stream: "people", FieldID: "3", Column: "custom_new", ColumnType: catalog.Number, UpdatedAt: t0}
+	cases := []struct {
+		name       string
+		stored, ms []Mapping
+		want       []string // field ids
+	}{
+		{"nothing changed, a deleted field included", []Mapping{live, gone}, []Mapping{live, gone}, nil},
+		{"a rename", []Mapping{live, gone}, []Mapping{renamed, gone}, []string{"1"}},
+		{"a new field", []Mapping{live}, []Mapping{live, added}, []string{"3"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, m := range Changed(c.stored, c.ms) {
+				got = append(got, m.FieldID)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("changed = %v, want %v", got, c.want)
+			}
+		})
+	}
+}

@@ -75,7 +75,8 @@ func planCustomFields(ctx context.Context, src source.Source, dst destination.De
 		}
 		save = append(save, m)
 	}
-	if store != nil && (len(save) > 0 || len(changes.Renames)+len(changes.Relabels) > 0) {
+	// Only what changed is written: an account whose fields did not change costs no transaction.
+	if save = customfield.Changed(stored, save); store != nil && (len(save) > 0 || len(changes.Renames)+len(changes.Relabels) > 0) {
 		if err := store.SaveCustomFields(ctx, srcName, save, changes); err != nil {
 			return customPlan{}, err
 		}

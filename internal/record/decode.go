@@ -497,6 +497,13 @@ func Nested(v any) (any, error) {
 	return out, nil
 }
 
+// NestedArray is Nested for a field that holds an array; nil when it holds none.
+func NestedArray(v any) []any {
+	n, _ := Nested(v)
+	arr, _ := n.([]any)
+	return arr
+}
+
 // Objects walks a JSON array of objects without building a map per object (Copper's
 // custom_fields array, on every record of six tables): member gets each member's key (valid
 // during the call only) and value as the decoders give values (nested objects and arrays as

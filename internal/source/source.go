@@ -5,6 +5,7 @@ package source
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,6 +173,20 @@ type syncCacheKey struct{}
 // every sync its own.
 func WithSyncCache(ctx context.Context) context.Context {
 	return context.WithValue(ctx, syncCacheKey{}, &syncCache{vals: map[string]any{}})
+}
+
+// RecordsOncePerSync is OncePerSync for records, each call handed copies: the engine may
+// change the records it is given, and the next caller must see them as the API sent them.
+func RecordsOncePerSync(ctx context.Context, key string, load func() ([]record.Record, error)) ([]record.Record, error) {
+	recs, err := OncePerSync(ctx, key, load)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]record.Record, len(recs))
+	for i, r := range recs {
+		out[i] = maps.Clone(r)
+	}
+	return out, nil
 }
 
 // OncePerSync returns what load returns, calling it once per sync and key (again after an

@@ -67,9 +67,11 @@ type cfAccount struct {
 	add                       simfault.CustomField
 }
 
-func copperAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
+// copperAccount: textDates writes custom Date values as M/D/YYYY text instead of Unix seconds
+// (the reference leaves the format open).
+func copperAccount(t *testing.T, clock *fakeclock.Clock, textDates bool) cfAccount {
 	sim, err := coppersim.New(coppersim.Config{Seed: 11, APIKey: "k", UserEmail: "me@example.com", People: 150, Companies: 80, Leads: 60,
-		Opportunities: 60, Projects: 30, Tasks: 60, Activities: 50, Users: 4, UnfitCustomValues: 0.1, ConnectValues: true, Now: clock.Now})
+		Opportunities: 60, Projects: 30, Tasks: 60, Activities: 50, Users: 4, UnfitCustomValues: 0.1, ConnectValues: true, CustomDatesAsText: textDates, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +119,11 @@ func copperAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
 	}
 }
 
-func closeAccount(t *testing.T, clock *fakeclock.Clock) cfAccount {
+// closeAccount: sharedInTypeLists also lists shared fields at /custom_field/lead/ etc. (the
+// reference leaves open whether Close does).
+func closeAccount(t *testing.T, clock *fakeclock.Clock, sharedInTypeLists bool) cfAccount {
 	sim, err := closesim.New(closesim.Config{Seed: 11, APIKey: "k", Leads: 120, Activities: 300, Tasks: 50, Users: 4, CustomFields: 40, Events: 100,
-		UnfitCustomValues: 0.1, Now: clock.Now})
+		UnfitCustomValues: 0.1, SharedFieldsInTypeLists: sharedInTypeLists, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +197,13 @@ func idText(v any) string {
 // SQLite and PostgreSQL, and checks every custom value of every row against the simulator.
 func TestCustomFieldColumns(t *testing.T) {
 	for destName, newDest := range e2e.Destinations() {
-		for name, open := range map[string]func(*testing.T, *fakeclock.Clock) cfAccount{"copper": copperAccount, "close": closeAccount} {
+		// Each reading the reference leaves open, on its own account.
+		for name, open := range map[string]func(*testing.T, *fakeclock.Clock) cfAccount{
+			"copper":                      func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, false) },
+			"copper, dates as M-D-YYYY":   func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, true) },
+			"close":                       func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, false) },
+			"close, shared in type lists": func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, true) },
+		} {
 			t.Run(name+"/"+destName, func(t *testing.T) {
 				t.Parallel()
 				clock := fakeclock.New(time.Now().UTC())
@@ -684,7 +694,7 @@ func mustStream(t *testing.T, c catalog.Catalog, name string) catalog.Stream {
 // definitions again in the second, so a rename between them renames the column.
 func TestCustomFieldsReadOncePerSync(t *testing.T) {
 	clock := fakeclock.New(time.Now().UTC())
-	a := copperAccount(t, clock)
+	a := copperAccount(t, clock, false)
 	acct := e2e.NewAccount(t, a.desc, e2e.Options{Sim: a.sim, Clock: clock})
 	acct.Credentials = map[string]string{"api_key": "k", "user_email": "me@example.com"}
 	src := acct.Source(t)

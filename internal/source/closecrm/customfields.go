@@ -3,7 +3,6 @@ package closecrm
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -42,21 +41,13 @@ var customFieldStreams = map[string]string{"lead": "leads", "contact": "contacts
 // definitions reads the custom field definitions of one object type once per sync: the custom
 // field columns and the custom_fields table come from the same answers.
 func (s *Source) definitions(ctx context.Context, objectType string) ([]record.Record, error) {
-	recs, err := source.OncePerSync(ctx, "close /custom_field/"+objectType+"/", func() (recs []record.Record, err error) {
+	return source.RecordsOncePerSync(ctx, "close /custom_field/"+objectType+"/", func() (recs []record.Record, err error) {
 		err = s.eachRecord(ctx, "/custom_field/"+objectType+"/", func(rec record.Record) error {
 			recs = append(recs, rec)
 			return nil
 		})
 		return recs, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]record.Record, len(recs))
-	for i, r := range recs {
-		out[i] = maps.Clone(r) // the engine may change what it is handed
-	}
-	return out, nil
 }
 
 func (s *Source) readCustomFields(ctx context.Context, w source.Window, out source.Emitter) error {
@@ -113,19 +104,12 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 	if !ok || id == "" {
 		return customfield.Field{}, fmt.Errorf("a custom field definition without an id: %v", rec["id"])
 	}
-	f := customfield.Field{ID: id, Type: catalog.JSON}
+	f := customfield.Field{ID: id}
 	f.Name, _ = rec["name"].(string)
 	f.Kind, _ = rec["type"].(string)
-	for _, k := range customFieldKinds {
-		if k.Kind == f.Kind {
-			f.Type = k.Type
-		}
-	}
-	if v, _ := record.Nested(rec["choices"]); v != nil {
-		choices, _ := v.([]any)
-		for _, c := range choices {
-			f.Options = append(f.Options, customfield.Option{Label: fmt.Sprint(c)})
-		}
+	f.Type = catalog.CustomFieldType(customFieldKinds, f.Kind)
+	for _, c := range record.NestedArray(rec["choices"]) {
+		f.Options = append(f.Options, customfield.Option{Label: fmt.Sprint(c)})
 	}
 	if multi, _ := rec["accepts_multiple_values"].(bool); multi {
 		f.Multi, f.Type = true, catalog.JSON
@@ -133,9 +117,7 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 	types := []string{objectType}
 	if objectType == "shared" {
 		types = nil
-		v, _ := record.Nested(rec["associations"])
-		assoc, _ := v.([]any)
-		for _, a := range assoc {
+		for _, a := range record.NestedArray(rec["associations"]) {
 			if a, ok := a.(map[string]any); ok {
 				types = append(types, fmt.Sprint(a["object_type"]))
 			}

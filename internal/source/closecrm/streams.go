@@ -100,9 +100,10 @@ var tables = source.Tables[*Source]{Source: "close", SchemaVersion: SchemaVersio
 	}},
 	{Read: (*Source).readContacts, Stream: catalog.Stream{
 		Name: "contacts", PrimaryKey: []string{"id"}, ServerFiltered: true, Method: catalog.Incremental, CursorField: "date_updated", CustomFields: true,
+		ReadWith: &catalog.Parent{Stream: "leads", KeyField: "lead_id"},
 		Description: "Contacts (people at a lead); an addition to the spec's Close tables. /contact/ has no date filter, so they are read from the leads " +
 			"that embed them, through the lead listing filtered on date_updated (a contact's change moves its lead's date_updated): an idle sync costs one request, " +
-			"not a walk of every contact. The bookmark is therefore a lead's date_updated: every contact of a lead updated before it is stored.",
+			"not a walk of every contact.",
 		Columns: c("id:str", "lead_id:str", "organization_id:str", "name:str", "display_name:str", "title:str", "emails:json", "phones:json",
 			"urls:json", "integration_links:json", "created_by:str", "updated_by:str", "date_created:ts", "date_updated:ts",
 			// Listed by Close's OpenAPI, not seen in list answers.

@@ -96,12 +96,20 @@ func records(body []byte) ([]record.Record, error) {
 	return record.DecodeArray(body)
 }
 
-func (s *Source) readList(ctx context.Context, path string, out source.Emitter) error {
-	var recs []record.Record
-	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) (err error) {
-		recs, err = records(r.Body)
-		return err
+// list reads an unpaginated list, once per sync: /custom_field_definitions serves both the
+// custom field columns and its table.
+func (s *Source) list(ctx context.Context, path string) ([]record.Record, error) {
+	return source.RecordsOncePerSync(ctx, "copper "+path, func() (recs []record.Record, err error) {
+		err = s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path}, func(r apiclient.Response) (err error) {
+			recs, err = records(r.Body)
+			return err
+		})
+		return recs, err
 	})
+}
+
+func (s *Source) readList(ctx context.Context, path string, out source.Emitter) error {
+	recs, err := s.list(ctx, path)
 	var ae *apiclient.AuthError
 	if path == "/lead_statuses" && errors.As(err, &ae) && ae.Status == http.StatusForbidden {
 		return &source.Unavailable{Reason: "Copper answers 403 on lead statuses while Leads are disabled on the account"}

@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"net/http"
 
-	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
 	"github.com/crmsync/crmsync/internal/record"
-	"github.com/crmsync/crmsync/internal/source"
 )
 
 // customFieldKinds are Copper's data_types and the column type each is stored as.
@@ -34,43 +30,10 @@ var customFieldKinds = []catalog.CustomFieldKind{
 var customFieldStreams = map[string]string{"person": "people", "company": "companies", "lead": "leads",
 	"opportunity": "opportunities", "project": "projects", "task": "tasks"}
 
-// definitions reads GET /custom_field_definitions once per sync: the custom field columns and
-// the custom_field_definitions table come from the same answer.
-func (s *Source) definitions(ctx context.Context) ([]record.Record, error) {
-	recs, err := source.OncePerSync(ctx, "copper /custom_field_definitions", func() (recs []record.Record, err error) {
-		err = s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: "/custom_field_definitions"}, func(r apiclient.Response) (err error) {
-			recs, err = records(r.Body)
-			return err
-		})
-		return recs, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]record.Record, len(recs))
-	for i, r := range recs {
-		out[i] = maps.Clone(r) // the engine may change what it is handed
-	}
-	return out, nil
-}
-
-func (s *Source) readDefinitions(ctx context.Context, _ source.Window, out source.Emitter) error {
-	recs, err := s.definitions(ctx)
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		if err := out.Record(ctx, rec); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // CustomFields implements source.CustomFields.
 // Copper lists every definition in one answer, whatever the streams.
 func (s *Source) CustomFields(ctx context.Context, _ []string) ([]customfield.Field, error) {
-	recs, err := s.definitions(ctx)
+	recs, err := s.list(ctx, "/custom_field_definitions")
 	if err != nil {
 		return nil, err
 	}
@@ -92,22 +55,13 @@ func customField(rec record.Record) (customfield.Field, error) {
 	if !ok {
 		return customfield.Field{}, fmt.Errorf("a custom field definition without an id: %v", rec["id"])
 	}
-	f := customfield.Field{ID: string(id), Type: catalog.JSON}
+	f := customfield.Field{ID: string(id)}
 	f.Name, _ = rec["name"].(string)
 	f.Kind, _ = rec["data_type"].(string)
-	for _, k := range customFieldKinds {
-		if k.Kind == f.Kind {
-			f.Type = k.Type
-		}
-	}
+	f.Type = catalog.CustomFieldType(customFieldKinds, f.Kind)
 	f.Multi = f.Kind == "MultiSelect" || f.Kind == "Connect"
-	nested := func(key string) []any {
-		v, _ := record.Nested(rec[key])
-		arr, _ := v.([]any)
-		return arr
-	}
 	if f.Kind == "Dropdown" || f.Kind == "MultiSelect" {
-		for _, o := range nested("options") {
+		for _, o := range record.NestedArray(rec["options"]) {
 			if o, ok := o.(map[string]any); ok {
 				oid, _ := o["id"].(json.Number)
 				label, _ := o["name"].(string)
@@ -115,7 +69,7 @@ func customField(rec record.Record) (customfield.Field, error) {
 			}
 		}
 	}
-	for _, k := range nested("available_on") {
+	for _, k := range record.NestedArray(rec["available_on"]) {
 		if name, ok := customFieldStreams[fmt.Sprint(k)]; ok {
 			f.Streams = append(f.Streams, name)
 		}

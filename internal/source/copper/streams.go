@@ -65,7 +65,7 @@ var tables = source.Tables[*Source]{Source: "copper", SchemaVersion: SchemaVersi
 	}(),
 	cdc("companies", "Companies.", cols(c0("id:int", "name:str"), contactish, c0("contact_type_id:int", "email_domain:str", "primary_contact_id:int", "interaction_count:int"), modified)),
 	full("contact_types", list("/contact_types"), "Contact types.", c("id:int", "name:str")),
-	full("custom_field_definitions", (*Source).readDefinitions, "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
+	full("custom_field_definitions", list("/custom_field_definitions"), "The account's custom field definitions: decode the `custom_fields` arrays of the other tables with them.",
 		c("id:int", "name:str", "canonical_name:str", "data_type:str", "available_on:json", "is_filterable:bool", "currency:str", "options:json")),
 	full("customer_sources", list("/customer_sources"), "Customer sources.", c("id:int", "name:str")),
 	full("lead_statuses", list("/lead_statuses"), "Lead statuses. Skipped (kept as they were) when Leads are disabled on the account, which Copper answers with 403.",
