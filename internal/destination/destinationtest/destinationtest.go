@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -712,9 +713,10 @@ func testReplaceConcurrentReader(h *harness) {
 
 	ctx, cancel := context.WithCancel(h.ctx)
 	var (
-		wg   sync.WaitGroup
-		seen = map[int64]int{}
-		rerr error
+		wg     sync.WaitGroup
+		seen   = map[int64]int{}
+		rerr   error
+		counts atomic.Int64 // counts completed, read by the writer's loop
 	)
 	wg.Add(1)
 	go func() {
@@ -728,9 +730,14 @@ func testReplaceConcurrentReader(h *harness) {
 				return
 			}
 			seen[n]++
+			counts.Add(1)
 		}
 	}()
-	for round := 1; round <= 30; round++ {
+	// At least 30 replacements, and more until the reader has completed a count: on a loaded
+	// machine the reader may not get a turn during the first 30.
+	round := 0
+	for deadline := time.Now().Add(10 * time.Second); round < 30 || (counts.Load() == 0 && time.Now().Before(deadline)); {
+		round++
 		h.replace(tb, bookmark(time.Time{}), load(round)...)
 	}
 	cancel()
@@ -748,9 +755,9 @@ func testReplaceConcurrentReader(h *harness) {
 	if reads == 0 {
 		t.Error("the reader never completed a count during the replacements")
 	}
-	t.Logf("counts seen during 30 replacements: %v", seen)
-	if got := h.count(tb); got != int64(sizes[30%2]) {
-		t.Errorf("final count = %d, want %d", got, sizes[30%2])
+	t.Logf("counts seen during %d replacements: %v", round, seen)
+	if got := h.count(tb); got != int64(sizes[round%2]) {
+		t.Errorf("final count = %d, want %d", got, sizes[round%2])
 	}
 }
 
