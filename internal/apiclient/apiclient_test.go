@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -195,5 +196,30 @@ func TestResponseSizeIsBounded(t *testing.T) {
 	var se *StatusError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("a 2 MB answer with a 1 MB bound: %v", err)
+	}
+}
+
+// TestReadBody: the body is read whole whatever length the server announced (true, short,
+// long, none), and cut at the limit.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("x", 5000)
+	for _, tt := range []struct {
+		name      string
+		announced int64
+		limit     int64
+		want      int
+	}{
+		{"true length", 5000, 1 << 20, 5000},
+		{"short length", 100, 1 << 20, 5000},
+		{"long length", 9000, 1 << 20, 5000},
+		{"no length", -1, 1 << 20, 5000},
+		{"over the limit", 5000, 4001, 4001},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readBody(iotest.OneByteReader(strings.NewReader(body)), tt.announced, tt.limit)
+			if err != nil || len(got) != tt.want || string(got) != body[:tt.want] {
+				t.Errorf("read %d bytes, %v; want %d", len(got), err, tt.want)
+			}
+		})
 	}
 }

@@ -634,26 +634,31 @@ func (d *Destination) saveState(ctx context.Context, tx *sql.Tx, source, stream 
 	return nil
 }
 
-// Write stores a batch and the stream state in one transaction.
+// Write stores a batch and the stream state in one transaction. Its rows are converted to
+// the values SQLite stores and planned into statements before it takes the lock, so that the
+// one connection spends its time writing while other streams' batches are prepared.
 func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
+	toSQLValues(b.Rows, b.Columns)
+	name := d.TableName(b.Table.Stream.Name)
+	plan := planRows(b.Rows, b.Columns, destination.StoredKey(b.Table.Stream), d.stmts.shapesOf(name))
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	name := d.TableName(b.Table.Stream.Name)
 	names, err := d.names(ctx, d.db, name)
 	if err != nil {
 		return err
 	}
 	s, cols := names.stream(b.Table.Stream), names.cols(b.Columns)
 	sqlFor := func(named []catalog.Column, n int) string { return upsertRowsSQL(name, s, cols, named, n) }
+	kind := "upsert"
 	switch {
 	case d.loading[name]:
-		sqlFor = func(named []catalog.Column, n int) string { return insertRowsSQL(name, named, n) }
+		sqlFor, kind = func(named []catalog.Column, n int) string { return insertRowsSQL(name, named, n) }, "insert"
 	case s.Method == catalog.AppendOnly:
-		sqlFor = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }
+		sqlFor, kind = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }, "append"
 	}
-	plan := planRows(b.Rows, cols, destination.StoredKey(s), sqlFor)
+	prefix := name + "\x00" + kind + "\x00"
 	// Statements are prepared before the transaction: the one connection is free then.
-	if err := d.stmts.prepare(ctx, d.db, plan); err != nil {
+	if err := d.stmts.prepare(ctx, d.db, plan, prefix, cols, sqlFor); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -661,7 +666,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if err := d.stmts.exec(ctx, tx, plan); err != nil {
+	if err := d.stmts.exec(ctx, tx, plan, prefix); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := applyDeletes(ctx, tx, name, s, cols, b); err != nil {
@@ -674,6 +679,19 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		return fmt.Errorf("commit %s: %w", name, err)
 	}
 	return nil
+}
+
+// toSQLValues turns the engine's values into those SQLite stores, in place: instants and days
+// as text, booleans as integers. It is idempotent, so a batch written again is unchanged.
+func toSQLValues(rows [][]any, cols []catalog.Column) {
+	for _, row := range rows {
+		for j, v := range row {
+			switch v.(type) {
+			case time.Time, bool:
+				row[j] = sqlValue(v, cols[j].Type)
+			}
+		}
+	}
 }
 
 // applyDeletes marks (or removes) the rows of the batch's deleted keys; s and cols name the
@@ -778,67 +796,6 @@ func keyValue(v any, t catalog.Type) any {
 		}
 	}
 	return v
-}
-
-// minOmittedCells is how many NULL cells a group of rows must spare to get statements of its
-// own: preparing a statement costs about as much as binding and storing 500 NULLs.
-const minOmittedCells = 512
-
-// rowGroup is rows that fill the same columns.
-type rowGroup struct {
-	filled []int // indexes of the non-NULL columns
-	rows   [][]any
-}
-
-// groupByFilled groups rows by the columns they fill, in order of first appearance. Groups
-// too small to pay for their statements (see minOmittedCells) are merged into one, which
-// names every column any of them fills.
-func groupByFilled(rows [][]any, width int) []*rowGroup {
-	var groups []*rowGroup
-	byMask := map[string]*rowGroup{}
-	mask := make([]byte, (width+7)/8)
-	for _, row := range rows {
-		clear(mask)
-		for j, v := range row {
-			if v != nil {
-				mask[j/8] |= 1 << (j % 8)
-			}
-		}
-		g, ok := byMask[string(mask)]
-		if !ok {
-			g = &rowGroup{}
-			for j, v := range row {
-				if v != nil {
-					g.filled = append(g.filled, j)
-				}
-			}
-			byMask[string(mask)] = g
-			groups = append(groups, g)
-		}
-		g.rows = append(g.rows, row)
-	}
-	var out []*rowGroup
-	rest := &rowGroup{}
-	restFills := make([]bool, width)
-	for _, g := range groups {
-		if len(g.rows)*(width-len(g.filled)) >= minOmittedCells {
-			out = append(out, g)
-			continue
-		}
-		rest.rows = append(rest.rows, g.rows...)
-		for _, j := range g.filled {
-			restFills[j] = true
-		}
-	}
-	if len(rest.rows) == 0 {
-		return out
-	}
-	for j, fills := range restFills {
-		if fills {
-			rest.filled = append(rest.filled, j)
-		}
-	}
-	return append(out, rest)
 }
 
 // sortedByKey returns rows in key order and true when no two rows share their key values
@@ -995,7 +952,8 @@ func (r *replacement) Write(ctx context.Context, b destination.Batch) error {
 	sqlFor := func(named []catalog.Column, n int) string {
 		return upsertRowsSQL(r.stage, s, cols, named, n)
 	}
-	if err := execPlan(ctx, tx, planRows(b.Rows, cols, s.PrimaryKey, sqlFor)); err != nil {
+	toSQLValues(b.Rows, b.Columns)
+	if err := execPlan(ctx, tx, planRows(b.Rows, cols, s.PrimaryKey, nil), cols, sqlFor); err != nil {
 		return fmt.Errorf("stage %s: %w", r.name, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -330,41 +330,65 @@ func TestJournalModes(t *testing.T) {
 
 func TestGroupByFilled(t *testing.T) {
 	const width = 100
-	row := func(filled ...int) []any {
+	next := 0
+	row := func(filled ...int) []any { // each row's values are its own, so order shows
 		r := make([]any, width)
 		for _, j := range filled {
-			r[j] = "v"
+			r[j] = fmt.Sprint("v", next)
 		}
+		next++
 		return r
 	}
-	repeat := func(n int, r []any) [][]any {
+	repeat := func(n int, filled ...int) [][]any {
 		out := make([][]any, n)
 		for i := range out {
-			out[i] = r
+			out[i] = row(filled...)
 		}
 		return out
 	}
+	all := fmt.Sprint(seq(width))
 	tests := []struct {
-		name   string
-		rows   [][]any
-		groups []string // "rows:filled columns" per group, in order
+		name    string
+		earlier [][][]any // batches planned before, with the same remembered sets
+		rows    [][]any
+		groups  []string // "rows:filled columns" per group, in order
 	}{
-		{"one shape", repeat(10, row(0, 1, 2)), []string{"10:[0 1 2]"}},
-		{"big shapes apart", append(repeat(10, row(0, 1)), repeat(10, row(0, 5))...), []string{"10:[0 1]", "10:[0 5]"}},
-		{"small shapes merged", [][]any{row(0, 1), row(0, 7), row(0, 1)}, []string{"3:[0 1 7]"}},
-		{"big apart, small merged", append(append(repeat(6, row(0, 3)), row(0, 4)), row(0, 9)), []string{"6:[0 3]", "2:[0 4 9]"}},
-		{"dense rows spare too little", repeat(5, row(seq(95)...)), []string{"5:" + fmt.Sprint(seq(95))}},
+		{"one shape", nil, repeat(10, 0, 1, 2), []string{"10:[0 1 2]"}},
+		{"big shapes apart", nil, append(repeat(10, 0, 1), repeat(10, 0, 5)...), []string{"10:[0 1]", "10:[0 5]"}},
+		{"small shapes together, naming every column", nil, [][]any{row(0, 1), row(0, 7), row(0, 1)}, []string{"3:" + all}},
+		{"big apart, small together", nil, append(repeat(6, 0, 3), row(0, 4), row(0, 9)), []string{"6:[0 3]", "2:" + all}},
+		{"dense rows spare too little", nil, repeat(5, seq(95)...), []string{"5:" + all}},
+		{"a subset joins a fuller group", nil, append(repeat(3, 0, 1), repeat(10, 0, 1, 2)...), []string{"13:[0 1 2]"}},
+		{"a subset joins a set of an earlier batch", [][][]any{repeat(10, 0, 1, 2, 3)}, repeat(6, 0, 1), []string{"6:[0 1 2 3]"}},
+		{"a subset far smaller than the remembered set has its own", [][][]any{repeat(10, seq(50)...)}, repeat(20, 0, 1), []string{"20:[0 1]"}},
+		{"a small subset joins whatever holds it", [][][]any{repeat(11, seq(50)...)}, repeat(2, 0, 1), []string{"2:" + fmt.Sprint(seq(50))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			total := 0
-			for _, g := range groupByFilled(tt.rows, width) {
-				got = append(got, fmt.Sprintf("%d:%v", len(g.rows), g.filled))
-				total += len(g.rows)
+			known := &shapes{}
+			for _, b := range tt.earlier {
+				groupByFilled(b, width, known)
 			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.groups) || total != len(tt.rows) {
+			var got []string
+			var order []any
+			for _, g := range groupByFilled(tt.rows, width, known) {
+				got = append(got, fmt.Sprintf("%d:%v", len(g.rows), g.filled))
+				for _, r := range g.rows {
+					order = append(order, r[0])
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.groups) {
 				t.Errorf("groups = %v, want %v", got, tt.groups)
+			}
+			var want []any
+			for _, r := range tt.rows {
+				want = append(want, r[0])
+			}
+			if len(order) != len(want) {
+				t.Fatalf("%d rows grouped, want %d", len(order), len(want))
+			}
+			if len(got) == 1 && !slices.Equal(order, want) {
+				t.Errorf("rows in order %v, want the batch's %v", order, want)
 			}
 		})
 	}
@@ -473,9 +497,9 @@ func TestStatementPlan(t *testing.T) {
 		}
 		var got []int
 		written := 0
-		for _, e := range planRows(rows, cols, []string{"id"}, sqlFor) {
+		for _, e := range planRows(rows, cols, []string{"id"}, nil) {
 			var n int
-			fmt.Sscanf(e.query, "%d rows", &n)
+			fmt.Sscanf(e.query(cols, sqlFor), "%d rows", &n)
 			if args := e.args(nil); len(args) != 2*n {
 				t.Errorf("%d rows: a %d-row statement has %d arguments", tt.rows, n, len(args))
 			}

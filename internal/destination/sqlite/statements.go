@@ -1,9 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"math/bits"
+	"slices"
+	"sync"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 )
@@ -17,101 +21,324 @@ const maxRowsPerStatement = 100
 // statementSQL builds a statement writing n rows that fill the named columns.
 type statementSQL func(named []catalog.Column, n int) string
 
-// execution is one statement run: its SQL and the rows whose filled columns it binds. The
+// execution is one statement run: rows that fill the columns at filled (indexes into the
+// batch's columns). Their values are already as SQLite stores them (toSQLValues), and the
 // arguments are built as it runs, into one reused buffer, so a batch is not held twice.
 type execution struct {
-	query  string
 	rows   [][]any
 	filled []int
-	named  []catalog.Column // the filled columns
 }
 
 // args appends the execution's arguments to buf[:0].
 func (e execution) args(buf []any) []any {
 	buf = buf[:0]
 	for _, row := range e.rows {
-		for i, j := range e.filled {
-			buf = append(buf, sqlValue(row[j], e.named[i].Type))
+		for _, j := range e.filled {
+			var v any // a row shorter than the columns leaves the rest NULL
+			if j < len(row) {
+				v = row[j]
+			}
+			buf = append(buf, v)
 		}
 	}
 	return buf
 }
 
-// planRows turns rows into the statement runs that write them, with multi-row statements built
-// by sqlFor. When no key repeats within the batch, rows are grouped by the columns they fill
-// and each group's statements name only those: sparse records (each Close activity type fills
-// a few of ~90 columns) would otherwise spend most of the write binding and storing NULLs, and
-// a column a statement leaves out is NULL all the same. A batch repeating a key keeps its
-// order instead, since which copy wins depends on it. keys are the columns whose values
-// identify a stored row.
-func planRows(rows [][]any, cols []catalog.Column, keys []string, sqlFor statementSQL) []execution {
+// key names the statement an execution needs among those of one table and kind of write:
+// its columns and row count. The text is only built when no statement of that key is prepared.
+func (e execution) key(prefix string) string {
+	b := make([]byte, 0, len(prefix)+2*len(e.filled)+4)
+	b = append(b, prefix...)
+	b = binary.AppendUvarint(b, uint64(len(e.rows)))
+	for _, j := range e.filled {
+		b = binary.AppendUvarint(b, uint64(j))
+	}
+	return string(b)
+}
+
+// query is the execution's statement text: sqlFor with the columns as stored.
+func (e execution) query(cols []catalog.Column, sqlFor statementSQL) string {
+	named := make([]catalog.Column, len(e.filled))
+	for i, j := range e.filled {
+		named[i] = cols[j]
+	}
+	return sqlFor(named, len(e.rows))
+}
+
+// planRows turns rows into the statement runs that write them. When no key repeats within the
+// batch, rows are grouped by the columns they fill and each group's statements name only
+// those: sparse records (each Close activity type fills a few of ~140 columns) would otherwise
+// spend most of the write binding and storing NULLs, and a column a statement leaves out is
+// NULL all the same. A batch repeating a key keeps its order instead, since which copy wins
+// depends on it. keys are the columns whose values identify a stored row; known, when not nil,
+// is the column sets earlier batches of the table were written with (see shapes).
+func planRows(rows [][]any, cols []catalog.Column, keys []string, known *shapes) []execution {
+	width := len(cols)
 	rows, distinct := sortedByKey(rows, cols, keys)
 	if !distinct {
-		all := make([]int, len(cols))
-		for i := range all {
-			all[i] = i
-		}
-		return planGroup(nil, rows, cols, all, sqlFor)
+		return planGroup(nil, rowGroup{rows: rows, filled: allColumns(width)})
 	}
 	var plan []execution
-	for _, g := range groupByFilled(rows, len(cols)) {
-		plan = planGroup(plan, g.rows, cols, g.filled, sqlFor)
+	for _, g := range groupByFilled(rows, width, known) {
+		plan = planGroup(plan, g)
 	}
 	return plan
 }
 
-// planGroup appends the runs writing rows that fill the columns at filled: statements of up to
-// maxRowsPerStatement rows, and the rest in statements of power-of-two row counts, so that a
-// few statement texts serve every batch and stay prepared (see statementCache).
-func planGroup(plan []execution, rows [][]any, cols []catalog.Column, filled []int, sqlFor statementSQL) []execution {
-	named := make([]catalog.Column, len(filled))
-	for i, j := range filled {
-		named[i] = cols[j]
+func allColumns(width int) []int {
+	all := make([]int, width)
+	for i := range all {
+		all[i] = i
 	}
-	per := min(maxRowsPerStatement, max(1, maxVariables/len(named)))
-	queries := map[int]string{}
-	for start := 0; start < len(rows); {
+	return all
+}
+
+// planGroup appends the runs writing a group: statements of up to maxRowsPerStatement rows,
+// and the rest in statements of power-of-two row counts, so that a few statement texts serve
+// every batch and stay prepared (see statementCache).
+func planGroup(plan []execution, g rowGroup) []execution {
+	per := min(maxRowsPerStatement, max(1, maxVariables/max(1, len(g.filled))))
+	for start := 0; start < len(g.rows); {
 		n := per
-		if left := len(rows) - start; left < per {
+		if left := len(g.rows) - start; left < per {
 			n = 1 << (bits.Len(uint(left)) - 1) // the largest power of two that fits
 		}
-		q, ok := queries[n]
-		if !ok {
-			q = sqlFor(named, n)
-			queries[n] = q
-		}
-		plan = append(plan, execution{query: q, rows: rows[start : start+n], filled: filled, named: named})
+		plan = append(plan, execution{rows: g.rows[start : start+n], filled: g.filled})
 		start += n
 	}
 	return plan
 }
 
+// minOmittedCells is how many NULL cells a group of rows must spare to get statements of its
+// own: preparing a statement costs about as much as binding and storing 500 NULLs.
+const minOmittedCells = 512
+
+// rowGroup is rows that fill the same columns (or a subset of them).
+type rowGroup struct {
+	filled []int // indexes of the columns the group's statements name
+	rows   [][]any
+}
+
+// columnSet is a set of column indexes as a bitmap.
+type columnSet []uint64
+
+func filledSet(row []any) columnSet {
+	s := make(columnSet, (len(row)+63)/64)
+	for j, v := range row {
+		if v != nil {
+			s[j/64] |= 1 << (j % 64)
+		}
+	}
+	return s
+}
+
+func (s columnSet) count() int {
+	n := 0
+	for _, w := range s {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// within reports whether every column of s is in t.
+func (s columnSet) within(t columnSet) bool {
+	for i, w := range s {
+		if i >= len(t) {
+			if w != 0 {
+				return false
+			}
+			continue
+		}
+		if w&^t[i] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s columnSet) indexes() []int {
+	var out []int
+	for i, w := range s {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			out = append(out, i*64+b)
+			w &^= 1 << b
+		}
+	}
+	return out
+}
+
+// maxShapes bounds the column sets remembered per table; the least recently used goes first.
+const maxShapes = 64
+
+// shapes remembers the column sets a table's statements were built for, so that rows filling
+// a subset of one are written by its prepared statements. Records of one kind leave different
+// optional fields empty; grouped only by the columns they fill, each batch of Close
+// activities named new column sets, and a 1M-row sync prepared 6,500 statements. It is safe
+// for concurrent use: batches are planned outside the destination's lock.
+type shapes struct {
+	mu    sync.Mutex
+	clock uint64
+	sets  []shape
+}
+
+type shape struct {
+	cols columnSet
+	used uint64
+}
+
+// smallest returns the remembered set with the fewest columns that holds s.
+func (k *shapes) smallest(s columnSet) (columnSet, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	best := -1
+	for i, sh := range k.sets {
+		if s.within(sh.cols) && (best < 0 || sh.cols.count() < k.sets[best].cols.count()) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	k.clock++
+	k.sets[best].used = k.clock
+	return k.sets[best].cols, true
+}
+
+// add remembers s, forgetting the least recently used set when full.
+func (k *shapes) add(s columnSet) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.clock++
+	if len(k.sets) >= maxShapes {
+		oldest := 0
+		for i, sh := range k.sets {
+			if sh.used < k.sets[oldest].used {
+				oldest = i
+			}
+		}
+		k.sets = slices.Delete(k.sets, oldest, oldest+1)
+	}
+	k.sets = append(k.sets, shape{cols: s, used: k.clock})
+}
+
+// groupByFilled groups rows by the columns they fill, in order of first appearance; within a
+// group rows keep their order. A group whose columns are a subset of a remembered set (or of a
+// fuller group of this batch) joins it when that spares few NULLs; a group big enough to pay
+// for statements of its own (see minOmittedCells) gets them, and its set is remembered; the
+// rest are written together by statements naming every column, the same for every batch.
+// known may be nil: nothing is remembered then.
+func groupByFilled(rows [][]any, width int, known *shapes) []rowGroup {
+	type exact struct {
+		set   columnSet
+		count int
+		rows  []int // indexes into rows
+		first int
+	}
+	var groups []*exact
+	byMask := map[string]*exact{}
+	for i, row := range rows {
+		set := filledSet(row)
+		k := setKey(set)
+		g, ok := byMask[k]
+		if !ok {
+			g = &exact{set: set, count: set.count(), first: len(groups)}
+			byMask[k] = g
+			groups = append(groups, g)
+		}
+		g.rows = append(g.rows, i)
+	}
+	if known == nil {
+		known = &shapes{}
+	}
+	// Fuller sets first, so that a group's set is remembered before its subsets look for one.
+	order := slices.Clone(groups)
+	slices.SortStableFunc(order, func(a, b *exact) int { return b.count - a.count })
+	target := map[*exact]columnSet{} // nil: the statements naming every column
+	for _, g := range order {
+		omitted := len(g.rows) * (width - g.count)
+		cover, found := known.smallest(g.set)
+		switch {
+		case found && len(g.rows)*(cover.count()-g.count) < minOmittedCells:
+			target[g] = cover
+		case omitted >= minOmittedCells:
+			known.add(g.set)
+			target[g] = g.set
+		case found:
+			target[g] = cover
+		default:
+			target[g] = nil
+		}
+	}
+	// Assemble the groups in order of first appearance, each group's rows in batch order.
+	var out []rowGroup
+	index := map[string]int{}
+	members := [][]int{}
+	for _, g := range groups {
+		set := target[g]
+		k := setKey(set)
+		at, ok := index[k]
+		if !ok {
+			at = len(out)
+			index[k] = at
+			filled := allColumns(width)
+			if set != nil {
+				filled = set.indexes()
+			}
+			out = append(out, rowGroup{filled: filled})
+			members = append(members, nil)
+		}
+		members[at] = append(members[at], g.rows...)
+	}
+	for at := range out {
+		slices.Sort(members[at])
+		out[at].rows = make([][]any, len(members[at]))
+		for n, i := range members[at] {
+			out[at].rows[n] = rows[i]
+		}
+	}
+	return out
+}
+
+func setKey(s columnSet) string {
+	if s == nil {
+		return ""
+	}
+	b := make([]byte, 1, 1+8*len(s))
+	b[0] = 1 // apart from the nil set's ""
+	for _, w := range s {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	return string(b)
+}
+
 // execPlan runs a plan in tx, preparing each statement for this transaction only.
-func execPlan(ctx context.Context, tx *sql.Tx, plan []execution) error {
+func execPlan(ctx context.Context, tx *sql.Tx, plan []execution, cols []catalog.Column, sqlFor statementSQL) error {
 	stmts := map[string]*sql.Stmt{}
 	defer func() {
 		for _, st := range stmts {
 			st.Close()
 		}
 	}()
-	return runPlan(ctx, plan, func(q string) (*sql.Stmt, error) {
-		if st, ok := stmts[q]; ok {
+	return runPlan(ctx, plan, func(e execution) (*sql.Stmt, error) {
+		k := e.key("")
+		if st, ok := stmts[k]; ok {
 			return st, nil
 		}
-		st, err := tx.PrepareContext(ctx, q)
+		st, err := tx.PrepareContext(ctx, e.query(cols, sqlFor))
 		if err == nil {
-			stmts[q] = st
+			stmts[k] = st
 		}
 		return st, err
 	})
 }
 
-// runPlan runs each execution of a plan with the statement stmt gives for its query,
-// building the arguments into one reused buffer.
-func runPlan(ctx context.Context, plan []execution, stmt func(query string) (*sql.Stmt, error)) error {
+// runPlan runs each execution of a plan with the statement stmt gives for it, building the
+// arguments into one reused buffer.
+func runPlan(ctx context.Context, plan []execution, stmt func(execution) (*sql.Stmt, error)) error {
 	var args []any
 	for _, e := range plan {
-		st, err := stmt(e.query)
+		st, err := stmt(e)
 		if err != nil {
 			return err
 		}
@@ -123,7 +350,8 @@ func runPlan(ctx context.Context, plan []execution, stmt func(query string) (*sq
 	return nil
 }
 
-// maxCachedStatements bounds the statements kept prepared; past it the cache starts over.
+// maxCachedStatements bounds the statements kept prepared; past it the least recently used
+// are closed.
 const maxCachedStatements = 256
 
 // statementCache keeps write statements prepared across transactions. Parsing and planning a
@@ -131,45 +359,96 @@ const maxCachedStatements = 256
 // batch prepared its own. database/sql prepares a statement on a connection; with the one
 // connection a writer has, that must happen outside the transaction that runs it.
 type statementCache struct {
-	stmts map[string]*sql.Stmt
+	stmts map[string]*cachedStatement // by execution.key
+	clock uint64
+	// known is the column sets each table's statements were built for (see shapes).
+	known   map[string]*shapes
+	knownMu sync.Mutex
 }
 
-func newStatementCache() *statementCache { return &statementCache{stmts: map[string]*sql.Stmt{}} }
+type cachedStatement struct {
+	st   *sql.Stmt
+	used uint64
+}
 
-// prepare prepares the plan's statements the cache does not hold yet.
-func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []execution) error {
-	missing := map[string]bool{}
+func newStatementCache() *statementCache {
+	return &statementCache{stmts: map[string]*cachedStatement{}, known: map[string]*shapes{}}
+}
+
+// shapesOf is the column sets remembered for a table.
+func (c *statementCache) shapesOf(table string) *shapes {
+	c.knownMu.Lock()
+	defer c.knownMu.Unlock()
+	k, ok := c.known[table]
+	if !ok {
+		k = &shapes{}
+		c.known[table] = k
+	}
+	return k
+}
+
+// prepare prepares the plan's statements the cache does not hold yet, making room by closing
+// the least recently used others; prefix names the table and kind of write.
+func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) error {
+	c.clock++
+	missing := map[string]execution{}
 	for _, e := range plan {
-		if _, ok := c.stmts[e.query]; !ok {
-			missing[e.query] = true
+		k := e.key(prefix)
+		if cs, ok := c.stmts[k]; ok {
+			cs.used = c.clock
+		} else {
+			missing[k] = e
 		}
 	}
-	if len(c.stmts)+len(missing) > maxCachedStatements {
-		c.reset() // before, not while, preparing: the plan needs all of its statements
-		for _, e := range plan {
-			missing[e.query] = true
-		}
+	if extra := len(c.stmts) + len(missing) - maxCachedStatements; extra > 0 {
+		c.evict(extra)
 	}
-	for q := range missing {
-		st, err := db.PrepareContext(ctx, q)
+	for k, e := range missing {
+		st, err := db.PrepareContext(ctx, e.query(cols, sqlFor))
 		if err != nil {
 			return err
 		}
-		c.stmts[q] = st
+		c.stmts[k] = &cachedStatement{st: st, used: c.clock}
 	}
 	return nil
 }
 
-// exec runs a plan whose statements prepare has prepared, inside tx.
-func (c *statementCache) exec(ctx context.Context, tx *sql.Tx, plan []execution) error {
-	// The transaction's copies of the statements close with it.
-	return runPlan(ctx, plan, func(q string) (*sql.Stmt, error) { return tx.StmtContext(ctx, c.stmts[q]), nil })
+// evict closes the n least recently used statements not used by the current plan (as many
+// as there are, if fewer).
+func (c *statementCache) evict(n int) {
+	type aged struct {
+		key  string
+		used uint64
+	}
+	var old []aged
+	for k, cs := range c.stmts {
+		if cs.used < c.clock {
+			old = append(old, aged{k, cs.used})
+		}
+	}
+	slices.SortFunc(old, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
+	for _, a := range old[:min(n, len(old))] {
+		c.stmts[a.key].st.Close()
+		delete(c.stmts, a.key)
+	}
 }
 
-// reset closes every statement (before the tables they name change, and on Close).
+// exec runs a plan whose statements prepare has prepared, inside tx.
+func (c *statementCache) exec(ctx context.Context, tx *sql.Tx, plan []execution, prefix string) error {
+	// The transaction's copies of the statements close with it.
+	return runPlan(ctx, plan, func(e execution) (*sql.Stmt, error) {
+		return tx.StmtContext(ctx, c.stmts[e.key(prefix)].st), nil
+	})
+}
+
+// reset closes every statement and forgets the column sets (before the tables they name
+// change, and on Close).
 func (c *statementCache) reset() {
-	for _, st := range c.stmts {
-		st.Close()
+	for _, cs := range c.stmts {
+		cs.st.Close()
 	}
 	clear(c.stmts)
+	c.knownMu.Lock()
+	clear(c.known)
+	c.knownMu.Unlock()
 }
