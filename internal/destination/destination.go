@@ -53,7 +53,9 @@ type Table struct {
 
 // Batch is a set of rows for one table. Rows are aligned with Columns; each value is nil,
 // int64, float64, bool, time.Time (a date column: midnight UTC of the day) or string (JSON
-// columns carry JSON text of any JSON value).
+// columns carry JSON text of any JSON value). The rows' slices are the caller's again once
+// Write returns (the engine reuses them for its next batch): a destination keeps values, never
+// the slices; it may change cells in place while it writes.
 type Batch struct {
 	Table   Table
 	Columns []catalog.Column

@@ -42,6 +42,13 @@ type streamRun struct {
 	table  destination.Table
 	cols   []catalog.Column
 	colIdx map[string]int
+	// fieldIdx finds a record field's column (destination.FieldColumn, then colIdx) in one
+	// lookup; filled as fields are met. Its keys are copies: decoded keys share their page.
+	fieldIdx map[string]int
+	// cellBuf and rowBuf are the last batch's row storage, reused by the next: a destination is
+	// done with a batch's rows when its Write returns.
+	cellBuf []any
+	rowBuf  [][]any
 	// custom is the stream's custom-field columns; fixed marks them in cols (setColumns): a
 	// value that does not fit one is set aside, as in a timestamp column, not widening it.
 	custom *customfield.Table
@@ -540,6 +547,7 @@ func (r *streamRun) setColumns(cols []catalog.Column) {
 	for i, c := range cols {
 		r.colIdx[c.Name] = i
 	}
+	r.fieldIdx = make(map[string]int, len(cols))
 	r.fixed = make([]bool, len(cols))
 	for _, c := range r.custom.Columns() {
 		if j, ok := r.colIdx[c.Name]; ok {
@@ -610,8 +618,12 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 	extracted, hasExtracted := r.colIdx[destination.ExtractedAtColumn]
 	deleted, hasDeleted := r.colIdx[destination.DeletedAtColumn]
 	unparsedAt, hasUnparsed := r.colIdx[destination.UnparsedColumn]
-	cells := make([]any, len(recs)*n) // one allocation for the batch's rows
-	rows := make([][]any, 0, len(recs))
+	if cap(r.cellBuf) < len(recs)*n {
+		r.cellBuf = make([]any, len(recs)*n) // one allocation for the batch's rows
+	}
+	cells := r.cellBuf[:len(recs)*n]
+	clear(cells)
+	rows := r.rowBuf[:0]
 	for _, rec := range recs {
 		if !r.hasKey(rec) {
 			issues.skip(rec)
@@ -623,8 +635,7 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 			if v == nil {
 				continue // a null fits any column, and a column it lacks is NULL anyway
 			}
-			k = destination.FieldColumn(k)
-			j, ok := r.colIdx[k]
+			j, ok := r.column(k)
 			if !ok {
 				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
 			}
@@ -639,7 +650,7 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 				if unparsed == nil {
 					unparsed = map[string]any{}
 				}
-				unparsed[k] = v
+				unparsed[r.cols[j].Name] = v
 			default:
 				return nil, issues, fmt.Errorf("field %s: %w", k, errDrift)
 			}
@@ -676,7 +687,20 @@ func (r *streamRun) convert(recs []record.Record) ([][]any, valueIssues, error) 
 		}
 		rows = append(rows, row)
 	}
+	r.rowBuf = rows
 	return rows, issues, nil
+}
+
+// column is the index of the column a record field goes to.
+func (r *streamRun) column(field string) (int, bool) {
+	if j, ok := r.fieldIdx[field]; ok {
+		return j, true
+	}
+	j, ok := r.colIdx[destination.FieldColumn(field)]
+	if ok {
+		r.fieldIdx[strings.Clone(field)] = j
+	}
+	return j, ok
 }
 
 // keepRaw fills the columns that keep a field as the API sent it (catalog.Column.Raw) beside
@@ -782,7 +806,7 @@ func (r *streamRun) evolve(ctx context.Context, recs []record.Record) error {
 			if ok && (r.cols[i].Type.Temporal() || r.fixed[i] || record.Fits(v, r.cols[i].Type)) {
 				continue // a timestamp, date or custom-field column is never widened: convert sets such values aside
 			}
-			c := catalog.Column{Name: k, Type: record.Infer(v)}
+			c := catalog.Column{Name: strings.Clone(k), Type: record.Infer(v)} // k shares its page
 			if ok {
 				c.Type = catalog.Widen(r.cols[i].Type, c.Type)
 			}
