@@ -76,6 +76,10 @@ type scanner struct {
 	list     []Record
 	listSeen bool
 	depth    int // objects and arrays entered and not left
+	// lastFields is the size of the last object read: the records of a list have about the
+	// same fields, so it sizes the next one's map, where a fixed size grew for wide records
+	// and was too big for narrow ones.
+	lastFields int
 }
 
 var (
@@ -160,7 +164,7 @@ func (s *scanner) object() (Record, error) {
 	if err := s.nest(); err != nil {
 		return nil, err
 	}
-	rec := make(Record, 32)
+	rec := make(Record, max(s.lastFields, 8))
 	s.ws()
 	if s.eat('}') {
 		s.depth--
@@ -193,6 +197,7 @@ func (s *scanner) object() (Record, error) {
 		s.ws()
 		if s.eat('}') {
 			s.depth--
+			s.lastFields = len(rec)
 			return rec, nil
 		}
 		if !s.eat(',') {
