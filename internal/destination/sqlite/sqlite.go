@@ -29,6 +29,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -191,6 +192,10 @@ func (d *Destination) DB() *sql.DB { return d.db }
 func (d *Destination) Close() error {
 	d.mu.Lock()
 	d.stmts.reset()
+	if conn, err := d.db.Conn(context.Background()); err == nil {
+		conn.Raw(func(any) error { return d.stmts.closeRetired() })
+		conn.Close()
+	}
 	d.mu.Unlock()
 	if d.bulk {
 		// Best effort: a reader holding the file keeps it in rollback mode, and the next Open
@@ -620,7 +625,7 @@ func (d *Destination) stateKey(source string) string {
 	return d.schema + "/" + source
 }
 
-func (d *Destination) saveState(ctx context.Context, tx *sql.Tx, source, stream string, st state.Stream) error {
+func (d *Destination) saveState(ctx context.Context, tx execer, source, stream string, st state.Stream) error {
 	raw, err := state.Marshal(st)
 	if err != nil {
 		return err
@@ -657,28 +662,46 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		sqlFor, kind = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }, "append"
 	}
 	prefix := name + "\x00" + kind + "\x00"
-	// Statements are prepared before the transaction: the one connection is free then.
-	if err := d.stmts.prepare(ctx, d.db, plan, prefix, cols, sqlFor); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	conn, err := d.db.Conn(ctx) // the one connection, held until the batch is committed
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	defer tx.Rollback()
-	if err := d.stmts.exec(ctx, tx, plan, prefix); err != nil {
+	defer conn.Close()
+	// Statements are prepared before the transaction, so that it is short.
+	if err := conn.Raw(func(dc any) error {
+		return d.stmts.prepare(ctx, dc.(driver.Conn), plan, prefix, cols, sqlFor)
+	}); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := applyDeletes(ctx, tx, name, s, cols, b); err != nil {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := d.saveState(ctx, tx, b.Table.Source, b.Table.Stream.Name, st); err != nil {
+	committed := false
+	defer func() {
+		if !committed {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") // a failed COMMIT may have ended it
+		}
+	}()
+	if err := conn.Raw(func(any) error { return d.stmts.exec(ctx, plan, prefix) }); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := applyDeletes(ctx, conn, name, s, cols, b); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := d.saveState(ctx, conn, b.Table.Source, b.Table.Stream.Name, st); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit %s: %w", name, err)
 	}
+	committed = true
 	return nil
+}
+
+// execer runs statements: a transaction, or a connection with one open.
+type execer interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	PrepareContext(context.Context, string) (*sql.Stmt, error)
 }
 
 // toSQLValues turns the engine's values into those SQLite stores, in place: instants and days
@@ -696,7 +719,7 @@ func toSQLValues(rows [][]any, cols []catalog.Column) {
 
 // applyDeletes marks (or removes) the rows of the batch's deleted keys; s and cols name the
 // table's columns as stored. A row marked before keeps its first mark.
-func applyDeletes(ctx context.Context, tx *sql.Tx, name string, s catalog.Stream, cols []catalog.Column, b destination.Batch) error {
+func applyDeletes(ctx context.Context, tx execer, name string, s catalog.Stream, cols []catalog.Column, b destination.Batch) error {
 	if len(b.Deleted) == 0 {
 		return nil
 	}

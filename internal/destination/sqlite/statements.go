@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/bits"
 	"slices"
 	"sync"
@@ -354,20 +357,27 @@ func runPlan(ctx context.Context, plan []execution, stmt func(execution) (*sql.S
 // are closed.
 const maxCachedStatements = 256
 
-// statementCache keeps write statements prepared across transactions. Parsing and planning a
-// 100-row INSERT … ON CONFLICT cost SQLite more than a tenth of a Close sync's CPU when every
-// batch prepared its own. database/sql prepares a statement on a connection; with the one
-// connection a writer has, that must happen outside the transaction that runs it.
+// statementCache keeps write statements prepared across transactions, on the connection
+// itself (driver statements, used through sql.Conn.Raw). Parsing and planning a 100-row
+// INSERT … ON CONFLICT cost SQLite more than a tenth of a Close sync's CPU when every batch
+// prepared its own; and database/sql's statements converted every argument of every run into
+// a fresh slice (a seventh of a sync's allocations) for a driver that takes them as they are.
+// Guarded by the destination's lock, except known.
 type statementCache struct {
+	conn  driver.Conn                 // the connection the statements were prepared on
 	stmts map[string]*cachedStatement // by execution.key
 	clock uint64
+	// retired statements wait to be closed on their connection (closeRetired): reset is
+	// called where the connection may be busy.
+	retired []driver.Stmt
+	args    []driver.NamedValue // reused by every run
 	// known is the column sets each table's statements were built for (see shapes).
 	known   map[string]*shapes
 	knownMu sync.Mutex
 }
 
 type cachedStatement struct {
-	st   *sql.Stmt
+	st   driver.Stmt
 	used uint64
 }
 
@@ -387,9 +397,24 @@ func (c *statementCache) shapesOf(table string) *shapes {
 	return k
 }
 
-// prepare prepares the plan's statements the cache does not hold yet, making room by closing
-// the least recently used others; prefix names the table and kind of write.
-func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) error {
+// use makes conn the connection of the cached statements. database/sql keeps the one
+// connection a destination has open; should it ever hand out another, the statements of the
+// old one are forgotten (closing them there is no longer possible).
+func (c *statementCache) use(conn driver.Conn) {
+	if c.conn != conn {
+		clear(c.stmts)
+		c.retired = nil
+		c.conn = conn
+	}
+}
+
+// prepare prepares on conn the plan's statements the cache does not hold yet, making room by
+// closing the least recently used others; prefix names the table and kind of write.
+func (c *statementCache) prepare(ctx context.Context, conn driver.Conn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) error {
+	c.use(conn)
+	if err := c.closeRetired(); err != nil {
+		return err
+	}
 	c.clock++
 	missing := map[string]execution{}
 	for _, e := range plan {
@@ -402,9 +427,16 @@ func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []executi
 	}
 	if extra := len(c.stmts) + len(missing) - maxCachedStatements; extra > 0 {
 		c.evict(extra)
+		if err := c.closeRetired(); err != nil {
+			return err
+		}
+	}
+	preparer, ok := conn.(driver.ConnPrepareContext)
+	if !ok {
+		return fmt.Errorf("the SQLite driver cannot prepare statements with a context")
 	}
 	for k, e := range missing {
-		st, err := db.PrepareContext(ctx, e.query(cols, sqlFor))
+		st, err := preparer.PrepareContext(ctx, e.query(cols, sqlFor))
 		if err != nil {
 			return err
 		}
@@ -413,7 +445,7 @@ func (c *statementCache) prepare(ctx context.Context, db *sql.DB, plan []executi
 	return nil
 }
 
-// evict closes the n least recently used statements not used by the current plan (as many
+// evict retires the n least recently used statements not used by the current plan (as many
 // as there are, if fewer).
 func (c *statementCache) evict(n int) {
 	type aged struct {
@@ -428,27 +460,55 @@ func (c *statementCache) evict(n int) {
 	}
 	slices.SortFunc(old, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
 	for _, a := range old[:min(n, len(old))] {
-		c.stmts[a.key].st.Close()
+		c.retired = append(c.retired, c.stmts[a.key].st)
 		delete(c.stmts, a.key)
 	}
 }
 
-// exec runs a plan whose statements prepare has prepared, inside tx.
-func (c *statementCache) exec(ctx context.Context, tx *sql.Tx, plan []execution, prefix string) error {
-	// The transaction's copies of the statements close with it.
-	return runPlan(ctx, plan, func(e execution) (*sql.Stmt, error) {
-		return tx.StmtContext(ctx, c.stmts[e.key(prefix)].st), nil
-	})
+// exec runs a plan whose statements prepare has prepared, in the transaction open on their
+// connection.
+func (c *statementCache) exec(ctx context.Context, plan []execution, prefix string) error {
+	for _, e := range plan {
+		st, ok := c.stmts[e.key(prefix)].st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("the SQLite driver cannot run statements with a context")
+		}
+		c.args = c.args[:0]
+		for _, row := range e.rows {
+			for _, j := range e.filled {
+				var v any // a row shorter than the columns leaves the rest NULL
+				if j < len(row) {
+					v = row[j]
+				}
+				c.args = append(c.args, driver.NamedValue{Ordinal: len(c.args) + 1, Value: v})
+			}
+		}
+		if _, err := st.ExecContext(ctx, c.args); err != nil {
+			return err
+		}
+	}
+	clear(c.args) // hold no values of the batch
+	return nil
 }
 
-// reset closes every statement and forgets the column sets (before the tables they name
+// reset retires every statement and forgets the column sets (before the tables they name
 // change, and on Close).
 func (c *statementCache) reset() {
 	for _, cs := range c.stmts {
-		cs.st.Close()
+		c.retired = append(c.retired, cs.st)
 	}
 	clear(c.stmts)
 	c.knownMu.Lock()
 	clear(c.known)
 	c.knownMu.Unlock()
+}
+
+// closeRetired closes the retired statements; the caller has their connection to itself.
+func (c *statementCache) closeRetired() error {
+	var errs []error
+	for _, st := range c.retired {
+		errs = append(errs, st.Close())
+	}
+	c.retired = nil
+	return errors.Join(errs...)
 }
