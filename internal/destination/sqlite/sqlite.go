@@ -848,13 +848,46 @@ func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, b
 	return sorted, true
 }
 
+// formatTime is t.UTC().Format(TimeLayout), written digit by digit: the layout-driven
+// formatter was a twentieth of a Close sync's CPU, at several instants per row.
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(TimeLayout)
+	}
+	hour, minute, second := t.Clock()
+	var b [len(TimeLayout)]byte
+	digits := func(at, n, v int) {
+		for i := at + n - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	digits(0, 4, year)
+	b[4] = '-'
+	digits(5, 2, int(month))
+	b[7] = '-'
+	digits(8, 2, day)
+	b[10] = 'T'
+	digits(11, 2, hour)
+	b[13] = ':'
+	digits(14, 2, minute)
+	b[16] = ':'
+	digits(17, 2, second)
+	b[19] = '.'
+	digits(20, 6, t.Nanosecond()/1000)
+	b[26] = 'Z'
+	return string(b[:])
+}
+
 func sqlValue(v any, t catalog.Type) any {
 	switch x := v.(type) {
 	case time.Time:
 		if t == catalog.Date {
 			return x.Format(record.DateLayout) // the day, as the engine gives it
 		}
-		return x.UTC().Format(TimeLayout)
+		return formatTime(x)
 	case bool:
 		if x {
 			return int64(1)

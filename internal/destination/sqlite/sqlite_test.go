@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -556,5 +557,22 @@ func TestStatementCacheStaysSmall(t *testing.T) {
 	var n int
 	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM leads`).Scan(&n); err != nil || n != next {
 		t.Errorf("rows = %d, %v; want %d", n, err, next)
+	}
+}
+
+// TestFormatTime: the digit-by-digit formatter writes what time.Format writes, for instants
+// of every year crmsync stores, in any zone.
+func TestFormatTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zone := time.FixedZone("x", -5*3600-30*60)
+	lo, hi := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	instants := []time.Time{{}, time.Date(2024, 2, 29, 23, 59, 59, 999999999, zone), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for range 10000 {
+		instants = append(instants, time.Unix(lo+rng.Int64N(hi-lo), rng.Int64N(1e9)).In(zone))
+	}
+	for _, tm := range instants {
+		if got, want := formatTime(tm), tm.UTC().Format(TimeLayout); got != want {
+			t.Fatalf("formatTime(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }
