@@ -305,12 +305,31 @@ type Values interface {
 	EachCustomValue(stream string, rec record.Record, fn func(id string, v any, field string))
 }
 
+// FlatValues is the Values of a source whose records carry each value under a field of its
+// own (Close's "custom.cf_…"): Apply looks each defined field up, where walking every field of
+// every record to find the few custom ones cost a twentieth of a Close sync's CPU.
+type FlatValues interface {
+	Values
+	// CustomValueField is the record field that holds the value of field id.
+	CustomValueField(id string) string
+	// CustomValue is a value of such a field as EachCustomValue would give it.
+	CustomValue(v any) any
+}
+
 // Table is the custom-field columns of one stream in one sync.
 type Table struct {
 	stream string
 	values Values
 	byID   map[string]column
 	cols   []catalog.Column
+	// flat is byID by record field, when the values are FlatValues.
+	flat       []flatColumn
+	flatValues FlatValues
+}
+
+type flatColumn struct {
+	field string
+	c     column
 }
 
 type column struct {
@@ -344,6 +363,10 @@ func NewTable(stream string, fields []Field, ms []Mapping, values Values) *Table
 		t.byID[m.FieldID] = c
 		t.cols = append(t.cols, catalog.Column{Name: m.Column, Type: m.ColumnType,
 			Description: fmt.Sprintf("custom field %q (%s, id %s)", f.Name, f.Kind, f.ID)})
+		if fv, ok := values.(FlatValues); ok {
+			t.flatValues = fv
+			t.flat = append(t.flat, flatColumn{field: fv.CustomValueField(m.FieldID), c: c})
+		}
 	}
 	return t
 }
@@ -365,6 +388,15 @@ func (t *Table) Columns() []catalog.Column {
 // not define (any more) stay where they were.
 func (t *Table) Apply(rec record.Record) {
 	if t == nil || len(t.byID) == 0 {
+		return
+	}
+	if t.flatValues != nil {
+		for _, f := range t.flat {
+			if v, ok := rec[f.field]; ok {
+				delete(rec, f.field)
+				rec[f.c.name] = f.c.value(t.flatValues.CustomValue(v))
+			}
+		}
 		return
 	}
 	type move struct {

@@ -2,6 +2,7 @@ package customfield
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -257,19 +258,32 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// flatCloseValues is closeValues that can also name each field's key (FlatValues).
+type flatCloseValues struct{ closeValues }
+
+func (flatCloseValues) CustomValueField(id string) string { return "custom." + id }
+func (flatCloseValues) CustomValue(v any) any             { return v }
+
+// TestApplyMovesFlatKeys: values under flat keys move to their columns, whether Apply walks the
+// record's fields or looks each defined field up (FlatValues); others stay.
 func TestApplyMovesFlatKeys(t *testing.T) {
 	industry := Field{ID: "cf_a", Name: "Industry", Kind: "choices", Type: catalog.String, Streams: []string{"leads"}}
-	fields := []Field{industry}
+	seats := Field{ID: "cf_b", Name: "Seats", Kind: "number", Type: catalog.Number, Streams: []string{"leads"}}
+	fields := []Field{industry, seats}
 	ms, _ := Plan(fields, nil, []string{"leads"}, nil, t0)
-	tb := NewTable("leads", fields, ms, closeValues{})
-	rec := record.Record{"id": "lead_1", "custom.cf_a": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
-	tb.Apply(rec)
-	want := record.Record{"id": "lead_1", "custom_industry": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
-	if !reflect.DeepEqual(rec, want) {
-		t.Errorf("record = %v, want %v", rec, want)
-	}
-	if cols := tb.Columns(); len(cols) != 1 || cols[0].Name != "custom_industry" || cols[0].Type != catalog.String {
-		t.Errorf("columns = %+v", cols)
+	for _, values := range []Values{closeValues{}, flatCloseValues{}} {
+		t.Run(fmt.Sprintf("%T", values), func(t *testing.T) {
+			tb := NewTable("leads", fields, ms, values)
+			rec := record.Record{"id": "lead_1", "custom.cf_a": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
+			tb.Apply(rec)
+			want := record.Record{"id": "lead_1", "custom_industry": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
+			if !reflect.DeepEqual(rec, want) {
+				t.Errorf("record = %v, want %v", rec, want)
+			}
+			if cols := tb.Columns(); len(cols) != 2 || cols[0].Name != "custom_industry" || cols[0].Type != catalog.String {
+				t.Errorf("columns = %+v", cols)
+			}
+		})
 	}
 }
 

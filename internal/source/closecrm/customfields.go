@@ -136,11 +136,21 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 // `custom` object, keyed by field name, which stays.)
 func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
 	for k, v := range rec {
-		if id, ok := strings.CutPrefix(k, "custom."); ok {
-			if nv, err := record.Nested(v); err == nil { // a multi-valued field's array
-				v = nv
-			}
-			fn(id, v, k)
+		if id, ok := strings.CutPrefix(k, customValuePrefix); ok {
+			fn(id, s.CustomValue(v), k)
 		}
 	}
+}
+
+const customValuePrefix = "custom."
+
+// CustomValueField implements customfield.FlatValues.
+func (s *Source) CustomValueField(id string) string { return customValuePrefix + id }
+
+// CustomValue implements customfield.FlatValues: a multi-valued field's array is decoded.
+func (s *Source) CustomValue(v any) any {
+	if nv, err := record.Nested(v); err == nil {
+		return nv
+	}
+	return v
 }
