@@ -14,6 +14,7 @@ import (
 	"github.com/crmsync/crmsync/internal/apiclient"
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/config"
+	"github.com/crmsync/crmsync/internal/engine"
 	"github.com/crmsync/crmsync/internal/sources"
 )
 
@@ -48,6 +49,7 @@ func (f *settingsFlags) register(cmd *cobra.Command, withSync bool) {
 		fl.StringVar(&f.streams, "streams", "", "comma-separated tables to sync (default: all)")
 		fl.IntVar(&f.cfg.Concurrency, "concurrency", 0, "tables read at once (default 4)")
 		fl.IntVar(&f.cfg.BatchSize, "batch-size", 0, "rows per destination transaction (default 2000)")
+		fl.IntVar(&f.cfg.MemoryBudgetMB, "memory-budget-mb", 0, fmt.Sprintf("MiB of records all tables of a sync hold at once (default %d)", engine.DefaultMemoryBudget>>20))
 		fl.StringVar(&f.cfg.Deletes, "deletes", "", "what a record deleted in the source does to its row: soft (marked in _crmsync_deleted_at; the default) or hard (removed)")
 		fl.DurationVar(&f.reconcile, "reconcile-every", config.DefaultReconcileEvery, "how often a table without a deletion feed (Copper's) sweeps its ids to find deleted records; 0: on every sync")
 	}

@@ -164,6 +164,7 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 		{"--streams of commas", sync("--streams", " , "), "streams: an empty selection", nil},
 		{"streams: [] in the config", []string{"sync", "--config", noStreams, "--dest", db}, "streams: an empty selection", nil},
 		{"requests per second NaN", sync("--requests-per-second", "NaN"), "requests_per_second", nil},
+		{"negative memory budget", sync("--memory-budget-mb", "-1"), "memory_budget_mb", nil},
 		{"base url with a query", sync("--base-url", "https://api.close.com?x=1"), "base_url", nil},
 		{"base url with a fragment", sync("--base-url", "https://api.close.com#top"), "base_url", nil},
 		{"in-memory SQLite", []string{"sync", "--source", "close", "--start-date", "2024-01-01", "--dest", "sqlite::memory:"}, "in-memory", nil},
@@ -204,6 +205,20 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
 		t.Error("a rejected sync created the database file")
 	}
+}
+
+// TestSmallMemoryBudget: a sync held to a 1 MiB memory budget (--memory-budget-mb), less than
+// a batch of leads holds, still stores every record of every table.
+func TestSmallMemoryBudget(t *testing.T) {
+	acc := newAccount(t, closecrm.Descriptor, connector.SimConfig{Sizes: map[string]int{"leads": 600, "activities": 1500, "tasks": 50, "users": 2, "custom_fields": 2, "event_log": 10}})
+	env := map[string]string{"CLOSE_API_KEY": acc.Credentials["api_key"]}
+	db := "sqlite:" + filepath.Join(t.TempDir(), "crm.db")
+	code, out, errOut := runCLI(t, env, "sync", "--source", "close", "--base-url", acc.URL, "--dest", db,
+		"--start-date", "2020-01-01", "--streams", "leads,activities,tasks", "--memory-budget-mb", "1")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	acc.AssertReplica(t, acc.replica(t, db), "leads", "activities", "tasks")
 }
 
 // TestCheck: for every source, check passes with the right credentials and fails with each

@@ -44,6 +44,9 @@ type Config struct {
 	RateLimitTimeout time.Duration `yaml:"rate_limit_timeout"`
 	Concurrency      int           `yaml:"concurrency"`
 	BatchSize        int           `yaml:"batch_size"`
+	// MemoryBudgetMB bounds the MiB of records all tables of a sync hold at once; zero: the
+	// engine's default.
+	MemoryBudgetMB int `yaml:"memory_budget_mb"`
 	// AllowInsecureHTTP permits an http:// base URL that is not a loopback address.
 	AllowInsecureHTTP bool   `yaml:"allow_insecure_http"`
 	LogLevel          string `yaml:"log_level"`  // debug | info | warn | error
@@ -55,6 +58,9 @@ type Config struct {
 	// nil: DefaultReconcileEvery; zero: on every sync.
 	ReconcileEvery *time.Duration `yaml:"reconcile_every"`
 }
+
+// maxMemoryBudgetMB keeps the budget's bytes far inside an int on every platform.
+const maxMemoryBudgetMB = 1 << 16
 
 // DefaultReconcileEvery is the id sweep's cadence unless set: a sweep costs a full read.
 const DefaultReconcileEvery = 24 * time.Hour
@@ -255,8 +261,11 @@ func (c Config) CheckSync() error {
 	if math.IsNaN(c.RequestsPerSecond) || math.IsInf(c.RequestsPerSecond, 0) {
 		return fmt.Errorf("requests_per_second: %v is not a number of requests; use a positive number, or a negative one for no pacing", c.RequestsPerSecond)
 	}
-	if c.Concurrency < 0 || c.BatchSize < 0 {
-		return errors.New("concurrency and batch_size must not be negative")
+	if c.Concurrency < 0 || c.BatchSize < 0 || c.MemoryBudgetMB < 0 {
+		return errors.New("concurrency, batch_size and memory_budget_mb must not be negative")
+	}
+	if c.MemoryBudgetMB > maxMemoryBudgetMB {
+		return fmt.Errorf("memory_budget_mb: %d MiB is more than a sync can use; give at most %d", c.MemoryBudgetMB, maxMemoryBudgetMB)
 	}
 	if c.Deletes != "" && c.Deletes != "soft" && c.Deletes != "hard" {
 		return fmt.Errorf("deletes: %q is not a way to apply deletions; use soft (rows are marked in _crmsync_deleted_at) or hard (rows are removed)", c.Deletes)

@@ -79,6 +79,21 @@ func TestParseConfigFile(t *testing.T) {
 				t.Fatalf("CheckSync = %v, want reconcile_every refused", err)
 			}
 		}},
+		{"memory budget", "memory_budget_mb: 32\n", "", func(t *testing.T, c Config) {
+			if c.MemoryBudgetMB != 32 || c.CheckSync() != nil {
+				t.Fatalf("memory_budget_mb parsed as %d, check %v", c.MemoryBudgetMB, c.CheckSync())
+			}
+		}},
+		{"negative memory budget", "memory_budget_mb: -1\n", "", func(t *testing.T, c Config) {
+			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "memory_budget_mb") {
+				t.Fatalf("CheckSync = %v, want memory_budget_mb refused", err)
+			}
+		}},
+		{"memory budget beyond any machine", "memory_budget_mb: 100000\n", "", func(t *testing.T, c Config) {
+			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "memory_budget_mb") {
+				t.Fatalf("CheckSync = %v, want memory_budget_mb refused", err)
+			}
+		}},
 		{"cadence not a duration", "reconcile_every: daily\n", "reconcile_every", nil},
 		{"unknown key", "source: close\nstart_dat: 2024-01-01\n", "start_dat", nil},
 		{"wrong type", "concurrency: lots\n", "concurrency", nil},

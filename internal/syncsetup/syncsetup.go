@@ -159,12 +159,13 @@ func Prepare(ctx context.Context, cfg config.Config, p Params) (*Sync, error) {
 // EngineOptions turns validated settings into engine options.
 func EngineOptions(cfg config.Config, d connector.Descriptor, start time.Time, log *slog.Logger) engine.Options {
 	return engine.Options{
-		StartDate:   start,
-		Streams:     cfg.Streams,
-		BatchSize:   cfg.BatchSize,
-		Concurrency: cfg.Concurrency,
-		Windows:     d.Windows(cfg.RequestsPerSecond),
-		Logger:      log,
+		StartDate:    start,
+		Streams:      cfg.Streams,
+		BatchSize:    cfg.BatchSize,
+		Concurrency:  cfg.Concurrency,
+		MemoryBudget: cfg.MemoryBudgetMB << 20,
+		Windows:      d.Windows(cfg.RequestsPerSecond),
+		Logger:       log,
 		// Validated by CheckSync: soft or hard (or unset: soft).
 		Deletes:        engine.DeleteMode(cfg.Deletes),
 		ReconcileEvery: cfg.Reconcile(),
