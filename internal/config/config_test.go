@@ -42,6 +42,16 @@ func TestParseStartDate(t *testing.T) {
 	}
 }
 
+// refusedBySync checks that CheckSync refuses a parsed config, naming setting.
+func refusedBySync(setting string) func(*testing.T, Config) {
+	return func(t *testing.T, c Config) {
+		t.Helper()
+		if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), setting) {
+			t.Fatalf("CheckSync = %v, want %s refused", err, setting)
+		}
+	}
+}
+
 func TestParseConfigFile(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -69,31 +79,15 @@ func TestParseConfigFile(t *testing.T) {
 				t.Fatalf("reconcile_every: 0s parsed as %s", c.Reconcile())
 			}
 		}},
-		{"deletes neither soft nor hard", "deletes: sometimes\n", "", func(t *testing.T, c Config) {
-			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "deletes") {
-				t.Fatalf("CheckSync = %v, want the deletes setting refused", err)
-			}
-		}},
-		{"negative cadence", "reconcile_every: -1h\n", "", func(t *testing.T, c Config) {
-			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "reconcile_every") {
-				t.Fatalf("CheckSync = %v, want reconcile_every refused", err)
-			}
-		}},
+		{"deletes neither soft nor hard", "deletes: sometimes\n", "", refusedBySync("deletes")},
+		{"negative cadence", "reconcile_every: -1h\n", "", refusedBySync("reconcile_every")},
 		{"memory budget", "memory_budget_mb: 32\n", "", func(t *testing.T, c Config) {
 			if c.MemoryBudgetMB != 32 || c.CheckSync() != nil {
 				t.Fatalf("memory_budget_mb parsed as %d, check %v", c.MemoryBudgetMB, c.CheckSync())
 			}
 		}},
-		{"negative memory budget", "memory_budget_mb: -1\n", "", func(t *testing.T, c Config) {
-			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "memory_budget_mb") {
-				t.Fatalf("CheckSync = %v, want memory_budget_mb refused", err)
-			}
-		}},
-		{"memory budget beyond any machine", "memory_budget_mb: 100000\n", "", func(t *testing.T, c Config) {
-			if err := c.CheckSync(); err == nil || !strings.Contains(err.Error(), "memory_budget_mb") {
-				t.Fatalf("CheckSync = %v, want memory_budget_mb refused", err)
-			}
-		}},
+		{"negative memory budget", "memory_budget_mb: -1\n", "", refusedBySync("memory_budget_mb")},
+		{"memory budget beyond any machine", "memory_budget_mb: 100000\n", "", refusedBySync("memory_budget_mb")},
 		{"cadence not a duration", "reconcile_every: daily\n", "reconcile_every", nil},
 		{"unknown key", "source: close\nstart_dat: 2024-01-01\n", "start_dat", nil},
 		{"wrong type", "concurrency: lots\n", "concurrency", nil},
