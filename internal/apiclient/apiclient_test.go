@@ -1,6 +1,7 @@
 package apiclient
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,29 @@ func status(code int, header map[string]string, body string) func(http.ResponseW
 
 var ok = status(200, nil, `{"data": [1, 2]}`)
 
+// chunked answers 200 with body sent in two flushed parts: no Content-Length, as a server that
+// streams its answer sends it (the simulators always announce the length).
+func chunked(body string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.WriteHeader(200)
+		w.Write([]byte(body[:len(body)/2]))
+		w.(http.Flusher).Flush()
+		w.Write([]byte(body[len(body)/2:]))
+	}
+}
+
+// gzipped answers 200 with body compressed: the transport decompresses it and the length it
+// announces is unknown.
+func gzipped(body string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(200)
+		zw := gzip.NewWriter(w)
+		zw.Write([]byte(body))
+		zw.Close()
+	}
+}
+
 func decodeData(r Response) error {
 	var v struct {
 		Data *[]int `json:"data"`
@@ -62,6 +86,8 @@ func TestRetries(t *testing.T) {
 		minWait      time.Duration
 	}{
 		{"ok", []func(http.ResponseWriter){ok}, 1, "", 0},
+		{"chunked, no length", []func(http.ResponseWriter){chunked(`{"data": [1, 2]}`)}, 1, "", 0},
+		{"gzip, no length", []func(http.ResponseWriter){gzipped(`{"data": [1, 2]}`)}, 1, "", 0},
 		{"429 RateLimit header", []func(http.ResponseWriter){status(429, map[string]string{"RateLimit": "limit=10, remaining=0, reset=0.3"}, ""), ok}, 2, "", 250 * time.Millisecond},
 		{"429 Retry-After", []func(http.ResponseWriter){status(429, map[string]string{"Retry-After": "1"}, ""), ok}, 2, "", 900 * time.Millisecond},
 		{"429 body error.rate_reset", []func(http.ResponseWriter){status(429, nil, `{"error": {"rate_reset": 0.3}}`), ok}, 2, "", 250 * time.Millisecond},

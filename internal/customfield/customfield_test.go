@@ -2,7 +2,6 @@ package customfield
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -198,20 +197,24 @@ func TestPlanWidensAChangedType(t *testing.T) {
 // copperValues carries values as Copper does, in a custom_fields array.
 type copperValues struct{}
 
-func (copperValues) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
-	for _, e := range rec["custom_fields"].([]any) {
-		e := e.(map[string]any)
-		fn(string(e["custom_field_definition_id"].(json.Number)), e["value"], "")
+func (copperValues) CustomValueReader(string, []string) func(record.Record, func(id string, v any, field string)) {
+	return func(rec record.Record, fn func(id string, v any, field string)) {
+		for _, e := range rec["custom_fields"].([]any) {
+			e := e.(map[string]any)
+			fn(string(e["custom_field_definition_id"].(json.Number)), e["value"], "")
+		}
 	}
 }
 
-// closeValues carries values as Close does, under flat keys.
+// closeValues carries values as Close does, under flat keys, and looks up those asked for.
 type closeValues struct{}
 
-func (closeValues) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
-	for k, v := range rec {
-		if id, ok := strings.CutPrefix(k, "custom."); ok {
-			fn(id, v, k)
+func (closeValues) CustomValueReader(_ string, ids []string) func(record.Record, func(id string, v any, field string)) {
+	return func(rec record.Record, fn func(id string, v any, field string)) {
+		for _, id := range ids {
+			if v, ok := rec["custom."+id]; ok {
+				fn(id, v, "custom."+id)
+			}
 		}
 	}
 }
@@ -258,32 +261,22 @@ func TestApply(t *testing.T) {
 	}
 }
 
-// flatCloseValues is closeValues that can also name each field's key (FlatValues).
-type flatCloseValues struct{ closeValues }
-
-func (flatCloseValues) CustomValueField(id string) string { return "custom." + id }
-func (flatCloseValues) CustomValue(v any) any             { return v }
-
-// TestApplyMovesFlatKeys: values under flat keys move to their columns, whether Apply walks the
-// record's fields or looks each defined field up (FlatValues); others stay.
+// TestApplyMovesFlatKeys: values under flat keys move to their columns; values of fields
+// the account does not define stay.
 func TestApplyMovesFlatKeys(t *testing.T) {
 	industry := Field{ID: "cf_a", Name: "Industry", Kind: "choices", Type: catalog.String, Streams: []string{"leads"}}
 	seats := Field{ID: "cf_b", Name: "Seats", Kind: "number", Type: catalog.Number, Streams: []string{"leads"}}
 	fields := []Field{industry, seats}
 	ms, _ := Plan(fields, nil, []string{"leads"}, nil, t0)
-	for _, values := range []Values{closeValues{}, flatCloseValues{}} {
-		t.Run(fmt.Sprintf("%T", values), func(t *testing.T) {
-			tb := NewTable("leads", fields, ms, values)
-			rec := record.Record{"id": "lead_1", "custom.cf_a": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
-			tb.Apply(rec)
-			want := record.Record{"id": "lead_1", "custom_industry": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
-			if !reflect.DeepEqual(rec, want) {
-				t.Errorf("record = %v, want %v", rec, want)
-			}
-			if cols := tb.Columns(); len(cols) != 2 || cols[0].Name != "custom_industry" || cols[0].Type != catalog.String {
-				t.Errorf("columns = %+v", cols)
-			}
-		})
+	tb := NewTable("leads", fields, ms, closeValues{})
+	rec := record.Record{"id": "lead_1", "custom.cf_a": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
+	tb.Apply(rec)
+	want := record.Record{"id": "lead_1", "custom_industry": "Retail", "custom.cf_gone": "kept", "custom": map[string]any{"Industry": "Retail"}}
+	if !reflect.DeepEqual(rec, want) {
+		t.Errorf("record = %v, want %v", rec, want)
+	}
+	if cols := tb.Columns(); len(cols) != 2 || cols[0].Name != "custom_industry" || cols[0].Type != catalog.String {
+		t.Errorf("columns = %+v", cols)
 	}
 }
 

@@ -668,8 +668,10 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	defer conn.Close()
 	// Statements are prepared before the transaction, so that it is short.
-	if err := conn.Raw(func(dc any) error {
-		return d.stmts.prepare(ctx, dc.(driver.Conn), plan, prefix, cols, sqlFor)
+	var stmts []driver.StmtExecContext
+	if err := conn.Raw(func(dc any) (err error) {
+		stmts, err = d.stmts.prepare(ctx, dc.(driver.Conn), plan, prefix, cols, sqlFor)
+		return err
 	}); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -682,7 +684,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") // a failed COMMIT may have ended it
 		}
 	}()
-	if err := conn.Raw(func(any) error { return d.stmts.exec(ctx, plan, prefix) }); err != nil {
+	if err := conn.Raw(func(any) error { return d.stmts.exec(ctx, plan, stmts) }); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := applyDeletes(ctx, conn, name, s, cols, b); err != nil {
@@ -849,7 +851,7 @@ func sortedByKey(rows [][]any, cols []catalog.Column, keys []string) ([][]any, b
 }
 
 // formatTime is t.UTC().Format(TimeLayout), written digit by digit: the layout-driven
-// formatter was a twentieth of a Close sync's CPU, at several instants per row.
+// formatter cost about 2.5 % of a Close sync's CPU, at several instants per row.
 func formatTime(t time.Time) string {
 	t = t.UTC()
 	year, month, day := t.Date()

@@ -32,17 +32,26 @@ type execution struct {
 	filled []int
 }
 
-// args appends the execution's arguments to buf[:0].
-func (e execution) args(buf []any) []any {
-	buf = buf[:0]
+// values yields the execution's arguments in order: each row's values of the filled columns.
+func (e execution) values(yield func(any) bool) {
 	for _, row := range e.rows {
 		for _, j := range e.filled {
 			var v any // a row shorter than the columns leaves the rest NULL
 			if j < len(row) {
 				v = row[j]
 			}
-			buf = append(buf, v)
+			if !yield(v) {
+				return
+			}
 		}
+	}
+}
+
+// args appends the execution's arguments to buf[:0].
+func (e execution) args(buf []any) []any {
+	buf = buf[:0]
+	for v := range e.values {
+		buf = append(buf, v)
 	}
 	return buf
 }
@@ -125,14 +134,14 @@ type rowGroup struct {
 // columnSet is a set of column indexes as a bitmap.
 type columnSet []uint64
 
-func filledSet(row []any) columnSet {
-	s := make(columnSet, (len(row)+63)/64)
+// fill makes s the set of row's non-NULL columns.
+func (s columnSet) fill(row []any) {
+	clear(s)
 	for j, v := range row {
 		if v != nil {
 			s[j/64] |= 1 << (j % 64)
 		}
 	}
-	return s
 }
 
 func (s columnSet) count() int {
@@ -236,17 +245,19 @@ func groupByFilled(rows [][]any, width int, known *shapes) []rowGroup {
 		set   columnSet
 		count int
 		rows  []int // indexes into rows
-		first int
 	}
 	var groups []*exact
 	byMask := map[string]*exact{}
+	scratch := make(columnSet, (width+63)/64)
+	var key []byte
 	for i, row := range rows {
-		set := filledSet(row)
-		k := setKey(set)
-		g, ok := byMask[k]
+		scratch.fill(row) // and the key into a reused buffer: nothing allocated per row
+		key = appendSetKey(key[:0], scratch)
+		g, ok := byMask[string(key)]
 		if !ok {
-			g = &exact{set: set, count: set.count(), first: len(groups)}
-			byMask[k] = g
+			set := slices.Clone(scratch)
+			g = &exact{set: set, count: set.count()}
+			byMask[string(key)] = g
 			groups = append(groups, g)
 		}
 		g.rows = append(g.rows, i)
@@ -303,16 +314,20 @@ func groupByFilled(rows [][]any, width int, known *shapes) []rowGroup {
 	return out
 }
 
+// setKey is a map key for s; the nil set (every column) has "".
 func setKey(s columnSet) string {
 	if s == nil {
 		return ""
 	}
-	b := make([]byte, 1, 1+8*len(s))
-	b[0] = 1 // apart from the nil set's ""
+	return string(appendSetKey(nil, s))
+}
+
+func appendSetKey(b []byte, s columnSet) []byte {
+	b = append(b, 1) // apart from the nil set's ""
 	for _, w := range s {
 		b = binary.LittleEndian.AppendUint64(b, w)
 	}
-	return string(b)
+	return b
 }
 
 // execPlan runs a plan in tx, preparing each statement for this transaction only.
@@ -408,41 +423,49 @@ func (c *statementCache) use(conn driver.Conn) {
 	}
 }
 
-// prepare prepares on conn the plan's statements the cache does not hold yet, making room by
-// closing the least recently used others; prefix names the table and kind of write.
-func (c *statementCache) prepare(ctx context.Context, conn driver.Conn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) error {
+// prepare returns on conn the statement of each execution of the plan, preparing those the
+// cache does not hold yet and making room by closing the least recently used others; prefix
+// names the table and kind of write.
+func (c *statementCache) prepare(ctx context.Context, conn driver.Conn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) ([]driver.StmtExecContext, error) {
 	c.use(conn)
 	if err := c.closeRetired(); err != nil {
-		return err
+		return nil, err
 	}
 	c.clock++
+	keys := make([]string, len(plan))
 	missing := map[string]execution{}
-	for _, e := range plan {
-		k := e.key(prefix)
-		if cs, ok := c.stmts[k]; ok {
+	for i, e := range plan {
+		keys[i] = e.key(prefix)
+		if cs, ok := c.stmts[keys[i]]; ok {
 			cs.used = c.clock
 		} else {
-			missing[k] = e
+			missing[keys[i]] = e
 		}
 	}
 	if extra := len(c.stmts) + len(missing) - maxCachedStatements; extra > 0 {
 		c.evict(extra)
 		if err := c.closeRetired(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	preparer, ok := conn.(driver.ConnPrepareContext)
 	if !ok {
-		return fmt.Errorf("the SQLite driver cannot prepare statements with a context")
+		return nil, fmt.Errorf("the SQLite driver cannot prepare statements with a context")
 	}
 	for k, e := range missing {
 		st, err := preparer.PrepareContext(ctx, e.query(cols, sqlFor))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.stmts[k] = &cachedStatement{st: st, used: c.clock}
 	}
-	return nil
+	stmts := make([]driver.StmtExecContext, len(plan))
+	for i, k := range keys {
+		if stmts[i], ok = c.stmts[k].st.(driver.StmtExecContext); !ok {
+			return nil, fmt.Errorf("the SQLite driver cannot run statements with a context")
+		}
+	}
+	return stmts, nil
 }
 
 // evict retires the n least recently used statements not used by the current plan (as many
@@ -465,25 +488,15 @@ func (c *statementCache) evict(n int) {
 	}
 }
 
-// exec runs a plan whose statements prepare has prepared, in the transaction open on their
-// connection.
-func (c *statementCache) exec(ctx context.Context, plan []execution, prefix string) error {
-	for _, e := range plan {
-		st, ok := c.stmts[e.key(prefix)].st.(driver.StmtExecContext)
-		if !ok {
-			return fmt.Errorf("the SQLite driver cannot run statements with a context")
-		}
+// exec runs each execution of a plan with its statement from prepare, in the transaction open
+// on their connection.
+func (c *statementCache) exec(ctx context.Context, plan []execution, stmts []driver.StmtExecContext) error {
+	for i, e := range plan {
 		c.args = c.args[:0]
-		for _, row := range e.rows {
-			for _, j := range e.filled {
-				var v any // a row shorter than the columns leaves the rest NULL
-				if j < len(row) {
-					v = row[j]
-				}
-				c.args = append(c.args, driver.NamedValue{Ordinal: len(c.args) + 1, Value: v})
-			}
+		for v := range e.values {
+			c.args = append(c.args, driver.NamedValue{Ordinal: len(c.args) + 1, Value: v})
 		}
-		if _, err := st.ExecContext(ctx, c.args); err != nil {
+		if _, err := stmts[i].ExecContext(ctx, c.args); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/customfield"
@@ -131,26 +130,23 @@ func customField(rec record.Record, objectType string) (customfield.Field, error
 	return f, nil
 }
 
-// EachCustomValue implements customfield.Values: Close records carry each value under a flat
-// key "custom.cf_<id>", which the named column replaces. (Leads also carry the deprecated
-// `custom` object, keyed by field name, which stays.)
-func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
-	for k, v := range rec {
-		if id, ok := strings.CutPrefix(k, customValuePrefix); ok {
-			fn(id, s.CustomValue(v), k)
+// CustomValueReader implements customfield.Values: Close records carry each value under a flat
+// key "custom.cf_<id>", which the named column replaces; each is looked up. (Leads also carry
+// the deprecated `custom` object, keyed by field name, which stays.) A multi-valued field's
+// array is decoded.
+func (s *Source) CustomValueReader(_ string, ids []string) func(rec record.Record, fn func(id string, v any, field string)) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "custom." + id
+	}
+	return func(rec record.Record, fn func(id string, v any, field string)) {
+		for i, k := range keys {
+			if v, ok := rec[k]; ok {
+				if nv, err := record.Nested(v); err == nil {
+					v = nv
+				}
+				fn(ids[i], v, k)
+			}
 		}
 	}
-}
-
-const customValuePrefix = "custom."
-
-// CustomValueField implements customfield.FlatValues.
-func (s *Source) CustomValueField(id string) string { return customValuePrefix + id }
-
-// CustomValue implements customfield.FlatValues: a multi-valued field's array is decoded.
-func (s *Source) CustomValue(v any) any {
-	if nv, err := record.Nested(v); err == nil {
-		return nv
-	}
-	return v
 }

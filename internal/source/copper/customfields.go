@@ -77,9 +77,14 @@ func customField(rec record.Record) (customfield.Field, error) {
 	return f, nil
 }
 
-// EachCustomValue implements customfield.Values: Copper records carry their values in
-// custom_fields, [{custom_field_definition_id, value}], which stays as it is.
-func (s *Source) EachCustomValue(_ string, rec record.Record, fn func(id string, v any, field string)) {
+// CustomValueReader implements customfield.Values: Copper records carry their values in
+// custom_fields, [{custom_field_definition_id, value}], which stays as it is; the array is
+// walked whatever ids are asked for.
+func (s *Source) CustomValueReader(string, []string) func(rec record.Record, fn func(id string, v any, field string)) {
+	return eachCustomValue
+}
+
+func eachCustomValue(rec record.Record, fn func(id string, v any, field string)) {
 	raw, ok := rec["custom_fields"].(json.RawMessage)
 	if !ok {
 		return
