@@ -67,11 +67,12 @@ type cfAccount struct {
 	add                       simfault.CustomField
 }
 
-// copperAccount: textDates writes custom Date values as M/D/YYYY text instead of Unix seconds
-// (the reference leaves the format open).
-func copperAccount(t *testing.T, clock *fakeclock.Clock, textDates bool) cfAccount {
+// copperAccount: otherReadings takes the other reading of what the reference leaves open:
+// custom Date values as M/D/YYYY text instead of Unix seconds, and answers in chunks with no
+// Content-Length.
+func copperAccount(t *testing.T, clock *fakeclock.Clock, otherReadings bool) cfAccount {
 	sim, err := coppersim.New(coppersim.Config{Seed: 11, APIKey: "k", UserEmail: "me@example.com", People: 150, Companies: 80, Leads: 60,
-		Opportunities: 60, Projects: 30, Tasks: 60, Activities: 50, Users: 4, UnfitCustomValues: 0.1, ConnectValues: true, CustomDatesAsText: textDates, Now: clock.Now})
+		Opportunities: 60, Projects: 30, Tasks: 60, Activities: 50, Users: 4, UnfitCustomValues: 0.1, ConnectValues: true, CustomDatesAsText: otherReadings, ChunkedAnswers: otherReadings, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +120,12 @@ func copperAccount(t *testing.T, clock *fakeclock.Clock, textDates bool) cfAccou
 	}
 }
 
-// closeAccount: sharedInTypeLists also lists shared fields at /custom_field/lead/ etc. (the
-// reference leaves open whether Close does).
-func closeAccount(t *testing.T, clock *fakeclock.Clock, sharedInTypeLists bool) cfAccount {
+// closeAccount: otherReadings takes the other reading of what the reference leaves open:
+// shared fields also listed at /custom_field/lead/ etc., and answers in chunks with no
+// Content-Length.
+func closeAccount(t *testing.T, clock *fakeclock.Clock, otherReadings bool) cfAccount {
 	sim, err := closesim.New(closesim.Config{Seed: 11, APIKey: "k", Leads: 120, Activities: 300, Tasks: 50, Users: 4, CustomFields: 40, Events: 100,
-		UnfitCustomValues: 0.1, SharedFieldsInTypeLists: sharedInTypeLists, Now: clock.Now})
+		UnfitCustomValues: 0.1, SharedFieldsInTypeLists: otherReadings, ChunkedAnswers: otherReadings, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,10 +201,10 @@ func TestCustomFieldColumns(t *testing.T) {
 	for destName, newDest := range e2e.Destinations() {
 		// Each reading the reference leaves open, on its own account.
 		for name, open := range map[string]func(*testing.T, *fakeclock.Clock) cfAccount{
-			"copper":                      func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, false) },
-			"copper, dates as M-D-YYYY":   func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, true) },
-			"close":                       func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, false) },
-			"close, shared in type lists": func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, true) },
+			"copper":                               func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, false) },
+			"copper, dates as M-D-YYYY, chunked":   func(t *testing.T, c *fakeclock.Clock) cfAccount { return copperAccount(t, c, true) },
+			"close":                                func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, false) },
+			"close, shared in type lists, chunked": func(t *testing.T, c *fakeclock.Clock) cfAccount { return closeAccount(t, c, true) },
 		} {
 			t.Run(name+"/"+destName, func(t *testing.T) {
 				t.Parallel()

@@ -73,6 +73,10 @@ type Config struct {
 	// type, as the same records with the same ids they have under /custom_field/shared/. The
 	// docs leave open whether they do (reference open question 9); default: only /shared/.
 	SharedFieldsInTypeLists bool
+	// ChunkedAnswers: answers announce no Content-Length and are sent in chunks, as a
+	// streaming server or a compressing proxy sends them. The reference does not say which
+	// (default: the length is announced).
+	ChunkedAnswers bool
 	// UnfitCustomValues is the fraction (0..1) of the values of number, date and datetime
 	// custom fields that are text no parser of the type accepts ("n/a", "TBD", "sometime in
 	// Q3", "31/31/2024"), as a careless import into Close leaves them. Which values are

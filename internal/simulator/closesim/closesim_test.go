@@ -1245,3 +1245,20 @@ func taskObjectTypes() []string {
 	}
 	return out
 }
+
+// TestChunkedAnswers: with Config.ChunkedAnswers an answer announces no length and comes in
+// chunks, its body the same as with the length announced.
+func TestChunkedAnswers(t *testing.T) {
+	const path = "/api/v1/lead/?_limit=100"
+	announced := newSim(t, smallConfig()).get(path)
+	cfg := smallConfig()
+	cfg.ChunkedAnswers = true
+	chunked := newSim(t, cfg).get(path)
+	if announced.code != 200 || announced.hdr.Get("Content-Length") == "" {
+		t.Fatalf("default answer: status %d, Content-Length %q; want 200 and a length", announced.code, announced.hdr.Get("Content-Length"))
+	}
+	if chunked.code != 200 || chunked.hdr.Get("Content-Length") != "" || !bytes.Equal(chunked.body, announced.body) {
+		t.Fatalf("chunked answer: status %d, Content-Length %q, same body %v; want 200, no length, the same body",
+			chunked.code, chunked.hdr.Get("Content-Length"), bytes.Equal(chunked.body, announced.body))
+	}
+}

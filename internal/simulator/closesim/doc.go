@@ -128,6 +128,8 @@
 //     the shared fields associated with that object type, as the same
 //     record /custom_field/shared/ serves (reference open question 9).
 //     Snapshot("custom_fields") still holds each definition once.
+//   - Config.ChunkedAnswers: answers announce no Content-Length and come in
+//     chunks (the reference does not say which a client gets).
 //
 // Server implements simfault.CustomFieldEditor; every edit is under the
 // server's lock, deterministic, emits an event of object_type

@@ -298,8 +298,13 @@ func (s *Server) reply(w http.ResponseWriter, code int, body []byte, ctype strin
 	if ctype != "" {
 		w.Header().Set("Content-Type", ctype)
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(code)
+	if s.cfg.ChunkedAnswers {
+		w.WriteHeader(code)
+		http.NewResponseController(w).Flush() // the headers go first, so the body is chunked
+	} else {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(code)
+	}
 	w.Write(body)
 	return code
 }

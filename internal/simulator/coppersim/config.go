@@ -60,6 +60,10 @@ type Config struct {
 	// CustomDatesAsText: custom Date values are "M/D/YYYY" text (the best-practices page)
 	// instead of Unix seconds (every example); same day either way.
 	CustomDatesAsText bool
+	// ChunkedAnswers: answers announce no Content-Length and are sent in chunks, as a
+	// streaming server or a compressing proxy sends them. The reference does not say which
+	// (default: the length is announced).
+	ChunkedAnswers bool
 }
 
 // Faults and Stats are the simulators' shared ones (see simfault). Copper cannot show three

@@ -60,7 +60,8 @@
 // value open; links live in /related_links); Config.CustomDatesAsText writes
 // Date values as "M/D/YYYY" text of the same UTC day instead of Unix seconds
 // (open question: the best-practices page says mm/dd/yyyy, every example
-// shows seconds).
+// shows seconds); Config.ChunkedAnswers sends answers in chunks with no
+// Content-Length (the reference does not say which a client gets).
 //
 // # Reproduced real-API behaviour
 //

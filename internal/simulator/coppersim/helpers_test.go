@@ -156,3 +156,19 @@ func ids(rows []map[string]any) []int64 {
 	}
 	return out
 }
+
+// TestChunkedAnswers: with Config.ChunkedAnswers an answer announces no length and comes in
+// chunks, its body the same as with the length announced.
+func TestChunkedAnswers(t *testing.T) {
+	announced := newTestClient(t, smallConfig()).do("POST", "/people/search", map[string]any{"page_size": 50}).must(t, 200)
+	cfg := smallConfig()
+	cfg.ChunkedAnswers = true
+	chunked := newTestClient(t, cfg).do("POST", "/people/search", map[string]any{"page_size": 50}).must(t, 200)
+	if announced.header.Get("Content-Length") == "" {
+		t.Fatal("the default answer announces no length")
+	}
+	if chunked.header.Get("Content-Length") != "" || !bytes.Equal(chunked.body, announced.body) {
+		t.Fatalf("chunked answer: Content-Length %q, same body %v; want no length, the same body",
+			chunked.header.Get("Content-Length"), bytes.Equal(chunked.body, announced.body))
+	}
+}

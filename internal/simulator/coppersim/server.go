@@ -218,13 +218,18 @@ func (s *Server) write(w http.ResponseWriter, resp response) {
 	s.setHeaders(w, resp)
 	s.countStatus(resp.status)
 	w.WriteHeader(resp.status)
+	if s.cfg.ChunkedAnswers {
+		http.NewResponseController(w).Flush() // the headers go first, so the body is chunked
+	}
 	_, _ = w.Write(resp.body)
 }
 
 func (s *Server) setHeaders(w http.ResponseWriter, resp response) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	if !s.cfg.ChunkedAnswers {
+		h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	}
 	if resp.total >= 0 {
 		h["X-PW-TOTAL"] = []string{strconv.Itoa(resp.total)} // Copper's spelling, not canonicalised
 	}
