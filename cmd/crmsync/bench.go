@@ -62,6 +62,7 @@ func (f *benchFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.o.LoadRows, "load", 0, "instead of a sync, load this many generated rows through crmsync's destination and through the database's fastest path (SQLite: new files in a temporary directory)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.o.AllTables, "all-tables", false, "sync every table of the source at once (default: its big tables), the parallel windows at their maximum: the most a sync holds in memory")
+	fl.BoolVar(&f.o.Discard, "discard", false, "store nothing: drop each batch where the destination would store it, so the run measures reading, decoding and converting alone")
 	fl.BoolVar(&f.o.InProcess, "in-process", false, "serve the simulator in this process (default: a child process, so crmsync's CPU and memory are measured alone)")
 	fl.BoolVar(&f.serving, "serve-simulator", false, "only serve the simulated account, printing its URL, until standard input closes")
 	fl.MarkHidden("serve-simulator")
@@ -99,7 +100,8 @@ func benchArgs(o bench.Options, serve bool) []string {
 	args = append(args, "--json", "--requests-per-second", fmt.Sprint(o.ClientRate), "--load", strconv.Itoa(o.LoadRows),
 		"--default-pacing="+strconv.FormatBool(o.DefaultPacing), "--incremental="+strconv.FormatBool(o.Incremental),
 		"--reconcile="+strconv.FormatBool(o.Reconcile),
-		"--in-process="+strconv.FormatBool(o.InProcess), "--all-tables="+strconv.FormatBool(o.AllTables))
+		"--in-process="+strconv.FormatBool(o.InProcess), "--all-tables="+strconv.FormatBool(o.AllTables),
+		"--discard="+strconv.FormatBool(o.Discard))
 	for _, kv := range [][2]string{{"dest", o.Dest}, {"schema", o.Schema}, {"cpuprofile", o.CPUProfile}, {"memprofile", o.MemProfile}, {"trace", o.Trace}} {
 		if kv[1] != "" {
 			args = append(args, "--"+kv[0], kv[1])

@@ -47,6 +47,7 @@ func TestBenchArgsRoundTrip(t *testing.T) {
 		{Source: "copper", Sizes: map[string]int{"people": 1, "activities_search": 2}, Dest: "postgres://u@h/db", Schema: "s", DefaultPacing: true, ServerRate: 2.5},
 		{Source: "close", Sizes: map[string]int{}, LoadRows: 1000, InProcess: true, CPUProfile: "c", MemProfile: "m", Trace: "t"},
 		{Source: "close", Sizes: map[string]int{"leads": 5}, AllTables: true},
+		{Source: "close", Sizes: map[string]int{"leads": 5}, Discard: true},
 	} {
 		got, f := parseBench(t, benchArgs(o, false)[1:]...)
 		if !reflect.DeepEqual(got, o) || !f.asJSON {

@@ -60,6 +60,10 @@ type Options struct {
 	// (with the parallel windows at their maximum, as in every unpaced run): the most a sync
 	// holds in memory.
 	AllTables bool
+	// Discard drops every batch where the destination would store it (discarding): the run
+	// measures reading, decoding and converting alone. The destination beneath (o.Dest)
+	// holds the tables and state the engine asks for, and no rows.
+	Discard bool
 	// LoadRows > 0 measures the destination's load ceiling with that many rows instead.
 	LoadRows                      int
 	CPUProfile, MemProfile, Trace string
@@ -149,6 +153,9 @@ func (o Options) Validate() error {
 	if o.LoadRows < 0 {
 		return errors.New("load: the number of rows is negative")
 	}
+	if o.Discard && (o.LoadRows > 0 || o.Incremental || o.Reconcile) {
+		return errors.New("discard: a run that stores nothing measures one first sync; it cannot load rows or sync again")
+	}
 	_, err = o.account(d)
 	return err
 }
@@ -185,6 +192,9 @@ func Run(ctx context.Context, o Options, self Command) (Result, error) {
 		return Result{}, err
 	}
 	defer dst.Close()
+	if o.Discard {
+		dst, destName = discarding{dst}, "nowhere (rows discarded)"
+	}
 	rps := -1.0 // unpaced beyond what the simulator announces
 	switch {
 	case o.ClientRate > 0:

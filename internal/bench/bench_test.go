@@ -3,11 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,6 +69,8 @@ func TestUsualAccounts(t *testing.T) {
 		{Source: "close", Sizes: map[string]int{"leads": -1}},
 		{Source: "nowhere"},
 		{Source: "close", LoadRows: -1},
+		{Source: "close", Discard: true, Incremental: true},
+		{Source: "close", Discard: true, LoadRows: 10},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("Validate(%+v) accepted it", o)
@@ -104,5 +108,30 @@ func TestSuite(t *testing.T) {
 	}
 	if out, _ := exec.Command("pgrep", "-f", childFlag).Output(); len(out) > 0 {
 		t.Errorf("a child outlived its run: pids %s", out)
+	}
+}
+
+// TestDiscard: a run that discards reads and counts every row, and the destination beneath
+// holds the tables and none of the rows.
+func TestDiscard(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.db")
+	o := Options{Source: "close", Sizes: map[string]int{"leads": 30, "activities": 90}, Dest: "sqlite:" + path, InProcess: true, Discard: true}
+	res, err := Run(t.Context(), o, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows < 120 || res.Dest != "nowhere (rows discarded)" {
+		t.Errorf("rows %d into %q; want at least 120 (the leads and activities) into nowhere", res.Rows, res.Dest)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, table := range []string{"leads", "activities"} {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM "` + table + `"`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d rows (%v); want the table, empty", table, n, err)
+		}
 	}
 }

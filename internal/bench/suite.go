@@ -46,8 +46,12 @@ func suiteCases(pgURL string) []suiteCase {
 		return o
 	}
 	close1M, copper1M, load := closeAcct(250_000, 750_000), copperAcct(250_000, 250_000, 500_000), Options{Source: "close", LoadRows: LoadRows}
+	discarded := close1M
+	discarded.Discard = true
 	cases := []suiteCase{
 		{name: "close 1M → sqlite", o: close1M},
+		// The same sync storing nothing: what the source side costs, and so what SQLite does.
+		{name: "close 1M → nowhere (rows discarded)", o: discarded},
 		{name: "copper 1M → sqlite", o: copper1M},
 	}
 	if pgURL != "" {
