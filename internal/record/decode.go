@@ -209,12 +209,12 @@ func (s *scanner) object() (Record, error) {
 // str reads a string token.
 func (s *scanner) str() (string, error) {
 	start := s.i
-	escaped, err := s.skipString()
+	escaped, ascii, err := s.skipString()
 	if err != nil {
 		return "", err
 	}
 	raw := s.b[start+1 : s.i-1]
-	if !escaped && utf8.Valid(raw) {
+	if !escaped && (ascii || utf8.Valid(raw)) {
 		// The string shares the text's bytes, as nested values (json.RawMessage) do: a copy
 		// of every key and value was 6 % of a Close sync's CPU, and GC work besides.
 		return unsafe.String(unsafe.SliceData(raw), len(raw)), nil
@@ -292,15 +292,22 @@ func hex4(h []byte) rune {
 	return r
 }
 
-// skipString moves past a string token, checking it, and reports whether it has escapes.
-func (s *scanner) skipString() (escaped bool, err error) {
+// skipString moves past a string token, checking it, and reports whether it has escapes and
+// whether its bytes are all ASCII (then, without escapes, they are valid UTF-8 as they are).
+func (s *scanner) skipString() (escaped, ascii bool, err error) {
 	if !s.eat('"') {
-		return false, s.unexpected()
+		return false, false, s.unexpected()
 	}
+	var high byte // every byte passed, ORed: its top bit says whether one was not ASCII
 	for s.i < len(s.b) {
 		// Pass plain bytes in a loop of locals: most of a page's bytes are in strings.
 		b, i := s.b, s.i
-		for i < len(b) && !stringStop[b[i]] {
+		for i < len(b) {
+			c := b[i]
+			if stringStop[c] {
+				break
+			}
+			high |= c
 			i++
 		}
 		if s.i = i; i == len(b) {
@@ -310,35 +317,35 @@ func (s *scanner) skipString() (escaped bool, err error) {
 		switch {
 		case c == '"':
 			s.i++
-			return escaped, nil
+			return escaped, high < 0x80, nil
 		case c < 0x20:
-			return false, errors.New("control character in a string")
+			return false, false, errors.New("control character in a string")
 		case c == '\\':
 			escaped = true
 			if s.i+1 >= len(s.b) {
-				return false, errEOF
+				return false, false, errEOF
 			}
 			switch s.b[s.i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i += 2
 			case 'u':
 				if s.i+6 > len(s.b) {
-					return false, errEOF
+					return false, false, errEOF
 				}
 				for _, h := range s.b[s.i+2 : s.i+6] {
 					if !isHex(h) {
-						return false, errors.New("invalid \\u escape in a string")
+						return false, false, errors.New("invalid \\u escape in a string")
 					}
 				}
 				s.i += 6
 			default:
-				return false, errors.New("invalid escape in a string")
+				return false, false, errors.New("invalid escape in a string")
 			}
 		default:
 			s.i++
 		}
 	}
-	return false, errEOF
+	return false, false, errEOF
 }
 
 // stringStop marks the bytes a string token cannot simply go on past: its end, an escape and
@@ -438,7 +445,7 @@ func (s *scanner) skipValue() error {
 	case '[':
 		return s.skipContainer(']', false)
 	case '"':
-		_, err := s.skipString()
+		_, _, err := s.skipString()
 		return err
 	case 't':
 		return s.word("true")
@@ -464,7 +471,7 @@ func (s *scanner) skipContainer(closing byte, members bool) error {
 	for {
 		s.ws()
 		if members {
-			if _, err := s.skipString(); err != nil {
+			if _, _, err := s.skipString(); err != nil {
 				return err
 			}
 			s.ws()
@@ -559,7 +566,7 @@ func Objects(data []byte, member func(key []byte, v any), end func()) error {
 					return s.fail(s.unexpected())
 				}
 				start := s.i
-				escaped, err := s.skipString()
+				escaped, _, err := s.skipString()
 				if err != nil {
 					return s.fail(err)
 				}
