@@ -106,6 +106,29 @@ func TestCleanJSON(t *testing.T) {
 	}
 }
 
+// TestCleanText: short values (one pass) and long ones (two scans) are cleaned alike.
+func TestCleanText(t *testing.T) {
+	long := strings.Repeat("x", 40)
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"plain", "plain"},
+		{"Zoë", "Zoë"},
+		{"a\x00b", "ab"},
+		{"Zoë\x00", "Zoë"},
+		{"\x00", ""},
+		{"bad \xff byte", "bad \uFFFD byte"},
+		{"é\xe9", "é\uFFFD"},
+		{long + "Zoë", long + "Zoë"},
+		{long + "\x00", long},
+		{long + "\xff", long + "\uFFFD"},
+	}
+	for _, tt := range tests {
+		if got := cleanText(tt.in); got != tt.want {
+			t.Errorf("cleanText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestMergeSQL(t *testing.T) {
 	cols := []catalog.Column{{Name: "id", Type: catalog.String}, {Name: "updated", Type: catalog.Timestamp}, {Name: "v", Type: catalog.String}}
 	tests := []struct {
