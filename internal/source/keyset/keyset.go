@@ -93,7 +93,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 		}
 		fresh := 0
 		for _, rec := range p.Records {
-			id := fmt.Sprint(rec["id"])
+			id := idText(rec["id"])
 			key, err := l.Key(rec)
 			if err != nil {
 				// A key that does not parse cannot place the walk, and must not stop it: the
@@ -118,7 +118,7 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 				continue
 			case beyond:
 				anchor = key
-				handed, present = map[string]bool{}, map[string]bool{}
+				handed, present = emptied(handed), emptied(present)
 				restarts = 0
 				if l.Checkpoint {
 					// Ascending order: everything before the new anchor has been handed over.
@@ -152,6 +152,26 @@ func Read(ctx context.Context, l Listing, anchor time.Time, out source.Emitter) 
 		}
 		stalled = 0
 	}
+}
+
+// idText is a record's id as text; most ids are text already.
+func idText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// emptied returns m without entries: m itself, cleared, while it is small (an ascending walk
+// moves its anchor at nearly every record, and a new map apiece was most of what paging
+// allocated), or a new map, so that a key shared by many records does not leave a big map
+// to clear at every later move.
+func emptied(m map[string]bool) map[string]bool {
+	if len(m) > 64 {
+		return map[string]bool{}
+	}
+	clear(m)
+	return m
 }
 
 // startsAt says whether page p begins with a record met at the anchor since the key was last
