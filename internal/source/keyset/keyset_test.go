@@ -364,3 +364,30 @@ func (c *idCollector) Record(_ context.Context, r record.Record) error {
 	return nil
 }
 func (c *idCollector) Checkpoint(context.Context, time.Time) error { return nil }
+
+// TestEmptied: a small id map is emptied in place; a big one is replaced, so that it is not
+// cleared again at every later move of the anchor.
+func TestEmptied(t *testing.T) {
+	for _, n := range []int{0, 1, 64, 65, 10_000} {
+		m := map[string]bool{}
+		for i := range n {
+			m[fmt.Sprint(i)] = true
+		}
+		got := emptied(m)
+		got["x"] = true
+		if len(got) != 1 {
+			t.Errorf("%d ids: %d left after emptying", n, len(got)-1)
+		}
+		if reused := len(m) == 1; reused != (n <= 64) {
+			t.Errorf("%d ids: map reused = %v, want %v", n, reused, n <= 64)
+		}
+	}
+	for _, tt := range []struct {
+		v    any
+		want string
+	}{{"lead_x", "lead_x"}, {nil, "<nil>"}, {int64(7), "7"}} {
+		if got := idText(tt.v); got != tt.want {
+			t.Errorf("idText(%v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
