@@ -18,13 +18,15 @@ import (
 )
 
 // copyRows COPYs rows (binary protocol) into a table. With first > 0 the rows are numbered
-// from first in the ordColumn of a stage.
+// from first in the ordColumn of a stage. oids are the table's column types (then the
+// ordColumn's); nil: the table is described first, one round trip, as for a table crmsync
+// did not create in this transaction (a column added by hand may have any type).
 //
 // The rows are encoded here rather than by pgx's CopyFrom, whose per-value encoding (a plan
 // looked up by type for every value) was a sixth of a Close sync's CPU into PostgreSQL. The
 // values a batch holds take a few fixed binary forms (copyValue); any other pair of value and
 // column type is encoded by pgx exactly as its CopyFrom would.
-func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []catalog.Column, rows [][]any, first int64) error {
+func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []catalog.Column, rows [][]any, first int64, oids []uint32) error {
 	names := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
 		names = append(names, pgx.Identifier{Ident(c.Name)}.Sanitize())
@@ -33,18 +35,19 @@ func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []catal
 		names = append(names, pgx.Identifier{ordColumn}.Sanitize())
 	}
 	list := strings.Join(names, ", ")
-	// The column types are the table's as it is now: described on every COPY, never cached,
-	// so a widened column is never sent in its old binary form.
-	sd, err := tx.Conn().PgConn().Prepare(ctx, "", fmt.Sprintf("SELECT %s FROM %s", list, table.Sanitize()), nil)
-	if err != nil {
-		return fmt.Errorf("copy rows: describe %s: %w", table.Sanitize(), err)
-	}
-	oids := make([]uint32, len(sd.Fields))
-	for i, f := range sd.Fields {
-		oids[i] = f.DataTypeOID
+	if oids == nil {
+		// The column types are the table's as it is now: described on every COPY, never
+		// cached, so a widened column is never sent in its old binary form.
+		sd, err := tx.Conn().PgConn().Prepare(ctx, "", fmt.Sprintf("SELECT %s FROM %s", list, table.Sanitize()), nil)
+		if err != nil {
+			return fmt.Errorf("copy rows: describe %s: %w", table.Sanitize(), err)
+		}
+		for _, f := range sd.Fields {
+			oids = append(oids, f.DataTypeOID)
+		}
 	}
 	enc := &copyEncoder{m: tx.Conn().TypeMap(), oids: oids, cols: cols, rows: rows, first: first}
-	_, err = tx.Conn().PgConn().CopyFrom(ctx, enc, fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", table.Sanitize(), list))
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, enc, fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", table.Sanitize(), list))
 	enc.close()
 	if err != nil {
 		return fmt.Errorf("copy rows: %w", err)

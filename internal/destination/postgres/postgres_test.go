@@ -287,3 +287,20 @@ func TestOpenFromEnvironment(t *testing.T) {
 	}
 	d.Close()
 }
+
+// TestSQLTypeOIDs: the OID a temp table's column is COPYed as is the type it is created with,
+// as the server names it.
+func TestSQLTypeOIDs(t *testing.T) {
+	conn, err := pgx.Connect(t.Context(), pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, ct := range []catalog.Type{catalog.String, catalog.Integer, catalog.Number, catalog.Boolean, catalog.Timestamp, catalog.Date, catalog.JSON} {
+		var oid uint32
+		err := conn.QueryRow(t.Context(), "SELECT $1::regtype::oid", postgres.SQLType(ct)).Scan(&oid)
+		if err != nil || oid != postgres.SQLTypeOID(ct) {
+			t.Errorf("%v: created as %s (OID %d, %v), COPYed as OID %d", ct, postgres.SQLType(ct), oid, err, postgres.SQLTypeOID(ct))
+		}
+	}
+}

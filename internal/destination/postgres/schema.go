@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
@@ -394,6 +395,26 @@ func sqlType(t catalog.Type) string {
 		return "jsonb"
 	default:
 		return "text"
+	}
+}
+
+// sqlTypeOID is the OID of sqlType(t) (TestSQLTypeOIDs keeps the two together).
+func sqlTypeOID(t catalog.Type) uint32 {
+	switch t {
+	case catalog.Integer:
+		return pgtype.Int8OID
+	case catalog.Number:
+		return pgtype.Float8OID
+	case catalog.Boolean:
+		return pgtype.BoolOID
+	case catalog.Timestamp:
+		return pgtype.TimestamptzOID
+	case catalog.Date:
+		return pgtype.DateOID
+	case catalog.JSON:
+		return pgtype.JSONBOID
+	default:
+		return pgtype.TextOID
 	}
 }
 

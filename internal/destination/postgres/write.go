@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination"
@@ -42,7 +43,13 @@ func stageBatch(ctx context.Context, tx pgx.Tx, s catalog.Stream, cols []catalog
 	if _, err := tx.Exec(ctx, createSQL(stage, s, cols, tempTable)[0]); err != nil {
 		return "", fmt.Errorf("create staging table: %w", err)
 	}
-	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first+1); err != nil {
+	// The table was just made from cols: its types are known, no need to describe it.
+	oids := make([]uint32, 0, len(cols)+1)
+	for _, c := range cols {
+		oids = append(oids, sqlTypeOID(c.Type))
+	}
+	oids = append(oids, pgtype.Int8OID) // ordColumn
+	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first+1, oids); err != nil {
 		return "", err
 	}
 	return stage, nil
@@ -68,7 +75,7 @@ func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.B
 	if _, err := tx.Exec(ctx, "SAVEPOINT "+directSavepoint); err != nil {
 		return false, err
 	}
-	err := copyRows(ctx, tx, pgx.Identifier{d.schema, Ident(s.Name)}, b.Columns, b.Rows, 0)
+	err := copyRows(ctx, tx, pgx.Identifier{d.schema, Ident(s.Name)}, b.Columns, b.Rows, 0, nil)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
