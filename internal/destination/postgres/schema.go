@@ -379,43 +379,33 @@ func convertExpr(col string, from, to catalog.Type) string {
 	return col + "::" + sqlType(to)
 }
 
-func sqlType(t catalog.Type) string {
-	switch t {
-	case catalog.Integer:
-		return "bigint"
-	case catalog.Number:
-		return "double precision"
-	case catalog.Boolean:
-		return "boolean"
-	case catalog.Timestamp:
-		return "timestamptz"
-	case catalog.Date:
-		return "date"
-	case catalog.JSON:
-		return "jsonb"
-	default:
-		return "text"
-	}
+// storedTypes is how each logical type is stored: the SQL type a column is created as, and its
+// OID (COPY encodes a value for it). Anything else is text.
+var storedTypes = map[catalog.Type]struct {
+	name string
+	oid  uint32
+}{
+	catalog.Integer:   {"bigint", pgtype.Int8OID},
+	catalog.Number:    {"double precision", pgtype.Float8OID},
+	catalog.Boolean:   {"boolean", pgtype.BoolOID},
+	catalog.Timestamp: {"timestamptz", pgtype.TimestamptzOID},
+	catalog.Date:      {"date", pgtype.DateOID},
+	catalog.JSON:      {"jsonb", pgtype.JSONBOID},
 }
 
-// sqlTypeOID is the OID of sqlType(t) (TestSQLTypeOIDs keeps the two together).
-func sqlTypeOID(t catalog.Type) uint32 {
-	switch t {
-	case catalog.Integer:
-		return pgtype.Int8OID
-	case catalog.Number:
-		return pgtype.Float8OID
-	case catalog.Boolean:
-		return pgtype.BoolOID
-	case catalog.Timestamp:
-		return pgtype.TimestamptzOID
-	case catalog.Date:
-		return pgtype.DateOID
-	case catalog.JSON:
-		return pgtype.JSONBOID
-	default:
-		return pgtype.TextOID
+func sqlType(t catalog.Type) string {
+	if st, ok := storedTypes[t]; ok {
+		return st.name
 	}
+	return "text"
+}
+
+// sqlTypeOID is the OID of sqlType(t) (TestSQLTypeOIDs asks the server).
+func sqlTypeOID(t catalog.Type) uint32 {
+	if st, ok := storedTypes[t]; ok {
+		return st.oid
+	}
+	return pgtype.TextOID
 }
 
 // logicalType reads information_schema's data_type back; types crmsync does not create (a
