@@ -541,8 +541,6 @@ func withHint(msg, hint string) string {
 	return msg + "; a setting holds it: " + hint
 }
 
-// bodyReader restarts the stall timer whenever bytes arrive, and fails a body that trickles:
-// fewer than minRate bytes per second over a stretch of idle.
 // readBody reads at most limit bytes of r into a buffer sized by the announced length, where
 // io.ReadAll would grow it step by step, copying and clearing as it goes (3 % of a Close
 // sync's CPU). A length that lies, or none (a chunked or compressed answer), only costs the
@@ -556,6 +554,8 @@ func readBody(r io.Reader, announced, limit int64) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
+// bodyReader restarts the stall timer whenever bytes arrive, and fails a body that trickles:
+// fewer than minRate bytes per second over a stretch of idle.
 type bodyReader struct {
 	r       io.Reader
 	timer   *time.Timer

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,30 +23,26 @@ import (
 //
 // The rows are encoded here rather than by pgx's CopyFrom, whose per-value encoding (a plan
 // looked up by type for every value) was a sixth of a Close sync's CPU into PostgreSQL. The
-// values a batch holds take a few fixed binary forms (copyValue); any other pair of value and
+// values a batch holds take a few fixed binary forms (appendCopyValue); any other pair of value and
 // column type is encoded by pgx exactly as its CopyFrom would.
-func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []catalog.Column, rows [][]any, first int64, oids []uint32) error {
-	names := make([]string, 0, len(cols)+1)
-	for _, c := range cols {
-		names = append(names, pgx.Identifier{Ident(c.Name)}.Sanitize())
-	}
+func copyRows(ctx context.Context, tx pgx.Tx, table string, cols []catalog.Column, rows [][]any, first int64, oids []uint32) error {
+	list := columnList(cols)
 	if first > 0 {
-		names = append(names, pgx.Identifier{ordColumn}.Sanitize())
+		list += ", " + quote(ordColumn)
 	}
-	list := strings.Join(names, ", ")
 	if oids == nil {
 		// The column types are the table's as it is now: described on every COPY, never
 		// cached, so a widened column is never sent in its old binary form.
-		sd, err := tx.Conn().PgConn().Prepare(ctx, "", fmt.Sprintf("SELECT %s FROM %s", list, table.Sanitize()), nil)
+		sd, err := tx.Conn().PgConn().Prepare(ctx, "", fmt.Sprintf("SELECT %s FROM %s", list, table), nil)
 		if err != nil {
-			return fmt.Errorf("copy rows: describe %s: %w", table.Sanitize(), err)
+			return fmt.Errorf("copy rows: describe %s: %w", table, err)
 		}
 		for _, f := range sd.Fields {
 			oids = append(oids, f.DataTypeOID)
 		}
 	}
 	enc := &copyEncoder{m: tx.Conn().TypeMap(), oids: oids, cols: cols, rows: rows, first: first}
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, enc, fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", table.Sanitize(), list))
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, enc, fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", table, list))
 	enc.close()
 	if err != nil {
 		return fmt.Errorf("copy rows: %w", err)
@@ -141,8 +136,8 @@ func (e *copyEncoder) appendRow(buf []byte, i int) ([]byte, error) {
 	return buf, nil
 }
 
-// y2k is where PostgreSQL's binary timestamps and dates count from.
-var y2k = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// y2k is where PostgreSQL's binary timestamps and dates count from, in Unix seconds.
+const y2k = 946_684_800
 
 // appendCopyValue appends v as one field of a tuple in COPY's binary format for a column of
 // type oid: its length, then its bytes (a NULL is length -1). The values a batch holds after
@@ -155,15 +150,12 @@ func appendCopyValue(m *pgtype.Map, buf []byte, oid uint32, v any) ([]byte, erro
 		return be.AppendUint32(buf, math.MaxUint32), nil // -1
 	case string:
 		switch oid {
-		case pgtype.TextOID, pgtype.VarcharOID:
+		case pgtype.TextOID, pgtype.VarcharOID, pgtype.JSONOID: // json's binary form is its text
 			buf = be.AppendUint32(buf, uint32(len(x)))
 			return append(buf, x...), nil
 		case pgtype.JSONBOID:
 			buf = be.AppendUint32(buf, uint32(len(x)+1))
 			return append(append(buf, 1), x...), nil // jsonb's version byte, then the text
-		case pgtype.JSONOID:
-			buf = be.AppendUint32(buf, uint32(len(x)))
-			return append(buf, x...), nil
 		}
 	case int64:
 		if oid == pgtype.Int8OID {
@@ -184,11 +176,11 @@ func appendCopyValue(m *pgtype.Map, buf []byte, oid uint32, v any) ([]byte, erro
 	case time.Time:
 		switch oid {
 		case pgtype.TimestamptzOID:
-			us := x.Unix()*1_000_000 + int64(x.Nanosecond())/1000 - y2k.Unix()*1_000_000
+			us := (x.Unix()-y2k)*1_000_000 + int64(x.Nanosecond())/1000
 			return be.AppendUint64(be.AppendUint32(buf, 8), uint64(us)), nil
 		case pgtype.DateOID:
 			day := time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC)
-			days := int32((day.Unix() - y2k.Unix()) / 86400)
+			days := int32((day.Unix() - y2k) / 86400)
 			return be.AppendUint32(be.AppendUint32(buf, 4), uint32(days)), nil
 		}
 	}

@@ -49,7 +49,7 @@ func stageBatch(ctx context.Context, tx pgx.Tx, s catalog.Stream, cols []catalog
 		oids = append(oids, sqlTypeOID(c.Type))
 	}
 	oids = append(oids, pgtype.Int8OID) // ordColumn
-	if err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", name}, cols, rows, first+1, oids); err != nil {
+	if err := copyRows(ctx, tx, stage, cols, rows, first+1, oids); err != nil {
 		return "", err
 	}
 	return stage, nil
@@ -75,7 +75,7 @@ func (d *Destination) copyDirect(ctx context.Context, tx pgx.Tx, b destination.B
 	if _, err := tx.Exec(ctx, "SAVEPOINT "+directSavepoint); err != nil {
 		return false, err
 	}
-	err := copyRows(ctx, tx, pgx.Identifier{d.schema, Ident(s.Name)}, b.Columns, b.Rows, 0, nil)
+	err := copyRows(ctx, tx, d.Table(s.Name), b.Columns, b.Rows, 0, nil)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
