@@ -35,6 +35,8 @@ type benchFlags struct {
 	sizes                  map[string]int // --size
 	legacy                 map[string]*int
 	asJSON, suite, serving bool
+	baseline               string   // --baseline
+	cases                  []string // --case
 }
 
 func (f *benchFlags) register(fl *pflag.FlagSet) {
@@ -67,6 +69,8 @@ func (f *benchFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.serving, "serve-simulator", false, "only serve the simulated account, printing its URL, until standard input closes")
 	fl.MarkHidden("serve-simulator")
 	fl.BoolVar(&f.suite, "suite", false, "run the whole benchmark suite (each case in its own process) and print one table")
+	fl.StringVar(&f.baseline, "baseline", "", "with --suite: another crmsync executable (an earlier release) to compare with, each case run as baseline, this, this, baseline")
+	fl.StringArrayVar(&f.cases, "case", nil, "with --suite: run only the cases whose names contain this text (repeatable)")
 	fl.StringVar(&f.o.CPUProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	fl.StringVar(&f.o.MemProfile, "memprofile", "", "write a heap profile (allocations during the sync) to this file")
 	fl.StringVar(&f.o.Trace, "trace", "", "write an execution trace (go tool trace) to this file")
@@ -123,8 +127,11 @@ func (a *app) benchCommand() *cobra.Command {
 				return usageError{err}
 			}
 			switch {
+			case !f.suite && (f.baseline != "" || len(f.cases) > 0):
+				return usageError{errors.New("--baseline and --case choose what --suite runs: add --suite")}
 			case f.suite:
-				return bench.Suite(cmd.Context(), a.stdout, a.stderr, o.Dest, benchArgs)
+				so := bench.SuiteOptions{PostgresURL: o.Dest, Baseline: f.baseline, Cases: f.cases}
+				return bench.Suite(cmd.Context(), a.stdout, a.stderr, so, benchArgs)
 			case f.serving:
 				return bench.ServeSimulator(o, cmd.InOrStdin(), a.stdout)
 			}

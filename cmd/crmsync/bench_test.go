@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,17 @@ func TestBenchArgsRoundTrip(t *testing.T) {
 		got, f = parseBench(t, benchArgs(o, true)[1:]...)
 		if !f.serving || got.Source != o.Source || !reflect.DeepEqual(got.Sizes, o.Sizes) || got.Latency != o.Latency || got.ServerRate != o.ServerRate {
 			t.Errorf("the simulator of %+v is served as %+v", o, got)
+		}
+	}
+}
+
+// TestBenchSuiteFlagsNeedSuite: --baseline and --case only shape a suite, so alone they are a
+// usage error (exit 2) rather than a single run that ignores them.
+func TestBenchSuiteFlagsNeedSuite(t *testing.T) {
+	for _, args := range [][]string{{"bench", "--baseline", "/bin/true"}, {"bench", "--case", "close 1M"}} {
+		code, _, stderr := runCLI(t, nil, args...)
+		if code != 2 || !strings.Contains(stderr, "add --suite") {
+			t.Errorf("%q: exit %d, %q; want 2 and a hint to add --suite", args, code, stderr)
 		}
 	}
 }

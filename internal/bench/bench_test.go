@@ -6,10 +6,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -92,7 +94,7 @@ func TestSuite(t *testing.T) {
 		return child(o, serve)
 	}
 	var out, stderr bytes.Buffer
-	if err := Suite(t.Context(), &out, &stderr, "", small); err != nil {
+	if err := Suite(t.Context(), &out, &stderr, SuiteOptions{}, small); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	t.Log(out.String())
@@ -108,6 +110,44 @@ func TestSuite(t *testing.T) {
 	}
 	if out, _ := exec.Command("pgrep", "-f", childFlag).Output(); len(out) > 0 {
 		t.Errorf("a child outlived its run: pids %s", out)
+	}
+}
+
+// TestCompareSuite compares the test binary with itself on the cases one pattern selects:
+// two runs of each release a case, and a baseline that cannot run leaves its cells empty
+// without failing the suite.
+func TestCompareSuite(t *testing.T) {
+	small := func(o Options, serve bool) []string {
+		sizes := map[string]int{}
+		for table, n := range o.Sizes {
+			sizes[table] = n / 1000
+		}
+		o.Sizes = sizes
+		return child(o, serve)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		baseline string
+		want     *regexp.Regexp
+	}{
+		{self, regexp.MustCompile(`^\| copper 100k → sqlite \| \d+, \d+ → \d+, \d+ \| [\d.]+, [\d.]+ → [\d.]+, [\d.]+ \| [+-][\d.]+ % \| \d+, \d+ → \d+, \d+ \|$`)},
+		{"/bin/false", regexp.MustCompile(`^\| copper 100k → sqlite \| — → \d+, \d+ \| — → [\d.]+, [\d.]+ \| — \| — → \d+, \d+ \|$`)},
+	} {
+		var out, stderr bytes.Buffer
+		so := SuiteOptions{Baseline: tc.baseline, Cases: []string{"copper 100k"}}
+		if err := Suite(t.Context(), &out, &stderr, so, small); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 3 || !tc.want.MatchString(lines[2]) {
+			t.Errorf("baseline %s: table\n%s\nwant one row matching %s", tc.baseline, out.String(), tc.want)
+		}
+	}
+	if err := Suite(t.Context(), io.Discard, io.Discard, SuiteOptions{Cases: []string{"no such case"}}, small); err == nil {
+		t.Error("a pattern that selects no case was accepted")
 	}
 }
 

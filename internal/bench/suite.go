@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -74,29 +75,134 @@ func suiteCases(pgURL string) []suiteCase {
 	return cases
 }
 
+// SuiteOptions choose what the suite runs.
+type SuiteOptions struct {
+	// PostgresURL, when set, adds the cases into that PostgreSQL database.
+	PostgresURL string
+	// Baseline, when set, is another crmsync executable (an earlier release) to compare with:
+	// each case runs four times, baseline, this one, this one, baseline, so that a machine
+	// whose speed drifts during the suite favours neither.
+	Baseline string
+	// Cases, when set, keeps the cases whose names contain one of these strings.
+	Cases []string
+}
+
 // Suite runs every case in a process of its own that self describes (peak RSS is per
 // process) and prints one Markdown table to w as the cases finish; the processes' errors go
-// to stderr. pgURL, when set, adds the cases into that PostgreSQL database.
-func Suite(ctx context.Context, w, stderr io.Writer, pgURL string, self Command) error {
+// to stderr.
+func Suite(ctx context.Context, w, stderr io.Writer, so SuiteOptions, self Command) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	cases := selectCases(suiteCases(so.PostgresURL), so.Cases)
+	if len(cases) == 0 {
+		return fmt.Errorf("no case of the suite matches %q", so.Cases)
+	}
+	if so.Baseline != "" {
+		return compareSuite(ctx, w, stderr, cases, so.Baseline, exe, self)
+	}
 	fmt.Fprintf(w, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, c := range suiteCases(pgURL) {
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, exe, self(c.o, false)...)
-		cmd.Stdout, cmd.Stderr = &out, stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		var r Result
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+	for _, c := range cases {
+		r, err := runCase(ctx, exe, self(c.o, false), stderr)
+		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		fmt.Fprintln(w, c.row(r))
 	}
 	return nil
+}
+
+// selectCases keeps the cases whose names contain one of the patterns (all, without any).
+func selectCases(cases []suiteCase, patterns []string) []suiteCase {
+	if len(patterns) == 0 {
+		return cases
+	}
+	var kept []suiteCase
+	for _, c := range cases {
+		for _, p := range patterns {
+			if strings.Contains(c.name, p) {
+				kept = append(kept, c)
+				break
+			}
+		}
+	}
+	return kept
+}
+
+// runCase runs one case in a child process of exe and reads its result.
+func runCase(ctx context.Context, exe string, args []string, stderr io.Writer) (Result, error) {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	if err := cmd.Run(); err != nil {
+		return Result{}, err
+	}
+	var r Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return Result{}, fmt.Errorf("read the result: %w", err)
+	}
+	return r, nil
+}
+
+// compareSuite runs each case as baseline, this release, this release, baseline and prints
+// both releases' figures with the change of their means. A case the baseline cannot run (a
+// flag it predates) shows "—" for it.
+func compareSuite(ctx context.Context, w, stderr io.Writer, cases []suiteCase, baseline, exe string, self Command) error {
+	fmt.Fprintf(w, "| case | rows/s before → after | CPU s / 100k before → after | CPU change | peak RSS MB before → after |\n|---|---|---|---|---|\n")
+	for _, c := range cases {
+		args := self(c.o, false)
+		var before, after []Result
+		for _, run := range []struct {
+			exe  string
+			into *[]Result
+		}{{baseline, &before}, {exe, &after}, {exe, &after}, {baseline, &before}} {
+			r, err := runCase(ctx, run.exe, args, stderr)
+			switch {
+			case err != nil && run.exe == exe:
+				return fmt.Errorf("%s: %w", c.name, err)
+			case err != nil:
+				fmt.Fprintf(stderr, "%s: the baseline %s: %v\n", c.name, baseline, err)
+			default:
+				*run.into = append(*run.into, r)
+			}
+		}
+		fmt.Fprintln(w, compareRow(c.name, before, after))
+	}
+	return nil
+}
+
+// compareRow is a case's line of the comparison: each run's figures, and the change of the
+// mean CPU per row.
+func compareRow(name string, before, after []Result) string {
+	figures := func(rs []Result, f func(Result) float64, format string) string {
+		if len(rs) == 0 {
+			return "—"
+		}
+		s := make([]string, len(rs))
+		for i, r := range rs {
+			s[i] = fmt.Sprintf(format, f(r))
+		}
+		return strings.Join(s, ", ")
+	}
+	mean := func(rs []Result) float64 {
+		var sum float64
+		for _, r := range rs {
+			sum += r.CPUPer100k
+		}
+		return sum / float64(len(rs))
+	}
+	change := "—"
+	if len(before) > 0 && len(after) > 0 && mean(before) > 0 {
+		change = fmt.Sprintf("%+.1f %%", 100*(mean(after)/mean(before)-1))
+	}
+	rate := func(r Result) float64 { return r.RowsPerSec }
+	cpu := func(r Result) float64 { return r.CPUPer100k }
+	rss := func(r Result) float64 { return r.PeakRSSMB }
+	return fmt.Sprintf("| %s | %s → %s | %s → %s | %s | %s → %s |", name,
+		figures(before, rate, "%.0f"), figures(after, rate, "%.0f"),
+		figures(before, cpu, "%.2f"), figures(after, cpu, "%.2f"), change,
+		figures(before, rss, "%.0f"), figures(after, rss, "%.0f"))
 }
 
 // row is the case's line of the suite's table.
