@@ -29,7 +29,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -65,7 +64,9 @@ type Destination struct {
 	bulk bool
 	// colNames caches each table's renamed columns (see names). Guarded by mu.
 	colNames map[string]colNames
-	// stmts keeps Write's statements prepared across batches. Guarded by mu.
+	// raw is the connection Write's transactions run on (see rawConn). Guarded by mu.
+	raw *rawConn
+	// stmts keeps Write's statements prepared across batches, on raw. Guarded by mu.
 	stmts *statementCache
 	// loading holds the tables this process loads without their key index (BeginLoad).
 	// Guarded by mu.
@@ -117,6 +118,10 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 	if err := d.init(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if d.raw, err = openRaw(uri); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite destination: open %s: %w", path, err)
 	}
 	return d, nil
 }
@@ -192,11 +197,12 @@ func (d *Destination) DB() *sql.DB { return d.db }
 func (d *Destination) Close() error {
 	d.mu.Lock()
 	d.stmts.reset()
-	if conn, err := d.db.Conn(context.Background()); err == nil {
-		conn.Raw(func(any) error { return d.stmts.closeRetired() })
-		conn.Close()
-	}
+	rawErr := d.raw.close() // first: the switch to WAL needs the file to itself
 	d.mu.Unlock()
+	if rawErr != nil {
+		d.db.Close()
+		return fmt.Errorf("sqlite destination: close %s: %w", d.path, rawErr)
+	}
 	if d.bulk {
 		// Best effort: a reader holding the file keeps it in rollback mode, and the next Open
 		// switches it then.
@@ -639,9 +645,10 @@ func (d *Destination) saveState(ctx context.Context, tx execer, source, stream s
 	return nil
 }
 
-// Write stores a batch and the stream state in one transaction. Its rows are converted to
-// the values SQLite stores and planned into statements before it takes the lock, so that the
-// one connection spends its time writing while other streams' batches are prepared.
+// Write stores a batch and the stream state in one transaction, on the raw connection. Its
+// rows are converted to the values SQLite stores and planned into statements before it takes
+// the lock, so that the connection spends its time writing while other streams' batches are
+// prepared.
 func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.Stream) error {
 	toSQLValues(b.Rows, b.Columns)
 	name := d.TableName(b.Table.Stream.Name)
@@ -662,19 +669,20 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		sqlFor, kind = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }, "append"
 	}
 	prefix := name + "\x00" + kind + "\x00"
-	conn, err := d.db.Conn(ctx) // the one connection, held until the batch is committed
+	conn := d.raw
+	// Statements are prepared before the transaction, so that it is short.
+	stmts, err := d.stmts.prepare(conn, plan, prefix, cols, sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	defer conn.Close()
-	// Statements are prepared before the transaction, so that it is short.
-	var stmts []driver.StmtExecContext
-	if err := conn.Raw(func(dc any) (err error) {
-		stmts, err = d.stmts.prepare(ctx, dc.(driver.Conn), plan, prefix, cols, sqlFor)
-		return err
-	}); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
+	// A cancelled sync stops mid-statement; an interrupt under way ends before Write does.
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { defer close(interrupted); conn.interrupt() })
+	defer func() {
+		if !stop() {
+			<-interrupted
+		}
+	}()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -684,7 +692,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") // a failed COMMIT may have ended it
 		}
 	}()
-	if err := conn.Raw(func(any) error { return d.stmts.exec(ctx, plan, stmts) }); err != nil {
+	if err := d.stmts.exec(ctx, plan, stmts); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := applyDeletes(ctx, conn, name, s, cols, b); err != nil {
@@ -703,7 +711,6 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 // execer runs statements: a transaction, or a connection with one open.
 type execer interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
-	PrepareContext(context.Context, string) (*sql.Stmt, error)
 }
 
 // toSQLValues turns the engine's values into those SQLite stores, in place: instants and days
@@ -747,17 +754,12 @@ func applyDeletes(ctx context.Context, tx execer, name string, s catalog.Stream,
 	} else {
 		lead = []any{sqlValue(b.DeletedAt.UTC(), catalog.Timestamp)}
 	}
-	stmt, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return fmt.Errorf("mark deleted rows: %w", err)
-	}
-	defer stmt.Close()
 	for _, key := range b.Deleted {
 		args := append([]any{}, lead...)
 		for i, v := range key {
 			args = append(args, sqlValue(v, types[i]))
 		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("mark deleted rows: %w", err)
 		}
 	}

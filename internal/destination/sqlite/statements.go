@@ -4,10 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"math/bits"
 	"slices"
 	"sync"
@@ -369,30 +366,25 @@ func runPlan(ctx context.Context, plan []execution, stmt func(execution) (*sql.S
 }
 
 // maxCachedStatements bounds the statements kept prepared; past it the least recently used
-// are closed.
+// are finalized.
 const maxCachedStatements = 256
 
-// statementCache keeps write statements prepared across transactions, on the connection
-// itself (driver statements, used through sql.Conn.Raw). Parsing and planning a 100-row
-// INSERT … ON CONFLICT cost SQLite more than a tenth of a Close sync's CPU when every batch
-// prepared its own; and database/sql's statements converted every argument of every run into
-// a fresh slice (a seventh of a sync's allocations) for a driver that takes them as they are.
-// Guarded by the destination's lock, except known.
+// statementCache keeps Write's statements prepared across transactions, on the raw connection
+// (see rawConn). Parsing and planning a 100-row INSERT … ON CONFLICT cost SQLite more than a
+// tenth of a Close sync's CPU when every batch prepared its own. Guarded by the destination's
+// lock, except known.
 type statementCache struct {
-	conn  driver.Conn                 // the connection the statements were prepared on
 	stmts map[string]*cachedStatement // by execution.key
 	clock uint64
-	// retired statements wait to be closed on their connection (closeRetired): reset is
-	// called where the connection may be busy.
-	retired []driver.Stmt
-	args    []driver.NamedValue // reused by every run
 	// known is the column sets each table's statements were built for (see shapes).
 	known   map[string]*shapes
 	knownMu sync.Mutex
+	// conn is the connection the statements are prepared on; nil until the first prepare.
+	conn *rawConn
 }
 
 type cachedStatement struct {
-	st   driver.Stmt
+	st   uintptr
 	used uint64
 }
 
@@ -412,25 +404,11 @@ func (c *statementCache) shapesOf(table string) *shapes {
 	return k
 }
 
-// use makes conn the connection of the cached statements. database/sql keeps the one
-// connection a destination has open; should it ever hand out another, the statements of the
-// old one are forgotten (closing them there is no longer possible).
-func (c *statementCache) use(conn driver.Conn) {
-	if c.conn != conn {
-		clear(c.stmts)
-		c.retired = nil
-		c.conn = conn
-	}
-}
-
 // prepare returns on conn the statement of each execution of the plan, preparing those the
-// cache does not hold yet and making room by closing the least recently used others; prefix
-// names the table and kind of write.
-func (c *statementCache) prepare(ctx context.Context, conn driver.Conn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) ([]driver.StmtExecContext, error) {
-	c.use(conn)
-	if err := c.closeRetired(); err != nil {
-		return nil, err
-	}
+// cache does not hold yet and making room by finalizing the least recently used others;
+// prefix names the table and kind of write.
+func (c *statementCache) prepare(conn *rawConn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) ([]uintptr, error) {
+	c.conn = conn
 	c.clock++
 	keys := make([]string, len(plan))
 	missing := map[string]execution{}
@@ -444,31 +422,22 @@ func (c *statementCache) prepare(ctx context.Context, conn driver.Conn, plan []e
 	}
 	if extra := len(c.stmts) + len(missing) - maxCachedStatements; extra > 0 {
 		c.evict(extra)
-		if err := c.closeRetired(); err != nil {
-			return nil, err
-		}
-	}
-	preparer, ok := conn.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("the SQLite driver cannot prepare statements with a context")
 	}
 	for k, e := range missing {
-		st, err := preparer.PrepareContext(ctx, e.query(cols, sqlFor))
+		st, err := conn.prepare(e.query(cols, sqlFor))
 		if err != nil {
 			return nil, err
 		}
 		c.stmts[k] = &cachedStatement{st: st, used: c.clock}
 	}
-	stmts := make([]driver.StmtExecContext, len(plan))
+	stmts := make([]uintptr, len(plan))
 	for i, k := range keys {
-		if stmts[i], ok = c.stmts[k].st.(driver.StmtExecContext); !ok {
-			return nil, fmt.Errorf("the SQLite driver cannot run statements with a context")
-		}
+		stmts[i] = c.stmts[k].st
 	}
 	return stmts, nil
 }
 
-// evict retires the n least recently used statements not used by the current plan (as many
+// evict finalizes the n least recently used statements not used by the current plan (as many
 // as there are, if fewer).
 func (c *statementCache) evict(n int) {
 	type aged struct {
@@ -483,45 +452,30 @@ func (c *statementCache) evict(n int) {
 	}
 	slices.SortFunc(old, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
 	for _, a := range old[:min(n, len(old))] {
-		c.retired = append(c.retired, c.stmts[a.key].st)
+		c.conn.finalize(c.stmts[a.key].st)
 		delete(c.stmts, a.key)
 	}
 }
 
 // exec runs each execution of a plan with its statement from prepare, in the transaction open
 // on their connection.
-func (c *statementCache) exec(ctx context.Context, plan []execution, stmts []driver.StmtExecContext) error {
+func (c *statementCache) exec(ctx context.Context, plan []execution, stmts []uintptr) error {
 	for i, e := range plan {
-		c.args = c.args[:0]
-		for v := range e.values {
-			c.args = append(c.args, driver.NamedValue{Ordinal: len(c.args) + 1, Value: v})
-		}
-		if _, err := stmts[i].ExecContext(ctx, c.args); err != nil {
+		if err := c.conn.run(ctx, stmts[i], e.values); err != nil {
 			return err
 		}
 	}
-	clear(c.args) // hold no values of the batch
 	return nil
 }
 
-// reset retires every statement and forgets the column sets (before the tables they name
+// reset finalizes every statement and forgets the column sets (before the tables they name
 // change, and on Close).
 func (c *statementCache) reset() {
-	for _, cs := range c.stmts {
-		c.retired = append(c.retired, cs.st)
+	for k, cs := range c.stmts {
+		c.conn.finalize(cs.st)
+		delete(c.stmts, k)
 	}
-	clear(c.stmts)
 	c.knownMu.Lock()
 	clear(c.known)
 	c.knownMu.Unlock()
-}
-
-// closeRetired closes the retired statements; the caller has their connection to itself.
-func (c *statementCache) closeRetired() error {
-	var errs []error
-	for _, st := range c.retired {
-		errs = append(errs, st.Close())
-	}
-	c.retired = nil
-	return errors.Join(errs...)
 }
