@@ -172,7 +172,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	transport := cfg.Transport
 	if transport == nil {
-		transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// The default keeps 2 idle connections per host: with a sync's parallel requests to
+		// one API, every other request dialled a new connection (411 dials for a 100k-row
+		// Close sync's 901 requests), and against a real API each is a TLS handshake.
+		t.MaxIdleConnsPerHost = t.MaxIdleConns
+		transport = t
 	}
 	clock := cfg.Clock
 	if clock == nil {

@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // scripted answers the i-th request with steps[i] (the last step repeats).
@@ -247,5 +251,58 @@ func TestReadBody(t *testing.T) {
 				t.Errorf("read %d bytes, %v; want %d", len(got), err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParallelRequestsReuseConnections: requests made in parallel, as the slices of a split
+// read make them, go over as many connections as run at once, kept between requests: the
+// transport's default of 2 idle connections per host dialled again (against a real API, a TLS
+// handshake) for most of the requests of every round.
+func TestParallelRequestsReuseConnections(t *testing.T) {
+	const parallel, rounds = 8, 20
+	var dials atomic.Int64
+	var mu sync.Mutex
+	arrived, release := 0, make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// Every request of a round is in flight before any is answered.
+		mu.Lock()
+		wait := release
+		if arrived++; arrived == parallel {
+			arrived = 0
+			close(release)
+			release = make(chan struct{})
+		}
+		mu.Unlock()
+		<-wait
+		ok(w)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	for range parallel {
+		g.Go(func() error {
+			for range rounds {
+				if err := c.Do(t.Context(), Request{Method: "GET", Path: "/x/"}, decodeData); err != nil {
+					return err
+				}
+				time.Sleep(time.Millisecond) // the answer is decoded and its records handed over
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dials.Load(); n > 2*parallel {
+		t.Errorf("%d connections for %d rounds of %d requests at once; want at most %d", n, rounds, parallel, 2*parallel)
 	}
 }
