@@ -61,13 +61,21 @@ func TestBenchArgsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestBenchSuiteFlagsNeedSuite: --baseline and --case only shape a suite, so alone they are a
-// usage error (exit 2) rather than a single run that ignores them.
+// TestBenchSuiteFlagsNeedSuite: --baseline and --case only shape a suite, and --rounds a
+// comparison, so without them they are a usage error (exit 2) rather than ignored.
 func TestBenchSuiteFlagsNeedSuite(t *testing.T) {
-	for _, args := range [][]string{{"bench", "--baseline", "/bin/true"}, {"bench", "--case", "close 1M"}} {
-		code, _, stderr := runCLI(t, nil, args...)
-		if code != 2 || !strings.Contains(stderr, "add --suite") {
-			t.Errorf("%q: exit %d, %q; want 2 and a hint to add --suite", args, code, stderr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--baseline", "/bin/true"}, "add --suite"},
+		{[]string{"bench", "--case", "close 1M"}, "add --suite"},
+		{[]string{"bench", "--suite", "--rounds", "2"}, "with --baseline"},
+		{[]string{"bench", "--suite", "--baseline", "/bin/true", "--rounds", "0"}, "1 or more"},
+	} {
+		code, _, stderr := runCLI(t, nil, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
 	}
 }

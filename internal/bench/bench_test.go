@@ -114,8 +114,8 @@ func TestSuite(t *testing.T) {
 }
 
 // TestCompareSuite compares the test binary with itself on the cases one pattern selects:
-// two runs of each release a case, and a baseline that cannot run leaves its cells empty
-// without failing the suite.
+// two runs of each release a case (a round), four with two rounds, and a baseline that cannot
+// run leaves its cells empty without failing the suite.
 func TestCompareSuite(t *testing.T) {
 	small := func(o Options, serve bool) []string {
 		sizes := map[string]int{}
@@ -131,19 +131,21 @@ func TestCompareSuite(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		baseline string
+		rounds   int
 		want     *regexp.Regexp
 	}{
-		{self, regexp.MustCompile(`^\| copper 100k → sqlite \| \d+, \d+ → \d+, \d+ \| [\d.]+, [\d.]+ → [\d.]+, [\d.]+ \| [+-][\d.]+ % \| \d+, \d+ → \d+, \d+ \|$`)},
-		{"/bin/false", regexp.MustCompile(`^\| copper 100k → sqlite \| — → \d+, \d+ \| — → [\d.]+, [\d.]+ \| — \| — → \d+, \d+ \|$`)},
+		{self, 1, regexp.MustCompile(`^\| copper 100k → sqlite \| \d+, \d+ → \d+, \d+ \| [\d.]+, [\d.]+ → [\d.]+, [\d.]+ \| [+-][\d.]+ % \| \d+, \d+ → \d+, \d+ \|$`)},
+		{"/bin/false", 1, regexp.MustCompile(`^\| copper 100k → sqlite \| — → \d+, \d+ \| — → [\d.]+, [\d.]+ \| — \| — → \d+, \d+ \|$`)},
+		{self, 2, regexp.MustCompile(`^\| copper 100k → sqlite \| (\d+, ){3}\d+ → (\d+, ){3}\d+ \| `)},
 	} {
 		var out, stderr bytes.Buffer
-		so := SuiteOptions{Baseline: tc.baseline, Cases: []string{"copper 100k"}}
+		so := SuiteOptions{Baseline: tc.baseline, Cases: []string{"copper 100k"}, Rounds: tc.rounds}
 		if err := Suite(t.Context(), &out, &stderr, so, small); err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if len(lines) != 3 || !tc.want.MatchString(lines[2]) {
-			t.Errorf("baseline %s: table\n%s\nwant one row matching %s", tc.baseline, out.String(), tc.want)
+			t.Errorf("baseline %s, %d rounds: table\n%s\nwant one row matching %s", tc.baseline, tc.rounds, out.String(), tc.want)
 		}
 	}
 	if err := Suite(t.Context(), io.Discard, io.Discard, SuiteOptions{Cases: []string{"no such case"}}, small); err == nil {

@@ -85,6 +85,8 @@ type SuiteOptions struct {
 	Baseline string
 	// Cases, when set, keeps the cases whose names contain one of these strings.
 	Cases []string
+	// Rounds is how many times a comparison runs its four runs of a case (at least once).
+	Rounds int
 }
 
 // Suite runs every case in a process of its own that self describes (peak RSS is per
@@ -100,7 +102,7 @@ func Suite(ctx context.Context, w, stderr io.Writer, so SuiteOptions, self Comma
 		return fmt.Errorf("no case of the suite matches %q", so.Cases)
 	}
 	if so.Baseline != "" {
-		return compareSuite(ctx, w, stderr, cases, so.Baseline, exe, self)
+		return compareSuite(ctx, w, stderr, cases, so.Baseline, exe, max(so.Rounds, 1), self)
 	}
 	fmt.Fprintf(w, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cases {
@@ -145,18 +147,23 @@ func runCase(ctx context.Context, exe string, args []string, stderr io.Writer) (
 	return r, nil
 }
 
-// compareSuite runs each case as baseline, this release, this release, baseline and prints
-// both releases' figures with the change of their means. A case the baseline cannot run (a
-// flag it predates) shows "—" for it.
-func compareSuite(ctx context.Context, w, stderr io.Writer, cases []suiteCase, baseline, exe string, self Command) error {
+// compareSuite runs each case as baseline, this release, this release, baseline (rounds
+// times) and prints both releases' figures with the change of their means. A case the
+// baseline cannot run (a flag it predates) shows "—" for it.
+func compareSuite(ctx context.Context, w, stderr io.Writer, cases []suiteCase, baseline, exe string, rounds int, self Command) error {
 	fmt.Fprintf(w, "| case | rows/s before → after | CPU s / 100k before → after | CPU change | peak RSS MB before → after |\n|---|---|---|---|---|\n")
 	for _, c := range cases {
 		args := self(c.o, false)
 		var before, after []Result
-		for _, run := range []struct {
+		type run struct {
 			exe  string
 			into *[]Result
-		}{{baseline, &before}, {exe, &after}, {exe, &after}, {baseline, &before}} {
+		}
+		var runs []run
+		for range rounds {
+			runs = append(runs, run{baseline, &before}, run{exe, &after}, run{exe, &after}, run{baseline, &before})
+		}
+		for _, run := range runs {
 			r, err := runCase(ctx, run.exe, args, stderr)
 			switch {
 			case err != nil && run.exe == exe:

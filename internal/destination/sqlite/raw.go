@@ -31,11 +31,13 @@ import (
 type rawConn struct {
 	tls *libc.TLS
 	db  uintptr
-	// arena holds the texts and blobs bound to the statement being run: C memory (SQLite's
-	// API takes addresses as uintptr, and the race detector's pointer checks reject Go
-	// memory there), written through arenaBytes, a Go view of the same bytes.
-	arena      uintptr
-	arenaBytes []byte
+	// arena holds the texts and blobs bound to the statement being run: chunks of C memory
+	// (SQLite's API takes addresses as uintptr, and the race detector's pointer checks
+	// reject Go memory there), filled in order and reused by the next run. A chunk is never
+	// moved while a run's bindings point into it.
+	arena []arenaChunk
+	// chunk and off are where the next value goes: arena[chunk] at off.
+	chunk, off int
 	// out is a C word that receives the handles SQLite returns through a pointer.
 	out uintptr
 	// stmts are the statements ExecContext prepared, by text.
@@ -93,13 +95,11 @@ func (c *rawConn) close() error {
 		}
 		c.db = 0
 	}
-	for _, p := range []*uintptr{&c.arena, &c.out} {
-		if *p != 0 {
-			libc.Xfree(c.tls, *p)
-			*p = 0
-		}
+	c.freeChunks(0)
+	if c.out != 0 {
+		libc.Xfree(c.tls, c.out)
+		c.out = 0
 	}
-	c.arenaBytes = nil
 	c.tls.Close()
 	return err
 }
@@ -177,14 +177,12 @@ func (c *rawConn) run(ctx context.Context, st uintptr, values func(yield func(an
 	if c.db == 0 {
 		return errClosed
 	}
-	if err := c.reserve(values); err != nil {
-		return err
-	}
 	var err error
-	i, off := int32(0), 0
+	i := int32(0)
+	c.chunk, c.off = 0, 0
 	for v := range values {
 		i++
-		if err = c.bind(st, i, v, &off); err != nil {
+		if err = c.bind(st, i, v); err != nil {
 			err = fmt.Errorf("binding parameter %d: %w", i, err)
 			break
 		}
@@ -202,41 +200,63 @@ func (c *rawConn) run(ctx context.Context, st uintptr, values func(yield func(an
 		}
 	}
 	sqlite3.Xsqlite3_reset(c.tls, st)
-	// No parameter keeps pointing into the arena, which the next run may move.
+	// No parameter keeps pointing into the arena, which the next run overwrites.
 	sqlite3.Xsqlite3_clear_bindings(c.tls, st)
+	c.freeChunks(maxKeptChunks)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
 }
 
-// reserve grows the arena to hold the texts and blobs of one run.
-func (c *rawConn) reserve(values func(yield func(any) bool)) error {
-	n := 0
-	for v := range values {
-		switch x := v.(type) {
-		case string:
-			n += len(x)
-		case []byte:
-			n += len(x)
-		case time.Time:
-			n += len(formatTime(x))
+// arenaChunk is one piece of the arena: C memory at p, and a Go view of it.
+type arenaChunk struct {
+	p     uintptr
+	bytes []byte
+}
+
+// chunkSize is the arena's usual chunk; a bigger value gets a chunk of its own size.
+const chunkSize = 256 << 10
+
+// maxKeptChunks bounds the chunks a run leaves for the next (besides, a chunk bigger than
+// chunkSize is never kept), so that one run of huge values does not keep their memory.
+const maxKeptChunks = 8
+
+// place returns the address where n bytes go in the arena, making room for them: in the
+// current chunk if they fit, else in the next (reused, or new). Even an empty value gets an
+// address in a chunk (a NULL pointer would bind NULL).
+func (c *rawConn) place(n int) (uintptr, []byte, error) {
+	for c.chunk < len(c.arena) {
+		ch := c.arena[c.chunk]
+		if c.off+n < len(ch.bytes) {
+			at := c.off
+			c.off += n
+			return ch.p + uintptr(at), ch.bytes[at : at+n], nil
 		}
+		c.chunk, c.off = c.chunk+1, 0
 	}
-	if n < len(c.arenaBytes) {
-		return nil
-	}
-	// One byte more than the values: an empty one is bound at a valid address too.
-	size := max(n+1, 2*len(c.arenaBytes), 64<<10)
+	size := max(chunkSize, n+1)
 	p := libc.Xmalloc(c.tls, libc.Tsize_t(size))
 	if p == 0 {
-		return fmt.Errorf("sqlite: out of memory for %d bytes of values", size)
+		return 0, nil, fmt.Errorf("sqlite: out of memory for %d bytes of values", size)
 	}
-	if c.arena != 0 {
-		libc.Xfree(c.tls, c.arena)
+	c.arena = append(c.arena, arenaChunk{p: p, bytes: libc.GoBytes(p, size)})
+	c.chunk, c.off = len(c.arena)-1, n
+	return p, c.arena[c.chunk].bytes[:n], nil
+}
+
+// freeChunks frees the arena's chunks past the first keep, and the big ones.
+func (c *rawConn) freeChunks(keep int) {
+	kept := c.arena[:0]
+	for _, ch := range c.arena {
+		if len(kept) < keep && len(ch.bytes) == chunkSize {
+			kept = append(kept, ch)
+		} else {
+			libc.Xfree(c.tls, ch.p)
+		}
 	}
-	c.arena, c.arenaBytes = p, libc.GoBytes(p, size)
-	return nil
+	clear(c.arena[len(kept):])
+	c.arena = kept
 }
 
 // handle reads the pointer SQLite returned a handle in.
@@ -248,9 +268,9 @@ func (c *rawConn) handle() uintptr {
 	return uintptr(binary.NativeEndian.Uint64(b))
 }
 
-// bind binds v to parameter i; texts and blobs are copied into the arena at *off, which the
-// statement reads in place (SQLITE_STATIC) until its bindings are cleared.
-func (c *rawConn) bind(st uintptr, i int32, v any, off *int) error {
+// bind binds v to parameter i; texts and blobs are copied into the arena, where the statement
+// reads them in place (SQLITE_STATIC) until its bindings are cleared.
+func (c *rawConn) bind(st uintptr, i int32, v any) error {
 	var rc int32
 	switch x := v.(type) {
 	case nil:
@@ -271,7 +291,10 @@ func (c *rawConn) bind(st uintptr, i int32, v any, off *int) error {
 		if len(x) > math.MaxInt32 {
 			return errors.New("text too long")
 		}
-		p := copyIn(c, x, off)
+		p, err := copyIn(c, x)
+		if err != nil {
+			return err
+		}
 		rc = sqlite3.Xsqlite3_bind_text(c.tls, st, i, p, int32(len(x)), 0)
 	case []byte:
 		if x == nil {
@@ -281,10 +304,13 @@ func (c *rawConn) bind(st uintptr, i int32, v any, off *int) error {
 		if len(x) > math.MaxInt32 {
 			return errors.New("blob too long")
 		}
-		p := copyIn(c, x, off)
+		p, err := copyIn(c, x)
+		if err != nil {
+			return err
+		}
 		rc = sqlite3.Xsqlite3_bind_blob(c.tls, st, i, p, int32(len(x)), 0)
 	case time.Time:
-		return c.bind(st, i, sqlValue(x, catalog.Timestamp), off)
+		return c.bind(st, i, sqlValue(x, catalog.Timestamp))
 	default:
 		return fmt.Errorf("cannot store a %T", v)
 	}
@@ -294,12 +320,11 @@ func (c *rawConn) bind(st uintptr, i int32, v any, off *int) error {
 	return nil
 }
 
-// copyIn copies v into the arena at *off and returns its address there. An empty value has
-// an address too (the arena is always longer than its values): a NULL pointer would bind NULL.
-func copyIn[T string | []byte](c *rawConn, v T, off *int) uintptr {
-	p := c.arena + uintptr(*off)
-	*off += copy(c.arenaBytes[*off:], v)
-	return p
+// copyIn copies v into the arena and returns its address there.
+func copyIn[T string | []byte](c *rawConn, v T) (uintptr, error) {
+	p, dst, err := c.place(len(v))
+	copy(dst, v)
+	return p, err
 }
 
 // ExecContext runs one statement with args, preparing it the first time (execer). Its

@@ -163,3 +163,57 @@ func TestRawInterrupt(t *testing.T) {
 		t.Fatalf("after the interrupt: %v", err)
 	}
 }
+
+// TestRawArenaChunks: one statement's texts spread over several chunks of the arena (and one
+// text bigger than a chunk) are stored intact, and so are the next statement's, which reuses
+// the chunks.
+func TestRawArenaChunks(t *testing.T) {
+	db, raw := openBoth(t)
+	const n = 600
+	query := `INSERT INTO t (v) VALUES ` + strings.TrimSuffix(strings.Repeat(`(?),`, n), ",")
+	for round := range 2 {
+		if _, err := raw.ExecContext(t.Context(), `DELETE FROM t`); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]any, n)
+		for i := range want {
+			switch {
+			case i == 300:
+				want[i] = strings.Repeat("big", chunkSize/2) // 1.5 chunks
+			case i%7 == 0:
+				want[i] = ""
+			default:
+				want[i] = strings.Repeat(string(rune('a'+(i+round)%26)), 1000+i)
+			}
+		}
+		if _, err := raw.ExecContext(t.Context(), query, want...); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(`SELECT v FROM t ORDER BY rowid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		for ; rows.Next(); i++ {
+			var got string
+			if err := rows.Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if i < n && got != want[i] {
+				t.Errorf("round %d, value %d: %d bytes %.10q…; want %d bytes %.10q…", round, i, len(got), got, len(want[i].(string)), want[i])
+			}
+		}
+		rows.Close()
+		if i != n {
+			t.Fatalf("round %d: %d rows; want %d", round, i, n)
+		}
+	}
+	if len(raw.arena) > maxKeptChunks {
+		t.Errorf("%d chunks kept; want at most %d", len(raw.arena), maxKeptChunks)
+	}
+	for _, ch := range raw.arena {
+		if len(ch.bytes) != chunkSize {
+			t.Errorf("a chunk of %d bytes kept; only %d-byte ones are", len(ch.bytes), chunkSize)
+		}
+	}
+}
