@@ -82,6 +82,8 @@ type streamRun struct {
 	// values: the slices of a split read emit concurrently.
 	mu      sync.Mutex
 	windows []windowProgress
+	// heads drop the copies of records two slices of a split read both read (see sliceHeads).
+	heads   *sliceHeads
 	replace destination.Replacement
 
 	// The writer goroutine owns cols, colIdx, rows and saved while it runs.
@@ -351,6 +353,7 @@ func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
 		r.windows[i] = windowProgress{from: from, to: to, progress: from}
 	}
 	r.mu.Unlock()
+	r.heads = newSliceHeads(r.stream, n)
 	// Every slice at once; one that fails fails the stream, so the group cancels the others.
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
@@ -393,6 +396,9 @@ type windowEmitter struct {
 }
 
 func (e windowEmitter) Record(ctx context.Context, rec record.Record) error {
+	if e.r.heads != nil && e.r.heads.repeated(e.i, rec) {
+		return nil // the next slice handed it over (see sliceHeads)
+	}
 	return e.r.Record(ctx, rec)
 }
 
