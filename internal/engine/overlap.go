@@ -2,7 +2,9 @@ package engine
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmsync/crmsync/internal/catalog"
@@ -25,14 +27,15 @@ import (
 // are handed over as before, and the destination keeps one.
 type sliceHeads struct {
 	key, cursor string
-	mu          sync.Mutex
 	heads       []sliceHead // by slice; the first slice's is unused
 }
 
 type sliceHead struct {
-	first time.Time // the cursor of the slice's first record; zero before it
-	done  bool      // past the head, or full
-	seen  map[string]string
+	mu    sync.Mutex
+	first time.Time   // the cursor of the slice's first record; zero before it
+	done  atomic.Bool // past the head, or full: nothing more is remembered
+	size  atomic.Int64
+	seen  map[string]string // guarded by mu
 }
 
 // overlapWidth is how much cursor time a head spans: the overlap, a minute, with room to spare.
@@ -48,38 +51,60 @@ func newSliceHeads(s catalog.Stream, n int) *sliceHeads {
 	if len(s.PrimaryKey) != 1 || s.CursorField == "" || n < 2 {
 		return nil
 	}
-	return &sliceHeads{key: s.PrimaryKey[0], cursor: s.CursorField, heads: make([]sliceHead, n)}
+	h := &sliceHeads{key: s.PrimaryKey[0], cursor: s.CursorField, heads: make([]sliceHead, n)}
+	h.heads[0].done.Store(true)
+	return h
 }
 
 // repeated reports whether slice i's record rec is a copy the next slice handed over already;
-// otherwise a record of a slice's head is remembered.
+// otherwise a record of a slice's head is remembered. Slices call it concurrently.
 func (h *sliceHeads) repeated(i int, rec record.Record) bool {
+	next := i+1 < len(h.heads) && h.heads[i+1].size.Load() > 0
+	head := &h.heads[i]
+	if !next && head.done.Load() {
+		return false // most records: nothing to look in, nothing to remember
+	}
 	key, cursor := text(rec[h.key]), text(rec[h.cursor])
 	if key == "" || cursor == "" {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if i+1 < len(h.heads) {
-		if c, ok := h.heads[i+1].seen[key]; ok && c == cursor {
+	at := rec[h.cursor]
+	if next {
+		n := &h.heads[i+1]
+		n.mu.Lock()
+		c, ok := n.seen[key]
+		n.mu.Unlock()
+		if ok && c == cursor {
 			return true
 		}
 	}
-	if head := &h.heads[i]; i > 0 && !head.done {
-		t, err := record.ParseTime(cursor)
-		switch {
-		case err != nil:
-		case head.first.IsZero():
-			head.first = t
-			head.seen = map[string]string{}
-			fallthrough
-		case t.Sub(head.first) <= overlapWidth && len(head.seen) < maxHeadRecords:
-			head.seen[key] = cursor
-		default:
-			head.done = true // seen stays: the slice before looks in it as it reaches its end
-		}
+	if !head.done.Load() {
+		head.remember(key, cursor, at)
 	}
 	return false
+}
+
+// remember adds a record of the slice's head, or ends the head when the record is past it or
+// its cursor is no instant.
+func (head *sliceHead) remember(key, cursor string, at any) {
+	t, err := record.ParseTime(at) // as the engine reads cursors: Copper's are unix seconds
+	if err != nil {
+		head.done.Store(true)
+		return
+	}
+	head.mu.Lock()
+	defer head.mu.Unlock()
+	if head.first.IsZero() {
+		head.first = t
+		head.seen = map[string]string{}
+	}
+	if t.Sub(head.first) > overlapWidth || len(head.seen) >= maxHeadRecords {
+		head.done.Store(true) // seen stays: the slice before looks in it as it reaches its end
+		return
+	}
+	// Copies: the decoded texts share the bytes of their whole page, which they would keep.
+	head.seen[strings.Clone(key)] = strings.Clone(cursor)
+	head.size.Store(int64(len(head.seen)))
 }
 
 // text is a key or cursor value as text: strings and numbers as they came, anything else none.

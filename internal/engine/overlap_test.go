@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/crmsync/crmsync/internal/catalog"
 	"github.com/crmsync/crmsync/internal/destination/memory"
@@ -108,5 +110,57 @@ func TestOverlappingSlicesHandOverOneCopy(t *testing.T) {
 				t.Errorf("stored %v; want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestSliceHeads: a head remembers its slice's first two minutes of cursor, read as the engine
+// reads cursors (ISO text, or Copper's unix seconds), by copies of the texts; the slice before
+// drops only a record with the same key and cursor text; a cursor that is no instant ends the
+// head.
+func TestSliceHeads(t *testing.T) {
+	s := catalog.Stream{Name: "items", PrimaryKey: []string{"id"}, CursorField: "updated"}
+	for _, tc := range []struct {
+		name       string
+		head, tail []record.Record // read by slice 1, then by slice 0
+		dropped    []bool          // for each of tail
+	}{
+		{"ISO cursors",
+			[]record.Record{{"id": "a", "updated": "2026-01-01T00:00:10Z"}, {"id": "b", "updated": "2026-01-01T00:01:50Z"}, {"id": "c", "updated": "2026-01-01T00:02:30Z"}},
+			[]record.Record{{"id": "a", "updated": "2026-01-01T00:00:10Z"}, {"id": "b", "updated": "2026-01-01T00:01:51Z"}, {"id": "c", "updated": "2026-01-01T00:02:30Z"}},
+			[]bool{true, false, false}}, // b: another version; c: past the head
+		{"unix seconds",
+			[]record.Record{{"id": json.Number("1"), "updated": json.Number("1767225610")}, {"id": json.Number("2"), "updated": json.Number("1767225900")}},
+			[]record.Record{{"id": json.Number("1"), "updated": json.Number("1767225610")}, {"id": json.Number("2"), "updated": json.Number("1767225900")}},
+			[]bool{true, false}},
+		{"a cursor that is no instant",
+			[]record.Record{{"id": "a", "updated": "soon"}, {"id": "b", "updated": "2026-01-01T00:00:10Z"}},
+			[]record.Record{{"id": "b", "updated": "2026-01-01T00:00:10Z"}},
+			[]bool{false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newSliceHeads(s, 2)
+			for _, r := range tc.head {
+				if h.repeated(1, r) {
+					t.Fatalf("slice 1 dropped %v", r)
+				}
+			}
+			for i, r := range tc.tail {
+				if got := h.repeated(0, r); got != tc.dropped[i] {
+					t.Errorf("slice 0, %v: dropped %v; want %v", r, got, tc.dropped[i])
+				}
+			}
+		})
+	}
+	// The texts remembered are copies: a decoded text shares the bytes of its whole page.
+	page := []byte(`a2026-01-01T00:00:10Z`)
+	h := newSliceHeads(s, 2)
+	h.repeated(1, record.Record{"id": unsafe.String(&page[0], 1), "updated": unsafe.String(&page[1], 20)})
+	for k, v := range h.heads[1].seen {
+		if unsafe.StringData(k) == &page[0] || unsafe.StringData(v) == &page[1] {
+			t.Errorf("the head holds the page's bytes (%q, %q)", k, v)
+		}
+	}
+	if newSliceHeads(catalog.Stream{PrimaryKey: []string{"a", "b"}, CursorField: "updated"}, 2) != nil || newSliceHeads(s, 1) != nil {
+		t.Error("heads for a composite key or an unsplit read")
 	}
 }
