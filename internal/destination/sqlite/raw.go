@@ -82,8 +82,12 @@ func openRaw(uri string) (*rawConn, error) {
 }
 
 // close finalizes the statements and closes the connection; the caller holds the statement
-// cache's statements too and finalizes them first (statementCache.reset).
+// cache's statements too and finalizes them first (statementCache.reset). Closing again does
+// nothing.
 func (c *rawConn) close() error {
+	if c.tls == nil {
+		return nil
+	}
 	for q, st := range c.stmts {
 		sqlite3.Xsqlite3_finalize(c.tls, st)
 		delete(c.stmts, q)
@@ -101,6 +105,7 @@ func (c *rawConn) close() error {
 		c.out = 0
 	}
 	c.tls.Close()
+	c.tls = nil
 	return err
 }
 

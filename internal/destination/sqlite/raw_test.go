@@ -90,7 +90,8 @@ func hexOf(s string) string {
 }
 
 // TestRawErrors: a statement is refused, with SQLite's message, for a value it cannot store,
-// too few or too many values, bad SQL, and after close; nothing is written by a refused one.
+// too few or too many values, bad SQL, and after close (which may be called twice); nothing is
+// written by a refused one.
 func TestRawErrors(t *testing.T) {
 	db, raw := openBoth(t)
 	for _, tc := range []struct {
@@ -113,6 +114,9 @@ func TestRawErrors(t *testing.T) {
 		t.Errorf("%d rows (%v) after refused statements", n, err)
 	}
 	raw.close()
+	if err := raw.close(); err != nil {
+		t.Errorf("closing again: %v", err)
+	}
 	if _, err := raw.ExecContext(t.Context(), `INSERT INTO t (v) VALUES (1)`); !errors.Is(err, errClosed) {
 		t.Errorf("after close: %v; want %v", err, errClosed)
 	}
