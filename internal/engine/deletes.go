@@ -172,13 +172,18 @@ func (r *streamRun) Deleted(ctx context.Context, key ...any) error {
 // forgetDeleted drops a queued mark of rec's key: the record came back after its deletion
 // was learned, so it is live. Caller holds r.mu.
 func (r *streamRun) forgetDeleted(rec record.Record) {
+	if k, ok := r.recordKey(rec); ok {
+		delete(r.deletes, k)
+	}
+}
+
+// recordKey is keyString of a record's primary key values.
+func (r *streamRun) recordKey(rec record.Record) (string, bool) {
 	vals := make([]any, len(r.stream.PrimaryKey))
 	for i, k := range r.stream.PrimaryKey {
 		vals[i] = rec[k]
 	}
-	if k, ok := r.keyString(vals); ok {
-		delete(r.deletes, k)
-	}
+	return r.keyString(vals)
 }
 
 // typedKey converts key values to the types of the primary key columns, as rows carry them.

@@ -119,26 +119,32 @@ func TestOverlappingSlicesHandOverOneCopy(t *testing.T) {
 // head.
 func TestSliceHeads(t *testing.T) {
 	s := catalog.Stream{Name: "items", PrimaryKey: []string{"id"}, CursorField: "updated"}
+	// The engine's keys: keyString over the key column's type.
+	keyOf := func(typ catalog.Type) func(record.Record) (string, bool) {
+		r := &streamRun{stream: s, keyTypes: []catalog.Type{typ}}
+		return r.recordKey
+	}
 	for _, tc := range []struct {
 		name       string
+		keyType    catalog.Type
 		head, tail []record.Record // read by slice 1, then by slice 0
 		dropped    []bool          // for each of tail
 	}{
-		{"ISO cursors",
+		{"ISO cursors", catalog.String,
 			[]record.Record{{"id": "a", "updated": "2026-01-01T00:00:10Z"}, {"id": "b", "updated": "2026-01-01T00:01:50Z"}, {"id": "c", "updated": "2026-01-01T00:02:30Z"}},
 			[]record.Record{{"id": "a", "updated": "2026-01-01T00:00:10Z"}, {"id": "b", "updated": "2026-01-01T00:01:51Z"}, {"id": "c", "updated": "2026-01-01T00:02:30Z"}},
 			[]bool{true, false, false}}, // b: another version; c: past the head
-		{"unix seconds",
+		{"unix seconds", catalog.Integer,
 			[]record.Record{{"id": json.Number("1"), "updated": json.Number("1767225610")}, {"id": json.Number("2"), "updated": json.Number("1767225900")}},
 			[]record.Record{{"id": json.Number("1"), "updated": json.Number("1767225610")}, {"id": json.Number("2"), "updated": json.Number("1767225900")}},
 			[]bool{true, false}},
-		{"a cursor that is no instant",
+		{"a cursor that is no instant", catalog.String,
 			[]record.Record{{"id": "a", "updated": "soon"}, {"id": "b", "updated": "2026-01-01T00:00:10Z"}},
 			[]record.Record{{"id": "b", "updated": "2026-01-01T00:00:10Z"}},
 			[]bool{false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newSliceHeads(s, 2)
+			h := newSliceHeads(s, 2, keyOf(tc.keyType))
 			for _, r := range tc.head {
 				if h.repeated(1, r) {
 					t.Fatalf("slice 1 dropped %v", r)
@@ -153,14 +159,19 @@ func TestSliceHeads(t *testing.T) {
 	}
 	// The texts remembered are copies: a decoded text shares the bytes of its whole page.
 	page := []byte(`a2026-01-01T00:00:10Z`)
-	h := newSliceHeads(s, 2)
+	h := newSliceHeads(s, 2, keyOf(catalog.String))
 	h.repeated(1, record.Record{"id": unsafe.String(&page[0], 1), "updated": unsafe.String(&page[1], 20)})
-	for k, v := range h.heads[1].seen {
-		if unsafe.StringData(k) == &page[0] || unsafe.StringData(v) == &page[1] {
-			t.Errorf("the head holds the page's bytes (%q, %q)", k, v)
+	if len(h.heads[1].seen) != 1 {
+		t.Fatalf("the head holds %d cursors; want 1", len(h.heads[1].seen))
+	}
+	for cursor, keys := range h.heads[1].seen {
+		for _, k := range append(keys, cursor) {
+			if p := unsafe.StringData(k); p == &page[0] || p == &page[1] {
+				t.Errorf("the head holds the page's bytes (%q)", k)
+			}
 		}
 	}
-	if newSliceHeads(catalog.Stream{PrimaryKey: []string{"a", "b"}, CursorField: "updated"}, 2) != nil || newSliceHeads(s, 1) != nil {
+	if newSliceHeads(catalog.Stream{PrimaryKey: []string{"a", "b"}, CursorField: "updated"}, 2, nil) != nil || newSliceHeads(s, 1, nil) != nil {
 		t.Error("heads for a composite key or an unsplit read")
 	}
 }

@@ -353,7 +353,7 @@ func (r *streamRun) readWindows(ctx context.Context, w source.Window) error {
 		r.windows[i] = windowProgress{from: from, to: to, progress: from}
 	}
 	r.mu.Unlock()
-	r.heads = newSliceHeads(r.stream, n)
+	r.heads = newSliceHeads(r.stream, n, r.recordKey)
 	// Every slice at once; one that fails fails the stream, so the group cancels the others.
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)

@@ -125,11 +125,8 @@ func (c *rawConn) errorOf(rc int32) error {
 	return fmt.Errorf("sqlite: %s (%d)", msg, rc)
 }
 
-// prepare compiles one statement, kept for reuse (SQLITE_PREPARE_PERSISTENT). The connection
-// compiles against the schema it last read, which the other connection may have changed
-// since (a column added, the key index dropped or built), so the schema is checked first.
-// Statements already prepared need no such care: SQLite compiles them again when it finds
-// the schema changed as they start.
+// prepare compiles one statement, kept for reuse (SQLITE_PREPARE_PERSISTENT), after checking
+// the schema (checkSchema). To compile several, check once and compile each.
 func (c *rawConn) prepare(query string) (uintptr, error) {
 	if err := c.checkSchema(); err != nil {
 		return 0, err
@@ -138,7 +135,11 @@ func (c *rawConn) prepare(query string) (uintptr, error) {
 }
 
 // checkSchema runs a statement that reads the schema table: as it starts, SQLite compares
-// the schema it holds with the file's, and reads it again if it changed.
+// the schema it holds with the file's, and reads it again if it changed. A statement compiles
+// against the schema the connection last read, which the other connection may have changed
+// since, and SQLite does not always notice at compile time: an upsert on a unique index built
+// since fails to compile ("ON CONFLICT clause does not match"). Statements already prepared
+// need no such care: SQLite compiles them again when it finds the schema changed as they start.
 func (c *rawConn) checkSchema() error {
 	st, err := c.compile("SELECT 1 FROM sqlite_schema LIMIT 1")
 	if err != nil {
@@ -275,7 +276,7 @@ func (c *rawConn) handle() uintptr {
 
 // bind binds v to parameter i; texts and blobs are copied into the arena, where the statement
 // reads them in place (SQLITE_STATIC) until its bindings are cleared.
-func (c *rawConn) bind(st uintptr, i int32, v any) error {
+func (c *rawConn) bind(st uintptr, i int32, v any) (err error) {
 	var rc int32
 	switch x := v.(type) {
 	case nil:
@@ -286,38 +287,27 @@ func (c *rawConn) bind(st uintptr, i int32, v any) error {
 		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(x))
 	case float64:
 		rc = sqlite3.Xsqlite3_bind_double(c.tls, st, i, x)
-	case bool:
-		var n int64
-		if x {
-			n = 1
-		}
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, n)
 	case string:
-		if len(x) > math.MaxInt32 {
-			return errors.New("text too long")
+		var p uintptr
+		if p, err = copyIn(c, x); err == nil {
+			rc = sqlite3.Xsqlite3_bind_text(c.tls, st, i, p, int32(len(x)), 0)
 		}
-		p, err := copyIn(c, x)
-		if err != nil {
-			return err
-		}
-		rc = sqlite3.Xsqlite3_bind_text(c.tls, st, i, p, int32(len(x)), 0)
 	case []byte:
 		if x == nil {
 			rc = sqlite3.Xsqlite3_bind_null(c.tls, st, i)
 			break
 		}
-		if len(x) > math.MaxInt32 {
-			return errors.New("blob too long")
+		var p uintptr
+		if p, err = copyIn(c, x); err == nil {
+			rc = sqlite3.Xsqlite3_bind_blob(c.tls, st, i, p, int32(len(x)), 0)
 		}
-		p, err := copyIn(c, x)
-		if err != nil {
-			return err
-		}
-		rc = sqlite3.Xsqlite3_bind_blob(c.tls, st, i, p, int32(len(x)), 0)
-	case time.Time:
-		return c.bind(st, i, sqlValue(x, catalog.Timestamp))
+	case bool, time.Time:
+		return c.bind(st, i, sqlValue(x, catalog.Timestamp)) // as toSQLValues stores them
 	default:
 		return fmt.Errorf("cannot store a %T", v)
+	}
+	if err != nil {
+		return err
 	}
 	if rc != sqlite3.SQLITE_OK {
 		return c.errorOf(rc)
@@ -327,6 +317,9 @@ func (c *rawConn) bind(st uintptr, i int32, v any) error {
 
 // copyIn copies v into the arena and returns its address there.
 func copyIn[T string | []byte](c *rawConn, v T) (uintptr, error) {
+	if len(v) > math.MaxInt32 {
+		return 0, fmt.Errorf("a value of %d bytes: SQLite takes at most %d", len(v), math.MaxInt32)
+	}
 	p, dst, err := c.place(len(v))
 	copy(dst, v)
 	return p, err

@@ -123,21 +123,28 @@ func TestRawErrors(t *testing.T) {
 }
 
 // TestRawSeesSchemaChanges: the other connection's schema changes reach the raw one, both for
-// a statement prepared after them (a new column, a unique index to upsert on) and for one
-// prepared before.
+// a statement prepared after them and for one prepared before. A unique index built after the
+// raw connection last read the schema is the case SQLite does not recover from by itself: the
+// upsert on it fails to compile against the old schema ("ON CONFLICT clause does not match"),
+// as a first sync's writes did once its load built the key index. (A statement naming a new
+// column SQLite compiles again by itself.)
 func TestRawSeesSchemaChanges(t *testing.T) {
 	db, raw := openBoth(t)
 	insert := `INSERT INTO t (v) VALUES (?)`
 	if _, err := raw.ExecContext(t.Context(), insert, "a"); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`ALTER TABLE t ADD COLUMN w`, `CREATE UNIQUE INDEX ux ON t (v)`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := db.Exec(`CREATE UNIQUE INDEX ux ON t (v)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `INSERT INTO t (v) VALUES (?) ON CONFLICT (v) DO NOTHING`, "a"); err != nil {
+		t.Fatalf("an upsert on the index built by the other connection: %v", err)
+	}
+	if _, err := db.Exec(`ALTER TABLE t ADD COLUMN w`); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := raw.ExecContext(t.Context(), `INSERT INTO t (v, w) VALUES (?, ?) ON CONFLICT (v) DO UPDATE SET w = excluded.w`, "a", 1); err != nil {
-		t.Fatalf("a statement naming the new column and index: %v", err)
+		t.Fatalf("a statement naming the new column: %v", err)
 	}
 	if _, err := raw.ExecContext(t.Context(), insert, "b"); err != nil {
 		t.Fatalf("the statement prepared before the changes: %v", err)

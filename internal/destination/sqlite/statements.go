@@ -423,8 +423,13 @@ func (c *statementCache) prepare(conn *rawConn, plan []execution, prefix string,
 	if extra := len(c.stmts) + len(missing) - maxCachedStatements; extra > 0 {
 		c.evict(extra)
 	}
+	if len(missing) > 0 {
+		if err := conn.checkSchema(); err != nil {
+			return nil, err
+		}
+	}
 	for k, e := range missing {
-		st, err := conn.prepare(e.query(cols, sqlFor))
+		st, err := conn.compile(e.query(cols, sqlFor))
 		if err != nil {
 			return nil, err
 		}
