@@ -261,7 +261,8 @@ type Request struct {
 	Method string
 	Path   string
 	Query  url.Values
-	Body   any // JSON-encoded when not nil
+	Body   any         // JSON-encoded when not nil
+	Header http.Header // sent besides the client's own
 }
 
 // Response is a successful answer: status 2xx with its whole body read.
@@ -602,6 +603,9 @@ func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, er
 	r, err := http.NewRequestWithContext(ctx, req.Method, u.String(), body)
 	if err != nil {
 		return nil, &RequestError{Path: req.Path, Message: err.Error()}
+	}
+	for k, vs := range req.Header {
+		r.Header[k] = append([]string(nil), vs...)
 	}
 	if req.Body != nil {
 		r.Header.Set("Content-Type", "application/json")

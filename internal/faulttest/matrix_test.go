@@ -69,10 +69,12 @@ type account struct {
 var accounts = []account{
 	{desc: closecrm.Descriptor, seed: 77, changes: map[string]int{"leads": 9, "activities": -7, "tasks": 5},
 		sim: func(t *testing.T, f fault, now func() time.Time) connector.Simulator {
-			// The lead query's minute is read the strict way (HH:MM:00): crmsync must not depend on
-			// the lenient one. Announced windows are enforced: a request inside one is refused.
+			// The lead query's minute is read the strict way (HH:MM:00), and its naive date-times
+			// in the account's zone unless the request says which (UTC-5 here): crmsync must not
+			// depend on the lenient reading nor on UTC being the default. Announced windows are
+			// enforced: a request inside one is refused.
 			sim, err := closesim.New(closesim.Config{Seed: 31, APIKey: key, Leads: 400, Activities: 600, Tasks: 300, Users: 8, CustomFields: 8, Events: 300,
-				RateLimit: f.rateLimit, QueryExactMinute: true, EnforceResets: true, Now: now})
+				RateLimit: f.rateLimit, QueryExactMinute: true, QueryZone: -5 * time.Hour, EnforceResets: true, Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}

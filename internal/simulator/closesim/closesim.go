@@ -68,6 +68,11 @@ type Config struct {
 	// means exactly HH:MM:00.000000 and is compared with the record's full
 	// precision timestamp (default: both truncated to the minute).
 	QueryExactMinute bool
+	// QueryZone is the time zone, as an offset from UTC, in which the lead query reads a
+	// date-time without one: the account's, say, where the default is UTC. A request's
+	// X-TZ-Offset header (hours) wins over it, as the docs describe for search date filters.
+	// The docs leave open which zone applies without the header (reference open question 10).
+	QueryZone time.Duration
 	// SharedFieldsInTypeLists makes /custom_field/lead/, /custom_field/contact/ (and the
 	// other object types' endpoints) also list the shared fields associated with that object
 	// type, as the same records with the same ids they have under /custom_field/shared/. The

@@ -45,7 +45,9 @@
 //     HH:MM:00.000000 against the record's full precision: <="12:34"
 //     excludes 12:34:05, >="12:34" includes 12:34:00 on, >"12:34" includes
 //     12:34:00.5. The docs do not say which; a client must survive both.
-//     Other terms → 400.
+//     A value without a zone is read in Config.QueryZone (default UTC; the
+//     docs leave open whether an account's zone applies), unless the
+//     request's X-TZ-Offset header (hours) names another. Other terms → 400.
 //   - /activity/ (and /activity/<type>/): date_created__gt/gte/lt/lte
 //     (ISO 8601, naive = UTC), _order_by=[-]date_created. Trap: there is
 //     no date_updated filter (it is silently ignored) although

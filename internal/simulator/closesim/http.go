@@ -408,7 +408,15 @@ func (s *Server) hLeads(c *call) error {
 		return err
 	}
 	qr := newQuery(sLeads)
-	qr.created, qr.updated, qr.order, qr.desc, err = parseLeadQuery(c.q.Get("query"), s.cfg.QueryExactMinute)
+	zone := s.cfg.QueryZone
+	if h := c.r.Header.Get("X-TZ-Offset"); h != "" {
+		hours, err := strconv.ParseFloat(h, 64)
+		if err != nil || math.Abs(hours) > 14 {
+			return badRequest("Invalid X-TZ-Offset: %q.", h)
+		}
+		zone = time.Duration(hours * float64(time.Hour))
+	}
+	qr.created, qr.updated, qr.order, qr.desc, err = parseLeadQuery(c.q.Get("query"), s.cfg.QueryExactMinute, zone)
 	if err != nil {
 		return err
 	}

@@ -420,6 +420,53 @@ func TestQueryExactMinute(t *testing.T) {
 	}
 }
 
+// TestQueryZone: the lead query reads a date-time without a zone in Config.QueryZone, unless
+// the request's X-TZ-Offset header names another; a value with a zone is read as it says.
+func TestQueryZone(t *testing.T) {
+	base := testEpoch.Add(24*time.Hour + 12*time.Hour + 34*time.Minute) // after every seeded lead
+	cfg := smallConfig()
+	cfg.QueryZone = -5 * time.Hour // the account's wall clock is UTC-5
+	m := newSim(t, cfg)
+	lead := m.s.AddRecords("leads", 1, base)[0]
+	for _, tc := range []struct {
+		value, header string
+		code          int
+		found         bool
+	}{
+		{base.Format("2006-01-02T15:04"), "", 200, false},                    // 12:34 UTC-5 is 17:34 UTC: after the lead
+		{base.Add(-5 * time.Hour).Format("2006-01-02T15:04"), "", 200, true}, // 07:34 UTC-5 is the lead's minute
+		{base.Format("2006-01-02T15:04"), "0", 200, true},
+		{base.Format("2006-01-02T15:04"), "-5", 200, false},
+		{base.Format("2006-01-02T15:04") + "+00:00", "", 200, true},
+		{base.Format("2006-01-02T15:04"), "east", 400, false},
+	} {
+		q := url.QueryEscape(`date_updated>="` + tc.value + `" sort:date_updated`)
+		req, err := http.NewRequest("GET", m.ts.URL+"/api/v1/lead/?_limit=200&query="+q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(testKey, "")
+		if tc.header != "" {
+			req.Header.Set("X-TZ-Offset", tc.header)
+		}
+		r, err := m.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Data []map[string]any `json:"data"`
+		}
+		err = json.NewDecoder(r.Body).Decode(&page)
+		r.Body.Close()
+		if r.StatusCode != tc.code || tc.code == 200 && err != nil {
+			t.Fatalf("%s, X-TZ-Offset %q: %d (%v); want %d", tc.value, tc.header, r.StatusCode, err, tc.code)
+		}
+		if found := slices.Contains(ids(page.Data), lead); found != tc.found {
+			t.Errorf("%s, X-TZ-Offset %q: lead found %v; want %v", tc.value, tc.header, found, tc.found)
+		}
+	}
+}
+
 func TestDateHeader(t *testing.T) {
 	clk := fakeclock.New(time.Date(2031, 2, 3, 4, 5, 6, 700, time.FixedZone("X", 3600)))
 	cfg := smallConfig()

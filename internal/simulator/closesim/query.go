@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type apiError struct {
@@ -77,11 +78,12 @@ func rangeParams(q url.Values, field string) (span, error) {
 // has minute precision: both the record's timestamp and the value are
 // truncated to the minute before comparing, so date_updated>="…T10:05"
 // matches everything from 10:05:00.000000 on, and date_updated<"…T10:05"
-// excludes all of minute 10:05. With exact (Config.QueryExactMinute) the
+// excludes all of minute 10:05. A value without a zone is read in zone (see
+// Config.QueryZone). With exact (Config.QueryExactMinute) the
 // value means exactly HH:MM:00.000000 and the record keeps its full
 // precision: <= "10:05" excludes 10:05:05, > "10:05" includes 10:05:00.5.
 // Any other term → 400.
-func parseLeadQuery(qs string, exact bool) (created, updated span, order int, desc bool, err error) {
+func parseLeadQuery(qs string, exact bool, zone time.Duration) (created, updated span, order int, desc bool, err error) {
 	created, updated, order = anyTime, anyTime, fID
 	p := 0
 	skipWS := func() {
@@ -152,6 +154,9 @@ func parseLeadQuery(qs string, exact bool) (created, updated span, order int, de
 		t, ok := parseTime(val)
 		if !ok {
 			return created, updated, order, desc, badRequest("Invalid date in query: %q.", val)
+		}
+		if naive(val) {
+			t = t.Add(-zone) // the value is a wall-clock time in that zone
 		}
 		m := floorDiv(t.UnixMicro(), usPerMinute) * usPerMinute
 		var b span
@@ -245,4 +250,12 @@ func decodeCursor(v string) (evCursor, error) {
 		}
 	}
 	return evCursor{t: nums[0], g: nums[1], win: span{nums[2], nums[3]}}, nil
+}
+
+// naive reports whether a date-time value carries no zone: nothing after its date but the time.
+func naive(v string) bool {
+	if len(v) <= 10 {
+		return true
+	}
+	return !strings.ContainsAny(v[10:], "Zz+-")
 }
