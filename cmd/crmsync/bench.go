@@ -103,11 +103,18 @@ func benchArgs(o bench.Options, serve bool) []string {
 	if serve {
 		return append(args, "--serve-simulator")
 	}
-	args = append(args, "--json", "--requests-per-second", fmt.Sprint(o.ClientRate), "--load", strconv.Itoa(o.LoadRows),
-		"--default-pacing="+strconv.FormatBool(o.DefaultPacing), "--incremental="+strconv.FormatBool(o.Incremental),
-		"--reconcile="+strconv.FormatBool(o.Reconcile),
-		"--in-process="+strconv.FormatBool(o.InProcess), "--all-tables="+strconv.FormatBool(o.AllTables),
-		"--discard="+strconv.FormatBool(o.Discard))
+	args = append(args, "--json", "--requests-per-second", fmt.Sprint(o.ClientRate), "--load", strconv.Itoa(o.LoadRows))
+	// Switches only when on, so that an earlier release (a --baseline of the suite) runs every
+	// case that needs none of the switches it predates.
+	for _, sw := range []struct {
+		name string
+		on   bool
+	}{{"default-pacing", o.DefaultPacing}, {"incremental", o.Incremental}, {"reconcile", o.Reconcile},
+		{"in-process", o.InProcess}, {"all-tables", o.AllTables}, {"discard", o.Discard}} {
+		if sw.on {
+			args = append(args, "--"+sw.name)
+		}
+	}
 	for _, kv := range [][2]string{{"dest", o.Dest}, {"schema", o.Schema}, {"cpuprofile", o.CPUProfile}, {"memprofile", o.MemProfile}, {"trace", o.Trace}} {
 		if kv[1] != "" {
 			args = append(args, "--"+kv[0], kv[1])

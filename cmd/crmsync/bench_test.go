@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,17 @@ func TestBenchArgsRoundTrip(t *testing.T) {
 		got, f = parseBench(t, benchArgs(o, true)[1:]...)
 		if !f.serving || got.Source != o.Source || !reflect.DeepEqual(got.Sizes, o.Sizes) || got.Latency != o.Latency || got.ServerRate != o.ServerRate {
 			t.Errorf("the simulator of %+v is served as %+v", o, got)
+		}
+	}
+}
+
+// TestBenchArgsLeaveSwitchesOff: a switch that is off is not on the command line, so an
+// earlier release that lacks it (a suite --baseline) still runs the cases that do not use it.
+func TestBenchArgsLeaveSwitchesOff(t *testing.T) {
+	args := benchArgs(bench.Options{Source: "close", Sizes: map[string]int{"leads": 5}}, false)
+	for _, a := range args {
+		if strings.HasSuffix(a, "=false") || slices.Contains([]string{"--discard", "--all-tables", "--in-process", "--reconcile", "--incremental", "--default-pacing"}, a) {
+			t.Errorf("benchArgs names the switch %s, which is off: %q", a, args)
 		}
 	}
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // SQLiteCeiling stores n rows the fastest way SQLite offers: one prepared single-row INSERT
-// run n times in one transaction, into the table the destination creates (same columns, same
-// primary key, same file settings), with the destination's value encodings.
+// run n times in one transaction through SQLite's C API, its values bound in place as the
+// destination's writes bind them, into the table the destination creates (same columns, same
+// primary key, same file settings).
 func SQLiteCeiling(ctx context.Context, d *sqlite.Destination, n int) (time.Duration, error) {
 	cols, err := d.Prepare(ctx, Table, Columns())
 	if err != nil {
@@ -24,35 +25,19 @@ func SQLiteCeiling(ctx context.Context, d *sqlite.Destination, n int) (time.Dura
 	for i, c := range cols {
 		names[i] = `"` + c.Name + `"`
 	}
-	q := fmt.Sprintf(`INSERT INTO "%s" (%s) VALUES (%s)`, d.TableName(Stream.Name), strings.Join(names, ", "),
+	table := d.TableName(Stream.Name)
+	q := fmt.Sprintf(`INSERT INTO "%s" (%s) VALUES (%s)`, table, strings.Join(names, ", "),
 		strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", "))
 	start := time.Now()
-	tx, err := d.DB().BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	defer stmt.Close()
-	rows := NewRows(n)
-	for rows.Next() {
-		row, _ := rows.Values()
-		for j, v := range row {
-			switch x := v.(type) {
-			case time.Time:
-				row[j] = x.UTC().Format(sqlite.TimeLayout)
-			case bool:
-				row[j] = map[bool]int64{false: 0, true: 1}[x]
+	rows := func(yield func([]any) bool) {
+		for r := NewRows(n); r.Next(); {
+			row, _ := r.Values()
+			if !yield(row) {
+				return
 			}
 		}
-		if _, err := stmt.ExecContext(ctx, row...); err != nil {
-			return 0, err
-		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := d.InsertEach(ctx, table, q, rows); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil

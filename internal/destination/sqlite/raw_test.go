@@ -228,3 +228,46 @@ func TestRawArenaChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertEach: the rows go in one transaction, so a row that fails leaves none of them;
+// rows that all succeed are stored.
+func TestInsertEach(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "each.db"), "close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.DB().Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(keys ...int) func(func([]any) bool) {
+		return func(yield func([]any) bool) {
+			for _, k := range keys {
+				if !yield([]any{k, "v"}) {
+					return
+				}
+			}
+		}
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := d.DB().QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const q = `INSERT INTO t (k, v) VALUES (?, ?)`
+	if err := d.InsertEach(ctx, "t", q, rows(1, 2, 2)); err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Fatalf("a repeated key: %v, want a UNIQUE constraint error", err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d rows stored after a failed row, want none", n)
+	}
+	if err := d.InsertEach(ctx, "t", q, rows(1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("%d rows stored, want 3", n)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -669,13 +670,27 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 		sqlFor, kind = func(named []catalog.Column, n int) string { return appendRowsSQL(name, s, named, n) }, "append"
 	}
 	prefix := name + "\x00" + kind + "\x00"
-	conn := d.raw
 	// Statements are prepared before the transaction, so that it is short.
-	stmts, err := d.stmts.prepare(conn, plan, prefix, cols, sqlFor)
+	stmts, err := d.stmts.prepare(d.raw, plan, prefix, cols, sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	// A cancelled sync stops mid-statement; an interrupt under way ends before Write does.
+	return d.inRawTx(ctx, name, func(conn *rawConn) error {
+		if err := d.stmts.exec(ctx, plan, stmts); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := applyDeletes(ctx, conn, name, s, cols, b); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		return d.saveState(ctx, conn, b.Table.Source, b.Table.Stream.Name, st)
+	})
+}
+
+// inRawTx runs do in one transaction on the raw connection, committed when do succeeds; a
+// cancelled ctx interrupts the statement under way, and the interrupt ends before inRawTx
+// does. The caller holds d.mu.
+func (d *Destination) inRawTx(ctx context.Context, name string, do func(*rawConn) error) error {
+	conn := d.raw
 	interrupted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { defer close(interrupted); conn.interrupt() })
 	defer func() {
@@ -692,13 +707,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") // a failed COMMIT may have ended it
 		}
 	}()
-	if err := d.stmts.exec(ctx, plan, stmts); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := applyDeletes(ctx, conn, name, s, cols, b); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := d.saveState(ctx, conn, b.Table.Source, b.Table.Stream.Name, st); err != nil {
+	if err := do(conn); err != nil {
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -706,6 +715,22 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	committed = true
 	return nil
+}
+
+// InsertEach runs query, a single-row INSERT into table, once for each of rows, in one
+// transaction on the connection Write uses, its values bound as Write binds them: the fastest
+// way SQLite's C API offers to store rows, which the load ceiling (bench --load) measures.
+func (d *Destination) InsertEach(ctx context.Context, table, query string, rows iter.Seq[[]any]) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inRawTx(ctx, table, func(conn *rawConn) error {
+		for row := range rows {
+			if _, err := conn.ExecContext(ctx, query, row...); err != nil {
+				return fmt.Errorf("write %s: %w", table, err)
+			}
+		}
+		return nil
+	})
 }
 
 // execer runs statements: a transaction, or a connection with one open.
