@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -44,10 +43,7 @@ func (a *app) workerCommand() *cobra.Command {
 				return usageError{errors.New("concurrency: must not be negative")}
 			}
 			o.Concurrency = cmp.Or(o.Concurrency, fleetworker.DefaultConcurrency())
-			if a.getenv("GOMEMLIMIT") == "" {
-				// The soft limit main sets is one sync's; a worker runs several.
-				debug.SetMemoryLimit(int64(o.Concurrency) * softMemoryLimit)
-			}
+			tuneGC(a.getenv, o.Concurrency) // the soft limit main set is one sync's; a worker runs several
 			if o.ID == "" {
 				host, _ := os.Hostname()
 				o.ID = fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
