@@ -72,7 +72,7 @@ func (f *benchFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.suite, "suite", false, "run the whole benchmark suite (each case in its own process) and print one table")
 	fl.StringVar(&f.baseline, "baseline", "", "with --suite: another crmsync executable (an earlier release) to compare with, each case run as baseline, this, this, baseline")
 	fl.StringArrayVar(&f.cases, "case", nil, "with --suite: run only the cases whose names contain this text (repeatable)")
-	fl.IntVar(&f.rounds, "rounds", 1, "with --baseline: how many times to run each case's four runs")
+	fl.IntVar(&f.rounds, "rounds", 1, "with --suite: how many times to run each case (the row shows the median run and every run's CPU per row); with --baseline, each case's four runs")
 	fl.StringVar(&f.o.CPUProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	fl.StringVar(&f.o.MemProfile, "memprofile", "", "write a heap profile (allocations during the sync) to this file")
 	fl.StringVar(&f.o.Trace, "trace", "", "write an execution trace (go tool trace) to this file")
@@ -138,8 +138,8 @@ func (a *app) benchCommand() *cobra.Command {
 			switch {
 			case !f.suite && (f.baseline != "" || len(f.cases) > 0):
 				return usageError{errors.New("--baseline and --case choose what --suite runs: add --suite")}
-			case f.rounds < 1 || f.rounds > 1 && f.baseline == "":
-				return usageError{errors.New("--rounds is a number of rounds (1 or more) of a comparison with --baseline")}
+			case f.rounds < 1 || f.rounds > 1 && !f.suite:
+				return usageError{errors.New("--rounds is how many times (1 or more) --suite runs each case")}
 			case f.suite:
 				so := bench.SuiteOptions{PostgresURL: o.Dest, Baseline: f.baseline, Cases: f.cases, Rounds: f.rounds}
 				return bench.Suite(cmd.Context(), a.stdout, a.stderr, so, benchArgs)

@@ -73,8 +73,8 @@ func TestBenchArgsLeaveSwitchesOff(t *testing.T) {
 	}
 }
 
-// TestBenchSuiteFlagsNeedSuite: --baseline and --case only shape a suite, and --rounds a
-// comparison, so without them they are a usage error (exit 2) rather than ignored.
+// TestBenchSuiteFlagsNeedSuite: --baseline, --case and --rounds only shape a suite, so
+// without it they are a usage error (exit 2) rather than ignored.
 func TestBenchSuiteFlagsNeedSuite(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -82,7 +82,7 @@ func TestBenchSuiteFlagsNeedSuite(t *testing.T) {
 	}{
 		{[]string{"bench", "--baseline", "/bin/true"}, "add --suite"},
 		{[]string{"bench", "--case", "close 1M"}, "add --suite"},
-		{[]string{"bench", "--suite", "--rounds", "2"}, "with --baseline"},
+		{[]string{"bench", "--rounds", "2"}, "runs each case"},
 		{[]string{"bench", "--suite", "--baseline", "/bin/true", "--rounds", "0"}, "1 or more"},
 	} {
 		code, _, stderr := runCLI(t, nil, tc.args...)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -113,18 +116,20 @@ func TestSuite(t *testing.T) {
 	}
 }
 
+// smallChild runs a suite case on an account a thousandth of its size.
+func smallChild(o Options, serve bool) []string {
+	sizes := map[string]int{}
+	for table, n := range o.Sizes {
+		sizes[table] = n / 1000
+	}
+	o.Sizes = sizes
+	return child(o, serve)
+}
+
 // TestCompareSuite compares the test binary with itself on the cases one pattern selects:
 // two runs of each release a case (a round), four with two rounds, and a baseline that cannot
 // run leaves its cells empty without failing the suite.
 func TestCompareSuite(t *testing.T) {
-	small := func(o Options, serve bool) []string {
-		sizes := map[string]int{}
-		for table, n := range o.Sizes {
-			sizes[table] = n / 1000
-		}
-		o.Sizes = sizes
-		return child(o, serve)
-	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +145,7 @@ func TestCompareSuite(t *testing.T) {
 	} {
 		var out, stderr bytes.Buffer
 		so := SuiteOptions{Baseline: tc.baseline, Cases: []string{"copper 100k"}, Rounds: tc.rounds}
-		if err := Suite(t.Context(), &out, &stderr, so, small); err != nil {
+		if err := Suite(t.Context(), &out, &stderr, so, smallChild); err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -148,8 +153,55 @@ func TestCompareSuite(t *testing.T) {
 			t.Errorf("baseline %s, %d rounds: table\n%s\nwant one row matching %s", tc.baseline, tc.rounds, out.String(), tc.want)
 		}
 	}
-	if err := Suite(t.Context(), io.Discard, io.Discard, SuiteOptions{Cases: []string{"no such case"}}, small); err == nil {
+	if err := Suite(t.Context(), io.Discard, io.Discard, SuiteOptions{Cases: []string{"no such case"}}, smallChild); err == nil {
 		t.Error("a pattern that selects no case was accepted")
+	}
+}
+
+// TestSuiteRounds: with rounds, a case's row is its median run's, followed by every run's CPU
+// per row.
+func TestSuiteRounds(t *testing.T) {
+	var out, stderr bytes.Buffer
+	if err := Suite(t.Context(), &out, &stderr, SuiteOptions{Cases: []string{"copper 100k"}, Rounds: 3}, smallChild); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	row := regexp.MustCompile(`^\| copper 100k → sqlite \| \d+ \| \d+ \| ([\d.]+) \(([\d.]+), ([\d.]+), ([\d.]+)\) \| `)
+	if len(lines) != 3 || !strings.Contains(lines[0], "median of 3") {
+		t.Fatalf("table\n%s\nwant a header naming the median of 3 and one row", out.String())
+	}
+	m := row.FindStringSubmatch(lines[2])
+	if m == nil {
+		t.Fatalf("row %q does not show a median and three runs", lines[2])
+	}
+	runs := []string{m[2], m[3], m[4]}
+	slices.SortFunc(runs, func(a, b string) int {
+		x, _ := strconv.ParseFloat(a, 64)
+		y, _ := strconv.ParseFloat(b, 64)
+		return cmp.Compare(x, y)
+	})
+	if m[1] != runs[1] {
+		t.Errorf("row %q: %s is not the median of its runs", lines[2], m[1])
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	for _, tc := range []struct {
+		cpu  []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{3.77, 2.61, 2.88}, 2.88},
+		{[]float64{2, 1}, 1},
+		{[]float64{4, 1, 3, 2}, 2},
+	} {
+		runs := make([]Result, len(tc.cpu))
+		for i, c := range tc.cpu {
+			runs[i] = Result{CPUPer100k: c, Rows: int64(i)}
+		}
+		if got := medianRun(runs); got.CPUPer100k != tc.want {
+			t.Errorf("medianRun(%v) = %v, want %v", tc.cpu, got.CPUPer100k, tc.want)
+		}
 	}
 }
 

@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -85,7 +87,8 @@ type SuiteOptions struct {
 	Baseline string
 	// Cases, when set, keeps the cases whose names contain one of these strings.
 	Cases []string
-	// Rounds is how many times a comparison runs its four runs of a case (at least once).
+	// Rounds is how many times a case runs (at least once): the suite's row is then the
+	// median run's, with every run's CPU per row; a comparison runs its four runs that often.
 	Rounds int
 }
 
@@ -104,15 +107,31 @@ func Suite(ctx context.Context, w, stderr io.Writer, so SuiteOptions, self Comma
 	if so.Baseline != "" {
 		return compareSuite(ctx, w, stderr, cases, so.Baseline, exe, max(so.Rounds, 1), self)
 	}
-	fmt.Fprintf(w, "| case | rows | rows/s | CPU s / 100k | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	rounds := max(so.Rounds, 1)
+	cpuHeader := "CPU s / 100k"
+	if rounds > 1 {
+		cpuHeader = fmt.Sprintf("CPU s / 100k, median of %d (all runs)", rounds)
+	}
+	fmt.Fprintf(w, "| case | rows | rows/s | %s | peak RSS MB | requests (min) | 429s | wall ÷ ideal | incr. requests | load ceiling: rows/s (share) |\n|---|---|---|---|---|---|---|---|---|---|\n", cpuHeader)
 	for _, c := range cases {
-		r, err := runCase(ctx, exe, self(c.o, false), stderr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+		var runs []Result
+		for range rounds {
+			r, err := runCase(ctx, exe, self(c.o, false), stderr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			runs = append(runs, r)
 		}
-		fmt.Fprintln(w, c.row(r))
+		fmt.Fprintln(w, c.row(runs))
 	}
 	return nil
+}
+
+// medianRun is the run whose CPU per row is the median of runs (the lower middle one of an
+// even number): one run's figures, so that the row's rate, memory and requests belong together.
+func medianRun(runs []Result) Result {
+	sorted := slices.SortedFunc(slices.Values(runs), func(a, b Result) int { return cmp.Compare(a.CPUPer100k, b.CPUPer100k) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // selectCases keeps the cases whose names contain one of the patterns (all, without any).
@@ -212,8 +231,18 @@ func compareRow(name string, before, after []Result) string {
 		figures(before, rss, "%.0f"), figures(after, rss, "%.0f"))
 }
 
-// row is the case's line of the suite's table.
-func (c suiteCase) row(r Result) string {
+// row is the case's line of the suite's table: the median run's figures and, when the case
+// ran more than once, every run's CPU per row in the order they ran.
+func (c suiteCase) row(runs []Result) string {
+	r := medianRun(runs)
+	cpu := fmt.Sprintf("%.2f", r.CPUPer100k)
+	if len(runs) > 1 {
+		all := make([]string, len(runs))
+		for i, run := range runs {
+			all[i] = fmt.Sprintf("%.2f", run.CPUPer100k)
+		}
+		cpu += " (" + strings.Join(all, ", ") + ")"
+	}
 	requests, ideal, incr, ceiling := fmt.Sprintf("%d (%d)", r.Requests, r.MinRequests), "—", "—", "—"
 	switch rate := c.o.ServerRate; {
 	case c.perGroup:
@@ -226,6 +255,6 @@ func (c suiteCase) row(r Result) string {
 		requests = "—"
 		ceiling = fmt.Sprintf("%.0f (%.0f %%)", r.CeilingRowsPerSec, 100*r.RowsPerSec/r.CeilingRowsPerSec)
 	}
-	return fmt.Sprintf("| %s | %d | %.0f | %.2f | %.0f | %s | %d | %s | %s | %s |",
-		c.name, r.Rows, r.RowsPerSec, r.CPUPer100k, r.PeakRSSMB, requests, r.RateLimited, ideal, incr, ceiling)
+	return fmt.Sprintf("| %s | %d | %.0f | %s | %.0f | %s | %d | %s | %s | %s |",
+		c.name, r.Rows, r.RowsPerSec, cpu, r.PeakRSSMB, requests, r.RateLimited, ideal, incr, ceiling)
 }
