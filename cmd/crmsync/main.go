@@ -71,8 +71,8 @@ func (u usageError) Unwrap() error { return u.err }
 // its whole input once over, so at Go's default (GOGC=100: collect when the heap doubles) a
 // 1M-row Close sync collected 280 times, every 20 MB or so. At 300 the heap may grow to four
 // times the live data, and the soft limit caps it where that would be big. Against GOGC=100
-// under a 150 MiB limit, the benchmark suite's syncs took 7–18 % less CPU per row for about
-// 20 MB more peak RSS, and every Close table at once peaked lower (149 MB against 160 MB).
+// under a 150 MiB limit, most of the benchmark suite's syncs took 7–18 % less CPU per row for
+// about 20 MB more peak RSS, and every Close table at once peaked lower (149 MB against 160).
 // The limit is soft (the runtime caps the collector's CPU share when live data pass it);
 // GOGC and GOMEMLIMIT override both.
 const (
