@@ -67,14 +67,14 @@ func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
 // softMemoryLimit and gcPercent shape the heap of a sync together. A sync's live heap is
-// small (12–60 MB: the records of a few batches and the pages they share) while it allocates
-// its whole input once over, so at Go's default (GOGC=100: collect when the heap doubles) a
-// 1M-row Close sync collected 280 times, every 20 MB or so. At 300 the heap may grow to four
-// times the live data, and the soft limit caps it where that would be big. Against GOGC=100
-// under a 150 MiB limit, most of the benchmark suite's syncs took 7–18 % less CPU per row for
-// about 20 MB more peak RSS, and every Close table at once peaked lower (149 MB against 160).
-// The limit is soft (the runtime caps the collector's CPU share when live data pass it);
-// GOGC and GOMEMLIMIT override both.
+// small (9–41 MB in a 1M-row Close sync, by gctrace: a few batches of records and their
+// pages) while it allocates its whole input once over, so at Go's default (GOGC=100: collect
+// when the heap doubles) a 1M-row Close sync collected 280 times, every 20 MB or so. At 300
+// the heap may grow to four times the live data, and the soft limit caps it where that would
+// be big. Against GOGC=100 under a 150 MiB limit, most of the benchmark suite's syncs took
+// 7–18 % less CPU per row for about 20 MB more peak RSS, and every Close table at once peaked
+// lower (149 MB against 160). The limit is soft (the runtime caps the collector's CPU share
+// when live data pass it); GOGC and GOMEMLIMIT override both.
 const (
 	softMemoryLimit = 100 << 20
 	gcPercent       = 300

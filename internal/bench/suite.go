@@ -201,16 +201,6 @@ func compareSuite(ctx context.Context, w, stderr io.Writer, cases []suiteCase, b
 // compareRow is a case's line of the comparison: each run's figures, and the change of the
 // mean CPU per row.
 func compareRow(name string, before, after []Result) string {
-	figures := func(rs []Result, f func(Result) float64, format string) string {
-		if len(rs) == 0 {
-			return "—"
-		}
-		s := make([]string, len(rs))
-		for i, r := range rs {
-			s[i] = fmt.Sprintf(format, f(r))
-		}
-		return strings.Join(s, ", ")
-	}
 	mean := func(rs []Result) float64 {
 		var sum float64
 		for _, r := range rs {
@@ -223,12 +213,25 @@ func compareRow(name string, before, after []Result) string {
 		change = fmt.Sprintf("%+.1f %%", 100*(mean(after)/mean(before)-1))
 	}
 	rate := func(r Result) float64 { return r.RowsPerSec }
-	cpu := func(r Result) float64 { return r.CPUPer100k }
 	rss := func(r Result) float64 { return r.PeakRSSMB }
 	return fmt.Sprintf("| %s | %s → %s | %s → %s | %s | %s → %s |", name,
 		figures(before, rate, "%.0f"), figures(after, rate, "%.0f"),
-		figures(before, cpu, "%.2f"), figures(after, cpu, "%.2f"), change,
+		figures(before, cpuPerRow, "%.2f"), figures(after, cpuPerRow, "%.2f"), change,
 		figures(before, rss, "%.0f"), figures(after, rss, "%.0f"))
+}
+
+func cpuPerRow(r Result) float64 { return r.CPUPer100k }
+
+// figures is one figure of each run, in the order they ran, or "—" for none.
+func figures(rs []Result, f func(Result) float64, format string) string {
+	if len(rs) == 0 {
+		return "—"
+	}
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = fmt.Sprintf(format, f(r))
+	}
+	return strings.Join(s, ", ")
 }
 
 // row is the case's line of the suite's table: the median run's figures and, when the case
@@ -237,11 +240,7 @@ func (c suiteCase) row(runs []Result) string {
 	r := medianRun(runs)
 	cpu := fmt.Sprintf("%.2f", r.CPUPer100k)
 	if len(runs) > 1 {
-		all := make([]string, len(runs))
-		for i, run := range runs {
-			all[i] = fmt.Sprintf("%.2f", run.CPUPer100k)
-		}
-		cpu += " (" + strings.Join(all, ", ") + ")"
+		cpu += " (" + figures(runs, cpuPerRow, "%.2f") + ")"
 	}
 	requests, ideal, incr, ceiling := fmt.Sprintf("%d (%d)", r.Requests, r.MinRequests), "—", "—", "—"
 	switch rate := c.o.ServerRate; {

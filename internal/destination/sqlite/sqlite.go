@@ -115,7 +115,7 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		return nil, fmt.Errorf("sqlite destination: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}, stmts: newStatementCache(), loading: map[string]bool{}}
+	d := &Destination{path: path, schema: schema, db: db, bulk: bulk, colNames: map[string]colNames{}, loading: map[string]bool{}}
 	if err := d.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -124,6 +124,7 @@ func Open(ctx context.Context, path, schema string) (*Destination, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite destination: open %s: %w", path, err)
 	}
+	d.stmts = newStatementCache(d.raw)
 	return d, nil
 }
 
@@ -671,7 +672,7 @@ func (d *Destination) Write(ctx context.Context, b destination.Batch, st state.S
 	}
 	prefix := name + "\x00" + kind + "\x00"
 	// Statements are prepared before the transaction, so that it is short.
-	stmts, err := d.stmts.prepare(d.raw, plan, prefix, cols, sqlFor)
+	stmts, err := d.stmts.prepare(plan, prefix, cols, sqlFor)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}

@@ -379,7 +379,7 @@ type statementCache struct {
 	// known is the column sets each table's statements were built for (see shapes).
 	known   map[string]*shapes
 	knownMu sync.Mutex
-	// conn is the connection the statements are prepared on; nil until the first prepare.
+	// conn is the connection the statements are prepared and run on.
 	conn *rawConn
 }
 
@@ -388,8 +388,8 @@ type cachedStatement struct {
 	used uint64
 }
 
-func newStatementCache() *statementCache {
-	return &statementCache{stmts: map[string]*cachedStatement{}, known: map[string]*shapes{}}
+func newStatementCache(conn *rawConn) *statementCache {
+	return &statementCache{conn: conn, stmts: map[string]*cachedStatement{}, known: map[string]*shapes{}}
 }
 
 // shapesOf is the column sets remembered for a table.
@@ -404,11 +404,10 @@ func (c *statementCache) shapesOf(table string) *shapes {
 	return k
 }
 
-// prepare returns on conn the statement of each execution of the plan, preparing those the
+// prepare returns the statement of each execution of the plan, preparing those the
 // cache does not hold yet and making room by finalizing the least recently used others;
 // prefix names the table and kind of write.
-func (c *statementCache) prepare(conn *rawConn, plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) ([]uintptr, error) {
-	c.conn = conn
+func (c *statementCache) prepare(plan []execution, prefix string, cols []catalog.Column, sqlFor statementSQL) ([]uintptr, error) {
 	c.clock++
 	keys := make([]string, len(plan))
 	missing := map[string]execution{}
@@ -424,12 +423,12 @@ func (c *statementCache) prepare(conn *rawConn, plan []execution, prefix string,
 		c.evict(extra)
 	}
 	if len(missing) > 0 {
-		if err := conn.checkSchema(); err != nil {
+		if err := c.conn.checkSchema(); err != nil {
 			return nil, err
 		}
 	}
 	for k, e := range missing {
-		st, err := conn.compile(e.query(cols, sqlFor))
+		st, err := c.conn.compile(e.query(cols, sqlFor))
 		if err != nil {
 			return nil, err
 		}

@@ -102,7 +102,7 @@ func (s *Source) list(ctx context.Context, path string, q url.Values) (page, err
 		q.Set("_fields", fields)
 	}
 	var p page
-	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q, Header: utc}, func(r apiclient.Response) error {
+	err := s.Client.Do(ctx, apiclient.Request{Method: http.MethodGet, Path: path, Query: q, Header: utcFilters()}, func(r apiclient.Response) error {
 		fields, data, err := record.DecodePage(r.Body, "data")
 		if err != nil {
 			return err
@@ -118,11 +118,11 @@ func (s *Source) list(ctx context.Context, path string, q url.Values) (page, err
 	return p, err
 }
 
-// utc asks Close to read the date-times of a request's filters that carry no zone as UTC.
+// utcFilters asks Close to read the date-times of a request's filters that carry no zone as UTC.
 // The lead search takes only such values (queryMinute), and which zone it reads them in
 // without the header is not documented: in the account's, a bookmark would be read hours
 // off and the changes of those hours skipped. The other filters name their zone (apiTime).
-var utc = http.Header{"X-Tz-Offset": {"0"}}
+func utcFilters() http.Header { return http.Header{"X-Tz-Offset": {"0"}} }
 
 // apiTime formats a filter value the way the list endpoints accept it (UTC, microseconds).
 func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000+00:00") }
